@@ -1,0 +1,26 @@
+//! The Kafka frame codec: length prefix, request-header peek and the few body
+//! fields Strait reads without decoding a message (produce `acks`).
+//!
+//! Everything here is bounds-checked and allocation-free: a frame stays raw
+//! bytes unless a rewrite needs it decoded (see [`crate::routing::rewrite`]).
+
+mod header;
+
+pub use header::{peek_produce_acks, FrameError, RequestPeek, PEEK_LEN};
+
+/// Reads the 4-byte big-endian length prefix and checks it against `max`.
+/// `Ok(None)` means fewer than 4 bytes are buffered.
+pub fn frame_len(buf: &[u8], max: usize) -> Result<Option<usize>, FrameError> {
+    let Some(prefix) = buf.get(..4) else {
+        return Ok(None);
+    };
+    let len = i32::from_be_bytes(prefix.try_into().expect("4 bytes"));
+    if len < 0 {
+        return Err(FrameError::NegativeLength(len));
+    }
+    let len = len as usize;
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    Ok(Some(len))
+}

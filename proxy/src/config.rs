@@ -1,0 +1,407 @@
+//! Configuration: the `strait.toml` schema, defaults, and start-up validation
+//! that reports every problem at once.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default cap on one Kafka frame (length prefix), as Kafka's own
+/// `socket.request.max.bytes` default.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
+
+/// The whole proxy configuration, as read from `strait.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: ListenConfig,
+    pub upstream: UpstreamConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub tls: Option<ClientTlsConfig>,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// Where clients connect, and how broker addresses are advertised to them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    /// The bootstrap listener, e.g. `0.0.0.0:9092`. Port 0 picks a free port.
+    pub bootstrap: String,
+    /// The host clients are told to connect to (in Metadata, FindCoordinator, ...).
+    /// Defaults to the bootstrap listener's IP (or 127.0.0.1 for a wildcard IP).
+    #[serde(default)]
+    pub advertised_host: Option<String>,
+    /// Port-per-broker range `"START-END"`: broker node id N listens on START + N.
+    /// `"0"` gives every broker an OS-assigned port (tests, quick starts).
+    #[serde(default = "default_broker_ports")]
+    pub broker_ports: String,
+}
+
+fn default_broker_ports() -> String {
+    "0".to_string()
+}
+
+/// The real Kafka cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Bootstrap brokers, `host:port`.
+    pub bootstrap: Vec<String>,
+    /// Connect timeout to a broker, in milliseconds.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// TLS to the brokers.
+    #[serde(default)]
+    pub tls: Option<UpstreamTlsConfig>,
+    /// How Strait keeps broker addresses in Produce v10+ / Fetch v16+ responses
+    /// (KIP-951 node endpoints) from reaching clients: `clamp` caps those api
+    /// versions in ApiVersions so the field never appears and every byte streams;
+    /// `rewrite` allows them and decodes those responses to rewrite the endpoints.
+    #[serde(default)]
+    pub leader_endpoints: LeaderEndpoints,
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    10_000
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaderEndpoints {
+    #[default]
+    Clamp,
+    Rewrite,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsConfig {
+    /// PEM file of the CA(s) that sign the brokers' certificates.
+    pub ca_file: PathBuf,
+    /// Name to verify in the broker certificate; defaults to the broker's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
+}
+
+/// Client-facing TLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// When set, clients must present a certificate signed by one of these CAs (mTLS).
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Admin HTTP listener (`/metrics`, `/healthz`, `/readyz`). Loopback by default.
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:9644".to_string()
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_admin_listen(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest frame accepted from a client or broker (length prefix), bytes.
+    #[serde(default = "default_max_frame")]
+    pub max_frame_bytes: usize,
+    /// Read buffer per connection and direction, bytes.
+    #[serde(default = "default_buffer")]
+    pub buffer_bytes: usize,
+    /// Requests a client may have in flight on one connection before Strait stops reading.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+}
+
+fn default_max_frame() -> usize {
+    DEFAULT_MAX_FRAME_BYTES
+}
+fn default_buffer() -> usize {
+    64 * 1024
+}
+fn default_max_in_flight() -> usize {
+    1024
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: default_max_frame(),
+            buffer_bytes: default_buffer(),
+            max_in_flight: default_max_in_flight(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (default) or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Port-per-broker addressing, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerPorts {
+    /// Every broker listener gets an OS-assigned port.
+    Ephemeral,
+    /// Node id N listens on `start + N`; ids beyond `end` cannot be served.
+    Range { start: u16, end: u16 },
+}
+
+impl BrokerPorts {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s == "0" {
+            return Ok(BrokerPorts::Ephemeral);
+        }
+        let (a, b) = s.split_once('-').ok_or_else(|| {
+            format!("listen.broker_ports: expected \"START-END\" or \"0\", got {s:?}")
+        })?;
+        let start: u16 = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("listen.broker_ports: bad start port {a:?}"))?;
+        let end: u16 = b
+            .trim()
+            .parse()
+            .map_err(|_| format!("listen.broker_ports: bad end port {b:?}"))?;
+        if start == 0 || end < start {
+            return Err(format!("listen.broker_ports: empty or invalid range {s:?}"));
+        }
+        Ok(BrokerPorts::Range { start, end })
+    }
+
+    /// The port for a node id, or `None` when the id falls outside the range.
+    pub fn port_for(&self, node_id: i32) -> Option<u16> {
+        match *self {
+            BrokerPorts::Ephemeral => Some(0),
+            BrokerPorts::Range { start, end } => {
+                let p = i64::from(start) + i64::from(node_id);
+                (node_id >= 0 && p <= i64::from(end)).then_some(p as u16)
+            }
+        }
+    }
+}
+
+/// A configuration that passed validation, with parsed addresses.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    pub config: Config,
+    pub bootstrap_listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub advertised_host: String,
+    pub broker_ports: BrokerPorts,
+}
+
+impl Config {
+    /// Reads and parses a TOML file; unknown keys are rejected.
+    pub fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+        Config::from_toml(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// A configuration for a quick start without a file.
+    pub fn quick(listen: &str, upstream: &str) -> Config {
+        Config {
+            listen: ListenConfig {
+                bootstrap: listen.to_string(),
+                advertised_host: None,
+                broker_ports: default_broker_ports(),
+            },
+            upstream: UpstreamConfig {
+                bootstrap: upstream.split(',').map(|s| s.trim().to_string()).collect(),
+                connect_timeout_ms: default_connect_timeout_ms(),
+                tls: None,
+                leader_endpoints: LeaderEndpoints::default(),
+            },
+            admin: AdminConfig::default(),
+            limits: LimitsConfig::default(),
+            tls: None,
+            log: LogConfig::default(),
+        }
+    }
+
+    /// Checks everything that can be checked before binding a socket and
+    /// returns every problem found, not just the first.
+    pub fn validate(self) -> Result<Validated, Vec<String>> {
+        let mut errors = Vec::new();
+        let bootstrap_listen = match self.listen.bootstrap.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                errors.push(format!(
+                    "listen.bootstrap: {:?} is not an IP:PORT socket address",
+                    self.listen.bootstrap
+                ));
+                None
+            }
+        };
+        let admin_listen = match self.admin.listen.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                errors.push(format!(
+                    "admin.listen: {:?} is not an IP:PORT socket address",
+                    self.admin.listen
+                ));
+                None
+            }
+        };
+        let broker_ports = match BrokerPorts::parse(&self.listen.broker_ports) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        if self.upstream.bootstrap.is_empty() {
+            errors.push("upstream.bootstrap: at least one broker host:port is required".into());
+        }
+        for b in &self.upstream.bootstrap {
+            if !valid_host_port(b) {
+                errors.push(format!("upstream.bootstrap: {b:?} is not host:port"));
+            }
+        }
+        if self.upstream.connect_timeout_ms == 0 {
+            errors.push("upstream.connect_timeout_ms must be > 0".into());
+        }
+        let l = &self.limits;
+        if l.max_frame_bytes < 1024 || l.max_frame_bytes > i32::MAX as usize {
+            errors.push(format!(
+                "limits.max_frame_bytes: {} is outside 1024..=2147483647",
+                l.max_frame_bytes
+            ));
+        }
+        if l.buffer_bytes < 4096 || l.buffer_bytes > 16 * 1024 * 1024 {
+            errors.push(format!(
+                "limits.buffer_bytes: {} is outside 4096..=16777216",
+                l.buffer_bytes
+            ));
+        }
+        if l.max_in_flight == 0 {
+            errors.push("limits.max_in_flight must be > 0".into());
+        }
+        if let Some(tls) = &self.tls {
+            check_file(&mut errors, "tls.cert_file", &tls.cert_file);
+            check_file(&mut errors, "tls.key_file", &tls.key_file);
+            if let Some(ca) = &tls.client_ca_file {
+                check_file(&mut errors, "tls.client_ca_file", ca);
+            }
+        }
+        if let Some(tls) = &self.upstream.tls {
+            check_file(&mut errors, "upstream.tls.ca_file", &tls.ca_file);
+        }
+        if let Some(h) = &self.listen.advertised_host {
+            if h.is_empty() || h.contains(':') && h.parse::<std::net::Ipv6Addr>().is_err() {
+                errors.push(format!(
+                    "listen.advertised_host: {h:?} is not a host name or IP"
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let bootstrap_listen = bootstrap_listen.expect("checked above");
+        let advertised_host = self.listen.advertised_host.clone().unwrap_or_else(|| {
+            if bootstrap_listen.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                bootstrap_listen.ip().to_string()
+            }
+        });
+        Ok(Validated {
+            admin_listen: admin_listen.expect("checked above"),
+            broker_ports: broker_ports.expect("checked above"),
+            bootstrap_listen,
+            advertised_host,
+            config: self,
+        })
+    }
+}
+
+fn valid_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
+    }
+}
+
+fn check_file(errors: &mut Vec<String>, key: &str, path: &Path) {
+    if !path.is_file() {
+        errors.push(format!("{key}: {} is not a readable file", path.display()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_unknown_keys() {
+        let err = Config::from_toml(
+            "[listen]\nbootstrap='127.0.0.1:9092'\nbogus=1\n[upstream]\nbootstrap=['a:1']\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let mut c = Config::quick("not-an-addr", "nohost");
+        c.admin.listen = "x".into();
+        c.limits.max_frame_bytes = 10;
+        c.listen.broker_ports = "9-1".into();
+        let errs = c.validate().unwrap_err();
+        assert_eq!(errs.len(), 5, "{errs:#?}");
+    }
+
+    #[test]
+    fn broker_port_range() {
+        let r = BrokerPorts::parse("19000-19010").unwrap();
+        assert_eq!(r.port_for(3), Some(19003));
+        assert_eq!(r.port_for(11), None);
+        assert_eq!(r.port_for(-1), None);
+        assert_eq!(BrokerPorts::parse("0").unwrap().port_for(7), Some(0));
+    }
+
+    #[test]
+    fn advertised_host_defaults_to_listen_ip() {
+        let v = Config::quick("0.0.0.0:9092", "k:9092").validate().unwrap();
+        assert_eq!(v.advertised_host, "127.0.0.1");
+        let v = Config::quick("127.0.0.2:0", "k:9092").validate().unwrap();
+        assert_eq!(v.advertised_host, "127.0.0.2");
+    }
+}

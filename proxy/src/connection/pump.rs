@@ -1,0 +1,228 @@
+//! The two pumps of a proxied connection. Each reads into one reusable buffer,
+//! peeks frame headers in place, and forwards whole runs of passthrough bytes
+//! with one write; a frame is buffered whole only when its response must be
+//! rewritten. A 50 MB fetch response thus costs one buffer, not 50 MB.
+
+use std::time::Instant;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::{BoxRead, BoxWrite, ConnError};
+use crate::codec::{frame_len, peek_produce_acks, RequestPeek};
+use crate::metrics;
+use crate::routing::rewrite::{classify, Rewrite};
+use crate::server::Shared;
+
+/// The request header Strait keeps for every request awaiting a response.
+#[derive(Debug)]
+pub struct InFlight {
+    pub correlation_id: i32,
+    pub api_key: i16,
+    pub api_version: i16,
+    pub rewrite: Option<Rewrite>,
+    pub sent: Instant,
+}
+
+/// Makes room for at least `chunk` more bytes without shrinking below what is held.
+fn make_room(buf: &mut BytesMut, chunk: usize) {
+    if buf.capacity() - buf.len() < chunk / 4 {
+        buf.reserve(chunk);
+    }
+}
+
+/// Client → broker. Returns `Ok(())` when the client closes between frames.
+pub async fn requests(
+    shared: &Shared,
+    mut client: BoxRead,
+    mut upstream: BoxWrite,
+    in_flight: mpsc::Sender<InFlight>,
+) -> Result<(), ConnError> {
+    let max = shared.limits.max_frame_bytes;
+    let chunk = shared.limits.buffer_bytes;
+    let mut buf = BytesMut::with_capacity(chunk);
+    // Bytes of the current frame still to forward; 0 at a frame boundary.
+    let mut rem = 0usize;
+    loop {
+        let mut pos = 0;
+        loop {
+            if rem > 0 {
+                let n = rem.min(buf.len() - pos);
+                pos += n;
+                rem -= n;
+                if rem > 0 {
+                    break;
+                }
+                continue;
+            }
+            let avail = &buf[pos..];
+            let Some(len) = frame_len(avail, max).map_err(ConnError::ClientFrame)? else {
+                break;
+            };
+            let body = &avail[4..];
+            let Some(peek) = RequestPeek::parse(body, len).map_err(ConnError::ClientFrame)? else {
+                break;
+            };
+            let rewrite =
+                classify(peek.api_key, peek.api_version).map_err(ConnError::Unsupported)?;
+            let mut expects_response = true;
+            if peek.api_key == 0 {
+                match peek_produce_acks(body, peek.api_version, len)
+                    .map_err(ConnError::ClientFrame)?
+                {
+                    None => break,
+                    Some(acks) => expects_response = acks != 0,
+                }
+            }
+            let m = metrics::api(peek.api_key);
+            m.requests.increment(1);
+            m.request_bytes.increment(4 + len as u64);
+            if expects_response {
+                let entry = InFlight {
+                    correlation_id: peek.correlation_id,
+                    api_key: peek.api_key,
+                    api_version: peek.api_version,
+                    rewrite,
+                    sent: Instant::now(),
+                };
+                if in_flight.send(entry).await.is_err() {
+                    return Ok(()); // the response side has ended and reported why
+                }
+            }
+            rem = 4 + len;
+        }
+        if pos > 0 {
+            upstream
+                .write_all(&buf[..pos])
+                .await
+                .map_err(ConnError::UpstreamIo)?;
+            buf.advance(pos);
+        }
+        make_room(&mut buf, chunk);
+        let n = client
+            .read_buf(&mut buf)
+            .await
+            .map_err(ConnError::ClientIo)?;
+        if n == 0 {
+            if rem == 0 && buf.is_empty() {
+                return Ok(());
+            }
+            return Err(ConnError::ClientClosedMidRequest {
+                buffered: buf.len(),
+                remaining: rem,
+            });
+        }
+    }
+}
+
+/// Broker → client. Matches every response to its request by correlation id.
+pub async fn responses(
+    shared: &Shared,
+    mut upstream: BoxRead,
+    mut client: BoxWrite,
+    mut in_flight: mpsc::Receiver<InFlight>,
+) -> Result<(), ConnError> {
+    let max = shared.limits.max_frame_bytes;
+    let chunk = shared.limits.buffer_bytes;
+    let mut buf = BytesMut::with_capacity(chunk);
+    let mut rem = 0usize;
+    let mut head: Option<InFlight> = None;
+    loop {
+        let mut pos = 0;
+        loop {
+            if rem > 0 {
+                let n = rem.min(buf.len() - pos);
+                pos += n;
+                rem -= n;
+                if rem > 0 {
+                    break;
+                }
+                continue;
+            }
+            let avail = &buf[pos..];
+            let Some(len) = frame_len(avail, max).map_err(ConnError::UpstreamFrame)? else {
+                break;
+            };
+            if len < 4 {
+                return Err(ConnError::UpstreamFrame(
+                    crate::codec::FrameError::TooShort { len },
+                ));
+            }
+            let Some(corr) = avail.get(4..8) else { break };
+            let corr = i32::from_be_bytes(corr.try_into().expect("4 bytes"));
+            if head.is_none() {
+                // The request side queues the header before it writes the request,
+                // so the entry is there by the time its response arrives.
+                head = Some(
+                    in_flight
+                        .recv()
+                        .await
+                        .ok_or(ConnError::UnexpectedResponse {
+                            correlation_id: corr,
+                        })?,
+                );
+            }
+            let entry = head.as_ref().expect("set above");
+            if entry.correlation_id != corr {
+                return Err(ConnError::CorrelationMismatch {
+                    expected: entry.correlation_id,
+                    got: corr,
+                });
+            }
+            let m = metrics::api(entry.api_key);
+            match entry.rewrite {
+                None => {
+                    m.latency.record(entry.sent.elapsed().as_secs_f64());
+                    m.response_bytes.increment(4 + len as u64);
+                    rem = 4 + len;
+                    head = None;
+                }
+                Some(kind) => {
+                    if avail.len() < 4 + len {
+                        buf.reserve(4 + len - avail.len());
+                        break;
+                    }
+                    if pos > 0 {
+                        client
+                            .write_all(&buf[..pos])
+                            .await
+                            .map_err(ConnError::ClientIo)?;
+                        buf.advance(pos);
+                        pos = 0;
+                    }
+                    let frame = buf.split_to(4 + len).freeze().slice(4..);
+                    let out = shared
+                        .rewrite(kind, entry.api_key, entry.api_version, frame)
+                        .await
+                        .map_err(ConnError::Rewrite)?;
+                    client.write_all(&out).await.map_err(ConnError::ClientIo)?;
+                    m.latency.record(entry.sent.elapsed().as_secs_f64());
+                    m.response_bytes.increment(out.len() as u64);
+                    head = None;
+                }
+            }
+        }
+        if pos > 0 {
+            client
+                .write_all(&buf[..pos])
+                .await
+                .map_err(ConnError::ClientIo)?;
+            buf.advance(pos);
+        }
+        make_room(&mut buf, chunk);
+        let n = upstream
+            .read_buf(&mut buf)
+            .await
+            .map_err(ConnError::UpstreamIo)?;
+        if n == 0 {
+            let waiting = usize::from(head.is_some()) + in_flight.len();
+            if rem == 0 && buf.is_empty() && waiting == 0 {
+                return Err(ConnError::UpstreamClosed { in_flight: 0 });
+            }
+            return Err(ConnError::UpstreamClosed {
+                in_flight: waiting.max(1),
+            });
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! The `strait` binary: parses arguments and runs the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use strait_proxy::config::{Config, LogFormat};
+
+/// Strait: a transparent Kafka-wire-protocol proxy.
+///
+/// Point unmodified Kafka clients' bootstrap.servers at Strait; it forwards to
+/// the real brokers and keeps clients talking to it (port-per-broker).
+#[derive(Parser)]
+#[command(name = "strait", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy, from a config file or from flags for a quick start.
+    Run(RunArgs),
+    /// Validate a config file and print every problem found.
+    Check {
+        /// Path to strait.toml.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Path to strait.toml (see README). Conflicts with --upstream.
+    #[arg(long, short, conflicts_with = "upstream")]
+    config: Option<PathBuf>,
+    /// Upstream bootstrap brokers, comma-separated host:port (quick start).
+    #[arg(long, required_unless_present = "config")]
+    upstream: Option<String>,
+    /// Bootstrap listener for clients (quick start).
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    listen: String,
+    /// Host advertised to clients (default: the listen IP).
+    #[arg(long)]
+    advertised_host: Option<String>,
+    /// Port-per-broker range START-END (node N on START+N), or 0 for any free port.
+    #[arg(long, default_value = "0")]
+    broker_ports: String,
+    /// Admin listener (/metrics, /healthz, /readyz).
+    #[arg(long, default_value = "127.0.0.1:9644")]
+    admin: String,
+    /// Log format: text or json (overrides the config file).
+    #[arg(long)]
+    log_format: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => match load(&config) {
+            Ok(_) => {
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                for e in errors {
+                    eprintln!("error: {e}");
+                }
+                ExitCode::from(2)
+            }
+        },
+        Command::Run(args) => run(args),
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<strait_proxy::Validated, Vec<String>> {
+    let config = Config::from_file(path).map_err(|e| vec![format!("{e:#}")])?;
+    config.validate().map_err(|errs| {
+        errs.into_iter()
+            .map(|e| format!("{}: {e}", path.display()))
+            .collect()
+    })
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let validated = match &args.config {
+        Some(path) => load(path),
+        None => {
+            let mut c = Config::quick(&args.listen, args.upstream.as_deref().unwrap_or_default());
+            c.listen.advertised_host = args.advertised_host.clone();
+            c.listen.broker_ports = args.broker_ports.clone();
+            c.admin.listen = args.admin.clone();
+            c.validate()
+        }
+    };
+    let validated = match validated {
+        Ok(v) => v,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!(
+                "strait: {} configuration error(s); not starting",
+                errors.len()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let format = match args.log_format.as_deref() {
+        None => validated.config.log.format,
+        Some("json") => LogFormat::Json,
+        Some("text") => LogFormat::Text,
+        Some(other) => {
+            eprintln!("error: --log-format must be text or json, got {other:?}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(strait_proxy::run(validated, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "strait failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

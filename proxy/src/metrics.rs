@@ -1,0 +1,104 @@
+//! Metrics: one place that names every series. Per-api-key handles are
+//! created once so the per-frame cost is an atomic add, not a label lookup.
+
+use std::sync::OnceLock;
+
+use kafka_protocol::messages::ApiKey;
+use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+const KEYS: usize = 128;
+
+/// Handles for one api key.
+pub struct ApiMetrics {
+    pub requests: Counter,
+    pub request_bytes: Counter,
+    pub response_bytes: Counter,
+    pub latency: Histogram,
+}
+
+struct Registry {
+    handle: PrometheusHandle,
+    per_key: Vec<ApiMetrics>,
+    unknown: ApiMetrics,
+}
+
+static REGISTRY: OnceLock<Registry> = OnceLock::new();
+
+fn api_name(key: i16) -> String {
+    match ApiKey::try_from(key) {
+        Ok(k) => format!("{k:?}"),
+        Err(()) => format!("unknown_{key}"),
+    }
+}
+
+fn api_metrics(name: String) -> ApiMetrics {
+    ApiMetrics {
+        requests: counter!("strait_requests_total", "api" => name.clone()),
+        request_bytes: counter!("strait_bytes_total", "api" => name.clone(), "direction" => "request"),
+        response_bytes: counter!("strait_bytes_total", "api" => name.clone(), "direction" => "response"),
+        latency: histogram!("strait_request_latency_seconds", "api" => name),
+    }
+}
+
+/// Installs the Prometheus recorder (once per process) and returns its handle.
+pub fn install() -> PrometheusHandle {
+    REGISTRY
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("strait_request_latency_seconds".into()),
+                    &[
+                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                        0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                    ],
+                )
+                .expect("static buckets are valid")
+                .install_recorder()
+                .expect("the metrics recorder is installed once");
+            let per_key = (0..KEYS as i16)
+                .map(|k| {
+                    if ApiKey::try_from(k).is_ok() {
+                        api_metrics(api_name(k))
+                    } else {
+                        api_metrics("unknown".into())
+                    }
+                })
+                .collect();
+            Registry {
+                handle,
+                per_key,
+                unknown: api_metrics("unknown".into()),
+            }
+        })
+        .handle
+        .clone()
+}
+
+/// The handles for an api key (a shared "unknown" series for unknown keys).
+pub fn api(key: i16) -> &'static ApiMetrics {
+    let r = REGISTRY
+        .get()
+        .expect("metrics::install runs before serving");
+    usize::try_from(key)
+        .ok()
+        .and_then(|k| r.per_key.get(k))
+        .unwrap_or(&r.unknown)
+}
+
+pub fn connections(listener: &'static str) -> Gauge {
+    gauge!("strait_client_connections", "listener" => listener)
+}
+
+pub fn connections_total(listener: &'static str) -> Counter {
+    counter!("strait_client_connections_total", "listener" => listener)
+}
+
+/// Connection-level errors, by side (client, upstream, tls) and kind.
+pub fn error(side: &'static str, kind: &'static str) {
+    counter!("strait_errors_total", "side" => side, "kind" => kind).increment(1);
+}
+
+pub fn upstream_connect_failed() {
+    counter!("strait_upstream_connect_errors_total").increment(1);
+}

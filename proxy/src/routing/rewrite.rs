@@ -1,0 +1,500 @@
+//! Response rewriting: the few responses that carry broker addresses (or api
+//! version ranges) are decoded, rewritten to point at Strait, and re-encoded.
+//! Everything else never reaches this module.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, DescribeClusterResponse, FetchResponse, FindCoordinatorResponse,
+    MetadataResponse, ProduceResponse, ResponseHeader, ShareAcknowledgeResponse,
+    ShareFetchResponse,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+use crate::config::LeaderEndpoints;
+
+/// Kafka's UNSUPPORTED_VERSION error code.
+pub const UNSUPPORTED_VERSION: i16 = 35;
+
+/// A response Strait must decode and rewrite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewrite {
+    ApiVersions,
+    Metadata,
+    FindCoordinator,
+    DescribeCluster,
+    Produce,
+    Fetch,
+    ShareFetch,
+    ShareAcknowledge,
+}
+
+/// A request version Strait cannot serve: its response would carry broker
+/// addresses in a layout the codec cannot rewrite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsupported {
+    pub api_key: i16,
+    pub version: i16,
+    pub min: i16,
+    pub max: i16,
+}
+
+/// The version range Strait advertises for an api key it must decode, or `None`
+/// when it forwards the key raw and the broker's range stands.
+pub fn proxy_range(api_key: i16, mode: LeaderEndpoints) -> Option<(i16, i16)> {
+    let key = ApiKey::try_from(api_key).ok()?;
+    let codec = key.valid_versions();
+    let (min, max) = (codec.min, codec.max);
+    match key {
+        ApiKey::ApiVersions
+        | ApiKey::Metadata
+        | ApiKey::FindCoordinator
+        | ApiKey::DescribeCluster
+        | ApiKey::ShareFetch
+        | ApiKey::ShareAcknowledge => Some((min, max)),
+        // KIP-951 node endpoints appear in Produce v10+ and Fetch v16+.
+        ApiKey::Produce if mode == LeaderEndpoints::Clamp => Some((min, max.min(9))),
+        ApiKey::Fetch if mode == LeaderEndpoints::Clamp => Some((min, max.min(15))),
+        ApiKey::Produce | ApiKey::Fetch => Some((min, max)),
+        // v2 lists controller listener endpoints (KIP-853); v0-1 carry none.
+        ApiKey::DescribeQuorum => Some((min, max.min(1))),
+        _ => None,
+    }
+}
+
+/// Classifies a request: which response rewrite it needs, if any, or whether
+/// Strait cannot serve this version at all.
+pub fn classify(api_key: i16, version: i16) -> Result<Option<Rewrite>, Unsupported> {
+    let Ok(key) = ApiKey::try_from(api_key) else {
+        return Ok(None);
+    };
+    let codec = key.valid_versions();
+    let rewrite = match key {
+        ApiKey::ApiVersions => return Ok(Some(Rewrite::ApiVersions)),
+        ApiKey::Metadata => Rewrite::Metadata,
+        ApiKey::FindCoordinator => Rewrite::FindCoordinator,
+        ApiKey::DescribeCluster => Rewrite::DescribeCluster,
+        ApiKey::ShareFetch => Rewrite::ShareFetch,
+        ApiKey::ShareAcknowledge => Rewrite::ShareAcknowledge,
+        ApiKey::Produce if version >= 10 => Rewrite::Produce,
+        ApiKey::Fetch if version >= 16 => Rewrite::Fetch,
+        ApiKey::DescribeQuorum if version >= 2 => {
+            return Err(Unsupported {
+                api_key,
+                version,
+                min: codec.min,
+                max: 1,
+            })
+        }
+        _ => return Ok(None),
+    };
+    if version < codec.min || version > codec.max {
+        return Err(Unsupported {
+            api_key,
+            version,
+            min: codec.min,
+            max: codec.max,
+        });
+    }
+    Ok(Some(rewrite))
+}
+
+/// A broker endpoint as the upstream announced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+}
+
+/// What the proxy advertises in place of an upstream endpoint.
+pub trait AddressMap {
+    /// Returns the proxy's (host, port) for a node.
+    fn advertised(&self, node_id: i32) -> Option<(StrBytes, i32)>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RewriteError {
+    #[error("cannot decode {what} response v{version}: {source}")]
+    Decode {
+        what: &'static str,
+        version: i16,
+        source: anyhow::Error,
+    },
+    #[error("cannot encode {what} response v{version}: {source}")]
+    Encode {
+        what: &'static str,
+        version: i16,
+        source: anyhow::Error,
+    },
+    #[error("no proxy listener for broker node {0}")]
+    NoListener(i32),
+}
+
+/// A decoded response, ready for endpoint collection and rewriting.
+pub struct Decoded {
+    kind: Rewrite,
+    version: i16,
+    header: ResponseHeader,
+    header_version: i16,
+    body: Body,
+}
+
+enum Body {
+    ApiVersions(ApiVersionsResponse),
+    Metadata(MetadataResponse),
+    FindCoordinator(FindCoordinatorResponse),
+    DescribeCluster(DescribeClusterResponse),
+    Produce(ProduceResponse),
+    Fetch(FetchResponse),
+    ShareFetch(ShareFetchResponse),
+    ShareAcknowledge(ShareAcknowledgeResponse),
+}
+
+fn dec<T: Decodable>(buf: &mut Bytes, what: &'static str, version: i16) -> Result<T, RewriteError> {
+    T::decode(buf, version).map_err(|source| RewriteError::Decode {
+        what,
+        version,
+        source,
+    })
+}
+
+impl Decoded {
+    /// Decodes a response frame body (after the length prefix).
+    pub fn decode(
+        kind: Rewrite,
+        api_key: i16,
+        version: i16,
+        frame: Bytes,
+    ) -> Result<Decoded, RewriteError> {
+        let key = ApiKey::try_from(api_key).expect("classified keys are known");
+        let header_version = key.response_header_version(version);
+        let mut buf = frame;
+        let header: ResponseHeader = dec(&mut buf, "response header", header_version)?;
+        let (body, version) = match kind {
+            Rewrite::ApiVersions => decode_api_versions(buf, version)?,
+            Rewrite::Metadata => (Body::Metadata(dec(&mut buf, "Metadata", version)?), version),
+            Rewrite::FindCoordinator => (
+                Body::FindCoordinator(dec(&mut buf, "FindCoordinator", version)?),
+                version,
+            ),
+            Rewrite::DescribeCluster => (
+                Body::DescribeCluster(dec(&mut buf, "DescribeCluster", version)?),
+                version,
+            ),
+            Rewrite::Produce => (Body::Produce(dec(&mut buf, "Produce", version)?), version),
+            Rewrite::Fetch => (Body::Fetch(dec(&mut buf, "Fetch", version)?), version),
+            Rewrite::ShareFetch => (
+                Body::ShareFetch(dec(&mut buf, "ShareFetch", version)?),
+                version,
+            ),
+            Rewrite::ShareAcknowledge => (
+                Body::ShareAcknowledge(dec(&mut buf, "ShareAcknowledge", version)?),
+                version,
+            ),
+        };
+        Ok(Decoded {
+            kind,
+            version,
+            header,
+            header_version,
+            body,
+        })
+    }
+
+    /// Upstream endpoints named in the response.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        let mut out = Vec::new();
+        let mut push = |node_id: i32, host: &StrBytes, port: i32| {
+            if node_id >= 0 && !host.is_empty() {
+                out.push(Endpoint {
+                    node_id,
+                    host: host.to_string(),
+                    port,
+                });
+            }
+        };
+        match &self.body {
+            Body::ApiVersions(_) => {}
+            Body::Metadata(m) => m
+                .brokers
+                .iter()
+                .for_each(|b| push(b.node_id.0, &b.host, b.port)),
+            Body::FindCoordinator(f) => {
+                push(f.node_id.0, &f.host, f.port);
+                f.coordinators
+                    .iter()
+                    .for_each(|c| push(c.node_id.0, &c.host, c.port));
+            }
+            Body::DescribeCluster(d) => d
+                .brokers
+                .iter()
+                .for_each(|b| push(b.broker_id.0, &b.host, b.port)),
+            Body::Produce(p) => p
+                .node_endpoints
+                .iter()
+                .for_each(|n| push(n.node_id.0, &n.host, n.port)),
+            Body::Fetch(f) => f
+                .node_endpoints
+                .iter()
+                .for_each(|n| push(n.node_id.0, &n.host, n.port)),
+            Body::ShareFetch(f) => f
+                .node_endpoints
+                .iter()
+                .for_each(|n| push(n.node_id.0, &n.host, n.port)),
+            Body::ShareAcknowledge(f) => f
+                .node_endpoints
+                .iter()
+                .for_each(|n| push(n.node_id.0, &n.host, n.port)),
+        }
+        out
+    }
+
+    /// Points every endpoint at the proxy and clamps api versions.
+    pub fn rewrite(
+        &mut self,
+        map: &dyn AddressMap,
+        mode: LeaderEndpoints,
+    ) -> Result<(), RewriteError> {
+        fn set(
+            map: &dyn AddressMap,
+            node_id: i32,
+            host: &mut StrBytes,
+            port: &mut i32,
+        ) -> Result<(), RewriteError> {
+            if node_id < 0 || host.is_empty() {
+                return Ok(());
+            }
+            let (h, p) = map
+                .advertised(node_id)
+                .ok_or(RewriteError::NoListener(node_id))?;
+            *host = h;
+            *port = p;
+            Ok(())
+        }
+        match &mut self.body {
+            Body::ApiVersions(a) => clamp_api_versions(a, mode),
+            Body::Metadata(m) => {
+                for b in &mut m.brokers {
+                    set(map, b.node_id.0, &mut b.host, &mut b.port)?;
+                }
+            }
+            Body::FindCoordinator(f) => {
+                set(map, f.node_id.0, &mut f.host, &mut f.port)?;
+                for c in &mut f.coordinators {
+                    set(map, c.node_id.0, &mut c.host, &mut c.port)?;
+                }
+            }
+            Body::DescribeCluster(d) => {
+                for b in &mut d.brokers {
+                    set(map, b.broker_id.0, &mut b.host, &mut b.port)?;
+                }
+            }
+            Body::Produce(p) => {
+                for n in &mut p.node_endpoints {
+                    set(map, n.node_id.0, &mut n.host, &mut n.port)?;
+                }
+            }
+            Body::Fetch(f) => {
+                for n in &mut f.node_endpoints {
+                    set(map, n.node_id.0, &mut n.host, &mut n.port)?;
+                }
+            }
+            Body::ShareFetch(f) => {
+                for n in &mut f.node_endpoints {
+                    set(map, n.node_id.0, &mut n.host, &mut n.port)?;
+                }
+            }
+            Body::ShareAcknowledge(f) => {
+                for n in &mut f.node_endpoints {
+                    set(map, n.node_id.0, &mut n.host, &mut n.port)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes the frame, length prefix included.
+    pub fn encode(&self) -> Result<BytesMut, RewriteError> {
+        let what = match self.kind {
+            Rewrite::ApiVersions => "ApiVersions",
+            Rewrite::Metadata => "Metadata",
+            Rewrite::FindCoordinator => "FindCoordinator",
+            Rewrite::DescribeCluster => "DescribeCluster",
+            Rewrite::Produce => "Produce",
+            Rewrite::Fetch => "Fetch",
+            Rewrite::ShareFetch => "ShareFetch",
+            Rewrite::ShareAcknowledge => "ShareAcknowledge",
+        };
+        let v = self.version;
+        let err = |source| RewriteError::Encode {
+            what,
+            version: v,
+            source,
+        };
+        let mut out = BytesMut::new();
+        out.put_i32(0);
+        self.header
+            .encode(&mut out, self.header_version)
+            .map_err(err)?;
+        match &self.body {
+            Body::ApiVersions(b) => b.encode(&mut out, v),
+            Body::Metadata(b) => b.encode(&mut out, v),
+            Body::FindCoordinator(b) => b.encode(&mut out, v),
+            Body::DescribeCluster(b) => b.encode(&mut out, v),
+            Body::Produce(b) => b.encode(&mut out, v),
+            Body::Fetch(b) => b.encode(&mut out, v),
+            Body::ShareFetch(b) => b.encode(&mut out, v),
+            Body::ShareAcknowledge(b) => b.encode(&mut out, v),
+        }
+        .map_err(err)?;
+        let len = (out.len() - 4) as i32;
+        out[..4].copy_from_slice(&len.to_be_bytes());
+        Ok(out)
+    }
+}
+
+/// ApiVersions answers an unsupported request version in v0 layout with
+/// UNSUPPORTED_VERSION, so the client can retry lower; accept both.
+fn decode_api_versions(buf: Bytes, version: i16) -> Result<(Body, i16), RewriteError> {
+    let max = ApiKey::ApiVersions.valid_versions().max;
+    if version <= max {
+        let mut b = buf.clone();
+        if let Ok(r) = ApiVersionsResponse::decode(&mut b, version) {
+            if !b.has_remaining() || r.error_code != UNSUPPORTED_VERSION {
+                return Ok((Body::ApiVersions(r), version));
+            }
+        }
+    }
+    let mut b = buf;
+    let r: ApiVersionsResponse = dec(&mut b, "ApiVersions", 0)?;
+    Ok((Body::ApiVersions(r), 0))
+}
+
+fn clamp_api_versions(resp: &mut ApiVersionsResponse, mode: LeaderEndpoints) {
+    resp.api_keys
+        .retain_mut(|k| match proxy_range(k.api_key, mode) {
+            None => true,
+            Some((min, max)) => {
+                k.min_version = k.min_version.max(min);
+                k.max_version = k.max_version.min(max);
+                k.min_version <= k.max_version
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
+    use kafka_protocol::messages::BrokerId;
+
+    struct Fixed;
+    impl AddressMap for Fixed {
+        fn advertised(&self, node_id: i32) -> Option<(StrBytes, i32)> {
+            (node_id < 10).then(|| (StrBytes::from_static_str("proxy"), 20000 + node_id))
+        }
+    }
+
+    fn frame<T: Encodable>(header_version: i16, body: &T, version: i16) -> Bytes {
+        let mut b = BytesMut::new();
+        ResponseHeader::default()
+            .with_correlation_id(7)
+            .encode(&mut b, header_version)
+            .unwrap();
+        body.encode(&mut b, version).unwrap();
+        b.freeze()
+    }
+
+    #[test]
+    fn metadata_brokers_point_at_the_proxy_in_every_version() {
+        for v in 0..=13 {
+            let resp =
+                MetadataResponse::default().with_brokers(vec![MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(1))
+                    .with_host(StrBytes::from_static_str("kafka-1.internal"))
+                    .with_port(9092)]);
+            let hv = ApiKey::Metadata.response_header_version(v);
+            let mut d = Decoded::decode(Rewrite::Metadata, 3, v, frame(hv, &resp, v)).unwrap();
+            assert_eq!(d.endpoints()[0].host, "kafka-1.internal");
+            d.rewrite(&Fixed, LeaderEndpoints::Clamp).unwrap();
+            let out = d.encode().unwrap();
+            assert!(!out.windows(8).any(|w| w == b"internal"), "v{v} leaked");
+            let mut body = out.freeze().slice(4..);
+            let _ = ResponseHeader::decode(&mut body, hv).unwrap();
+            let back = MetadataResponse::decode(&mut body, v).unwrap();
+            assert_eq!(back.brokers[0].host.as_str(), "proxy");
+            assert_eq!(back.brokers[0].port, 20001);
+        }
+    }
+
+    #[test]
+    fn unknown_node_is_an_error_not_a_leak() {
+        let resp =
+            MetadataResponse::default().with_brokers(vec![MetadataResponseBroker::default()
+                .with_node_id(BrokerId(99))
+                .with_host(StrBytes::from_static_str("kafka-99"))
+                .with_port(9092)]);
+        let mut d = Decoded::decode(Rewrite::Metadata, 3, 12, frame(1, &resp, 12)).unwrap();
+        assert!(matches!(
+            d.rewrite(&Fixed, LeaderEndpoints::Clamp),
+            Err(RewriteError::NoListener(99))
+        ));
+    }
+
+    #[test]
+    fn api_versions_are_clamped_to_the_codec() {
+        let resp = ApiVersionsResponse::default().with_api_keys(vec![
+            ApiVersion::default()
+                .with_api_key(0)
+                .with_min_version(0)
+                .with_max_version(99),
+            ApiVersion::default()
+                .with_api_key(1)
+                .with_min_version(0)
+                .with_max_version(99),
+            ApiVersion::default()
+                .with_api_key(3)
+                .with_min_version(0)
+                .with_max_version(99),
+            ApiVersion::default()
+                .with_api_key(19)
+                .with_min_version(0)
+                .with_max_version(99),
+        ]);
+        let mut d = Decoded::decode(Rewrite::ApiVersions, 18, 3, frame(0, &resp, 3)).unwrap();
+        d.rewrite(&Fixed, LeaderEndpoints::Clamp).unwrap();
+        let Body::ApiVersions(a) = &d.body else {
+            panic!()
+        };
+        let got: Vec<_> = a
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, k.min_version, k.max_version))
+            .collect();
+        assert_eq!(got, vec![(0, 3, 9), (1, 4, 15), (3, 0, 13), (19, 0, 99)]);
+    }
+
+    #[test]
+    fn api_versions_error_in_v0_layout_is_accepted() {
+        let resp = ApiVersionsResponse::default()
+            .with_error_code(UNSUPPORTED_VERSION)
+            .with_api_keys(vec![ApiVersion::default()
+                .with_api_key(18)
+                .with_min_version(0)
+                .with_max_version(4)]);
+        let d = Decoded::decode(Rewrite::ApiVersions, 18, 9, frame(0, &resp, 0)).unwrap();
+        assert_eq!(d.version, 0);
+    }
+
+    #[test]
+    fn classify_versions() {
+        assert_eq!(classify(0, 9), Ok(None));
+        assert_eq!(classify(0, 10), Ok(Some(Rewrite::Produce)));
+        assert_eq!(classify(1, 15), Ok(None));
+        assert_eq!(classify(3, 13), Ok(Some(Rewrite::Metadata)));
+        assert!(classify(3, 14).is_err());
+        assert!(classify(55, 2).is_err());
+        assert_eq!(classify(200, 0), Ok(None));
+    }
+}
