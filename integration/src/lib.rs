@@ -1,1 +1,335 @@
+//! Test support for Strait's integration tests: the real Kafka clusters the
+//! suite started (`integration/kafka up`), the real `strait` binary as a child
+//! process with its JSON log lines captured, the real client drivers under
+//! `conformance/`, and a raw Kafka wire client for byte-level checks.
+//!
+//! Every wait is bounded polling ([`eventually`]); nothing sleeps to synchronise.
 
+pub mod wire;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+}
+
+/// Bootstrap servers of a cluster started by the suite (`./test` exports them).
+pub fn cluster(brokers: u32) -> String {
+    let var = format!("STRAIT_KAFKA_{brokers}");
+    std::env::var(&var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set: run the suite with ./test (it starts Kafka with integration/kafka up \
+             --brokers {brokers} --name it{brokers} and exports {var})"
+        )
+    })
+}
+
+/// The harness name of a cluster, for kill-node / start-node.
+pub fn cluster_name(brokers: u32) -> String {
+    format!("it{brokers}")
+}
+
+/// Polls `f` until it returns `Some`, or panics after `timeout` naming `what`.
+pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// A unique name for a topic or group.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{nanos:x}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The `strait` binary, built by cargo for this test run.
+pub fn strait_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("STRAIT_BIN") {
+        return PathBuf::from(p);
+    }
+    let profile_dir = std::env::current_exe()
+        .expect("test exe")
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("target/<profile>")
+        .to_path_buf();
+    let bin = profile_dir.join("strait");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo build -p strait-proxy --bin strait)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running `strait` process.
+pub struct Strait {
+    child: Child,
+    pub bootstrap: String,
+    pub admin: String,
+    logs: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Strait {
+    /// Starts `strait run` with a quick-start upstream.
+    pub fn quick(upstream: &str) -> Strait {
+        Strait::start(&["run", "--upstream", upstream, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+    }
+
+    /// Starts `strait run --config FILE` with the given TOML (listeners should use port 0).
+    pub fn with_config(toml: &str) -> (Strait, tempdir::Dir) {
+        let dir = tempdir::Dir::new("strait-config");
+        let path = dir.path().join("strait.toml");
+        std::fs::write(&path, toml).unwrap();
+        let s = Strait::start(&["run", "--config", path.to_str().unwrap()]);
+        (s, dir)
+    }
+
+    pub fn start(args: &[&str]) -> Strait {
+        let mut child = Command::new(strait_bin())
+            .args(args)
+            .args(["--log-format", "json"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn strait");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let v = serde_json::from_str(&line).unwrap_or_else(|_| Value::String(line.clone()));
+                if std::env::var_os("STRAIT_TEST_ECHO").is_some() {
+                    eprintln!("[strait] {line}");
+                }
+                sink.lock().unwrap().push(v);
+            }
+        });
+        let mut s = Strait { child, bootstrap: String::new(), admin: String::new(), logs };
+        let started = s.wait_log("the 'strait listening' line", |l| message(l) == "strait listening");
+        s.bootstrap = field(&started, "bootstrap");
+        s.admin = field(&started, "admin");
+        s
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// All log lines so far.
+    pub fn logs(&self) -> Vec<Value> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) for a log line matching `pred`.
+    pub fn wait_log(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let logs = self.logs.clone();
+        let child = &mut self.child;
+        eventually(what, Duration::from_secs(30), || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("strait exited ({status}) while waiting for {what}: {:#?}", logs.lock().unwrap());
+            }
+            logs.lock().unwrap().iter().find(|l| pred(l)).cloned()
+        })
+    }
+
+    /// Log lines at WARN or ERROR.
+    pub fn warnings(&self) -> Vec<Value> {
+        self.logs()
+            .into_iter()
+            .filter(|l| matches!(l.get("level").and_then(Value::as_str), Some("WARN" | "ERROR")))
+            .collect()
+    }
+
+    /// `GET path` on the admin listener; returns (status, body).
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        http_get(&self.admin, path)
+    }
+
+    /// Resident set size now and at peak, in KiB, from /proc.
+    pub fn rss_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let get = |k: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(k))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (get("VmRSS:"), get("VmHWM:"))
+    }
+
+    /// The proxy ports of the brokers, from the admin `/brokers` view.
+    pub fn broker_ports(&self) -> Vec<u16> {
+        let (_, body) = self.admin_get("/brokers");
+        body.lines()
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .collect()
+    }
+
+    /// Waits until the proxy has discovered the cluster.
+    pub fn wait_ready(&self) {
+        eventually("strait /readyz", Duration::from_secs(60), || {
+            (self.admin_get("/readyz").0 == 200).then_some(())
+        });
+    }
+}
+
+impl Drop for Strait {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `message` of a JSON log line.
+pub fn message(line: &Value) -> &str {
+    line.pointer("/fields/message").and_then(Value::as_str).unwrap_or("")
+}
+
+/// A field of a JSON log line, as a string.
+pub fn field(line: &Value, key: &str) -> String {
+    match line.pointer(&format!("/fields/{key}")) {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => String::new(),
+    }
+}
+
+/// A minimal HTTP/1.0 GET, enough for the admin listener.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect admin");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// Output of a finished client driver.
+pub struct Output {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// The JSON lines printed on stdout.
+    pub fn json_lines(&self) -> Vec<Value> {
+        self.stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    /// The last JSON line (the drivers' summary).
+    pub fn summary(&self) -> Value {
+        self.json_lines().pop().unwrap_or(Value::Null)
+    }
+
+    pub fn assert_ok(&self, what: &str) -> &Self {
+        assert!(self.ok, "{what} failed\n--- stdout\n{}\n--- stderr\n{}", tail(&self.stdout), tail(&self.stderr));
+        self
+    }
+}
+
+fn tail(s: &str) -> String {
+    let lines: Vec<_> = s.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// Runs a command to completion and captures its output.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    Output {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A Java conformance driver (`conformance/java/run CLASS ARGS`).
+pub fn java(class: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(repo().join("conformance/java/run"));
+    c.arg(format!("strait.conformance.{class}")).args(args);
+    c
+}
+
+/// The Kafka harness (`integration/kafka ARGS`).
+pub fn harness(args: &[&str]) -> Command {
+    let mut c = Command::new(repo().join("integration/kafka"));
+    c.args(args);
+    c
+}
+
+/// A Python conformance driver in the suite's virtualenv.
+pub fn python(script: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(repo().join("conformance/.venv/bin/python"));
+    c.arg(repo().join("conformance/python").join(script)).args(args);
+    c
+}
+
+/// Creates a topic directly on the cluster.
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: u32, rf: u32) {
+    run(&mut harness(&[
+        "topics",
+        "--bootstrap-server",
+        bootstrap,
+        "--create",
+        "--topic",
+        topic,
+        "--partitions",
+        &partitions.to_string(),
+        "--replication-factor",
+        &rf.to_string(),
+    ]))
+    .assert_ok("create topic");
+}
+
+/// Temporary directories, removed on drop.
+pub mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    pub struct Dir(PathBuf);
+
+    impl Dir {
+        pub fn new(prefix: &str) -> Dir {
+            let p = std::env::temp_dir().join(super::unique(prefix));
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

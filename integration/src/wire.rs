@@ -1,0 +1,89 @@
+//! A raw Kafka wire client: encodes requests with kafka-protocol, sends them on
+//! a plain socket, and returns response frames as bytes, for tests that check
+//! exactly what a client receives.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+pub struct Wire {
+    pub stream: TcpStream,
+    next_id: i32,
+}
+
+impl Wire {
+    pub fn connect(addr: &str) -> Wire {
+        let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Wire { stream, next_id: 1 }
+    }
+
+    /// Encodes a full request frame (length prefix included).
+    pub fn frame<T: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &T) -> Bytes {
+        let mut b = BytesMut::new();
+        b.put_i32(0);
+        RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("strait-wire-test")))
+            .encode(&mut b, key.request_header_version(version))
+            .unwrap();
+        body.encode(&mut b, version).unwrap();
+        let len = (b.len() - 4) as i32;
+        b[..4].copy_from_slice(&len.to_be_bytes());
+        b.freeze()
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Reads one response frame (without its length prefix), or an I/O error
+    /// (for example when the proxy closed the connection).
+    pub fn read_frame(&mut self) -> std::io::Result<Bytes> {
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len)?;
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut body)?;
+        Ok(Bytes::from(body))
+    }
+
+    /// Sends a request and returns the raw response frame, checking the correlation id.
+    pub fn call_raw<T: Encodable>(&mut self, key: ApiKey, version: i16, body: &T) -> Bytes {
+        let id = self.next_id;
+        self.next_id += 1;
+        let frame = Wire::frame(key, version, id, body);
+        self.send_raw(&frame);
+        let resp = self.read_frame().unwrap_or_else(|e| panic!("{key:?} v{version}: no response: {e}"));
+        let got = i32::from_be_bytes(resp[..4].try_into().unwrap());
+        assert_eq!(got, id, "{key:?} v{version}: correlation id");
+        resp
+    }
+
+    /// Sends a request and decodes the response.
+    pub fn call<T: Encodable, R: Decodable>(&mut self, key: ApiKey, version: i16, body: &T) -> R {
+        let mut resp = self.call_raw(key, version, body);
+        ResponseHeader::decode(&mut resp, key.response_header_version(version)).unwrap();
+        R::decode(&mut resp, version).unwrap_or_else(|e| panic!("decode {key:?} v{version}: {e}"))
+    }
+
+    /// True when the peer has closed the connection (read returns EOF or reset).
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.stream.read(&mut b), Ok(0) | Err(_))
+    }
+}
+
+/// An ApiVersions request valid in every version (v3+ needs a software name).
+pub fn api_versions_request() -> ApiVersionsRequest {
+    ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("strait-tests"))
+        .with_client_software_version(StrBytes::from_static_str("1"))
+}
