@@ -1,0 +1,130 @@
+//! Client-facing TLS and mTLS (rustls) in front of a plaintext broker, with a
+//! real Java client. Certificates are generated per test with rcgen.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use strait_integration::tempdir::Dir;
+use strait_integration::{cluster, field, java, message, run, unique, Strait};
+
+struct Pki {
+    dir: Dir,
+}
+
+impl Pki {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+fn ca(name: &str) -> (rcgen::Certificate, KeyPair) {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(rcgen::DnType::CommonName, name);
+    let key = KeyPair::generate().unwrap();
+    (p.self_signed(&key).unwrap(), key)
+}
+
+fn leaf(
+    dir: &Path,
+    name: &str,
+    sans: &[&str],
+    usage: ExtendedKeyUsagePurpose,
+    issuer: &(rcgen::Certificate, KeyPair),
+) {
+    let mut p = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    p.distinguished_name.push(rcgen::DnType::CommonName, name);
+    p.extended_key_usages = vec![usage];
+    let key = KeyPair::generate().unwrap();
+    let cert = p.signed_by(&key, &issuer.0, &issuer.1).unwrap();
+    std::fs::write(dir.join(format!("{name}.crt")), cert.pem()).unwrap();
+    std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+}
+
+/// A CA, a server certificate for 127.0.0.1/localhost, a client certificate
+/// from the same CA, and one from a stranger CA.
+fn pki() -> Pki {
+    let dir = Dir::new("strait-pki");
+    let root = ca("strait-test-ca");
+    let stranger = ca("stranger-ca");
+    std::fs::write(dir.path().join("ca.crt"), root.0.pem()).unwrap();
+    leaf(dir.path(), "server", &["127.0.0.1", "localhost"], ExtendedKeyUsagePurpose::ServerAuth, &root);
+    leaf(dir.path(), "client", &["client"], ExtendedKeyUsagePurpose::ClientAuth, &root);
+    leaf(dir.path(), "intruder", &["intruder"], ExtendedKeyUsagePurpose::ClientAuth, &stranger);
+    Pki { dir }
+}
+
+fn start(pki: &Pki, mtls: bool) -> Strait {
+    let upstream = cluster(1);
+    let mut toml = format!(
+        "[listen]\nbootstrap = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+         [upstream]\nbootstrap = [\"{}\"]\n[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        upstream.split(',').next().unwrap(),
+        pki.path("server.crt").display(),
+        pki.path("server.key").display(),
+    );
+    if mtls {
+        toml.push_str(&format!("client_ca_file = \"{}\"\n", pki.path("ca.crt").display()));
+    }
+    let (strait, dir) = Strait::with_config(&toml);
+    std::mem::forget(dir); // the config file is read at start; the temp dir goes with the machine
+    strait.wait_ready();
+    strait
+}
+
+fn tls_client(strait: &Strait, pki: &Pki, cert: Option<&str>, expect_failure: bool) -> strait_integration::Output {
+    let topic = unique("tls");
+    let ca = pki.path("ca.crt");
+    let mut args = vec![
+        "--bootstrap".to_string(),
+        strait.bootstrap.clone(),
+        "--topic".into(),
+        topic,
+        "--records".into(),
+        "200".into(),
+        "--ca-pem".into(),
+        ca.display().to_string(),
+        "--timeout-ms".into(),
+        "30000".into(),
+    ];
+    if let Some(name) = cert {
+        args.extend([
+            "--cert-pem".into(),
+            pki.path(&format!("{name}.crt")).display().to_string(),
+            "--key-pem".into(),
+            pki.path(&format!("{name}.key")).display().to_string(),
+        ]);
+    }
+    if expect_failure {
+        args.push("--expect-failure".into());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&mut java("TlsClient", &args))
+}
+
+#[test]
+fn java_client_over_tls() {
+    let pki = pki();
+    let strait = start(&pki, false);
+    let out = tls_client(&strait, &pki, None, false);
+    out.assert_ok("TlsClient over TLS");
+    assert_eq!(out.summary()["ok"], true);
+}
+
+#[test]
+fn mtls_accepts_a_valid_client_certificate_and_refuses_the_rest() {
+    let pki = pki();
+    let mut strait = start(&pki, true);
+    let out = tls_client(&strait, &pki, Some("client"), false);
+    out.assert_ok("TlsClient with a client certificate");
+    assert_eq!(out.summary()["ok"], true);
+
+    let out = tls_client(&strait, &pki, None, true);
+    out.assert_ok("TlsClient without a client certificate is refused");
+    let line = strait.wait_log("a TLS refusal log line", |l| message(l) == "TLS handshake failed; connection refused");
+    assert!(field(&line, "client").starts_with("127.0.0.1:"), "{line}");
+    assert!(!field(&line, "error").is_empty(), "{line}");
+
+    let out = tls_client(&strait, &pki, Some("intruder"), true);
+    out.assert_ok("TlsClient with a certificate from another CA is refused");
+}
