@@ -18,7 +18,10 @@ use serde_json::Value;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
 }
 
 /// Bootstrap servers of a cluster started by the suite (`./test` exports them).
@@ -61,7 +64,11 @@ pub fn unique(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos();
-    format!("{prefix}-{}-{nanos:x}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{nanos:x}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The `strait` binary, built by cargo for this test run.
@@ -95,7 +102,15 @@ pub struct Strait {
 impl Strait {
     /// Starts `strait run` with a quick-start upstream.
     pub fn quick(upstream: &str) -> Strait {
-        Strait::start(&["run", "--upstream", upstream, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        Strait::start(&[
+            "run",
+            "--upstream",
+            upstream,
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+        ])
     }
 
     /// Starts `strait run --config FILE` with the given TOML (listeners should use port 0).
@@ -129,8 +144,15 @@ impl Strait {
                 sink.lock().unwrap().push(v);
             }
         });
-        let mut s = Strait { child, bootstrap: String::new(), admin: String::new(), logs };
-        let started = s.wait_log("the 'strait listening' line", |l| message(l) == "strait listening");
+        let mut s = Strait {
+            child,
+            bootstrap: String::new(),
+            admin: String::new(),
+            logs,
+        };
+        let started = s.wait_log("the 'strait listening' line", |l| {
+            message(l) == "strait listening"
+        });
         s.bootstrap = field(&started, "bootstrap");
         s.admin = field(&started, "admin");
         s
@@ -151,7 +173,10 @@ impl Strait {
         let child = &mut self.child;
         eventually(what, Duration::from_secs(30), || {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("strait exited ({status}) while waiting for {what}: {:#?}", logs.lock().unwrap());
+                panic!(
+                    "strait exited ({status}) while waiting for {what}: {:#?}",
+                    logs.lock().unwrap()
+                );
             }
             logs.lock().unwrap().iter().find(|l| pred(l)).cloned()
         })
@@ -161,7 +186,12 @@ impl Strait {
     pub fn warnings(&self) -> Vec<Value> {
         self.logs()
             .into_iter()
-            .filter(|l| matches!(l.get("level").and_then(Value::as_str), Some("WARN" | "ERROR")))
+            .filter(|l| {
+                matches!(
+                    l.get("level").and_then(Value::as_str),
+                    Some("WARN" | "ERROR")
+                )
+            })
             .collect()
     }
 
@@ -209,7 +239,9 @@ impl Drop for Strait {
 
 /// The `message` of a JSON log line.
 pub fn message(line: &Value) -> &str {
-    line.pointer("/fields/message").and_then(Value::as_str).unwrap_or("")
+    line.pointer("/fields/message")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 /// A field of a JSON log line, as a string.
@@ -228,8 +260,15 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
-    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -243,7 +282,10 @@ pub struct Output {
 impl Output {
     /// The JSON lines printed on stdout.
     pub fn json_lines(&self) -> Vec<Value> {
-        self.stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+        self.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     /// The last JSON line (the drivers' summary).
@@ -252,7 +294,12 @@ impl Output {
     }
 
     pub fn assert_ok(&self, what: &str) -> &Self {
-        assert!(self.ok, "{what} failed\n--- stdout\n{}\n--- stderr\n{}", tail(&self.stdout), tail(&self.stderr));
+        assert!(
+            self.ok,
+            "{what} failed\n--- stdout\n{}\n--- stderr\n{}",
+            tail(&self.stdout),
+            tail(&self.stderr)
+        );
         self
     }
 }
@@ -264,7 +311,10 @@ fn tail(s: &str) -> String {
 
 /// Runs a command to completion and captures its output.
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     Output {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -289,7 +339,8 @@ pub fn harness(args: &[&str]) -> Command {
 /// A Python conformance driver in the suite's virtualenv.
 pub fn python(script: &str, args: &[&str]) -> Command {
     let mut c = Command::new(repo().join("conformance/.venv/bin/python"));
-    c.arg(repo().join("conformance/python").join(script)).args(args);
+    c.arg(repo().join("conformance/python").join(script))
+        .args(args);
     c
 }
 

@@ -18,7 +18,9 @@ pub struct Wire {
 impl Wire {
     pub fn connect(addr: &str) -> Wire {
         let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
         stream.set_nodelay(true).unwrap();
         Wire { stream, next_id: 1 }
     }
@@ -61,7 +63,9 @@ impl Wire {
         self.next_id += 1;
         let frame = Wire::frame(key, version, id, body);
         self.send_raw(&frame);
-        let resp = self.read_frame().unwrap_or_else(|e| panic!("{key:?} v{version}: no response: {e}"));
+        let resp = self
+            .read_frame()
+            .unwrap_or_else(|e| panic!("{key:?} v{version}: no response: {e}"));
         let got = i32::from_be_bytes(resp[..4].try_into().unwrap());
         assert_eq!(got, id, "{key:?} v{version}: correlation id");
         resp

@@ -19,7 +19,11 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 fn range(api: &ApiVersionsResponse, key: ApiKey) -> (i16, i16) {
-    let k = api.api_keys.iter().find(|k| k.api_key == key as i16).unwrap_or_else(|| panic!("{key:?} advertised"));
+    let k = api
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == key as i16)
+        .unwrap_or_else(|| panic!("{key:?} advertised"));
     (k.min_version, k.max_version)
 }
 
@@ -30,16 +34,30 @@ fn raw_responses_name_only_strait_in_every_version() {
     strait.wait_ready();
     let ports: BTreeSet<i32> = strait.broker_ports().into_iter().map(i32::from).collect();
     assert!(!ports.is_empty());
-    let upstream_ports: BTreeSet<i32> =
-        upstream.split(',').map(|a| a.rsplit_once(':').unwrap().1.parse().unwrap()).collect();
+    let upstream_ports: BTreeSet<i32> = upstream
+        .split(',')
+        .map(|a| a.rsplit_once(':').unwrap().1.parse().unwrap())
+        .collect();
     assert!(ports.is_disjoint(&upstream_ports));
 
     let mut w = Wire::connect(&strait.bootstrap);
-    let api: ApiVersionsResponse = w.call(ApiKey::ApiVersions, 3, &strait_integration::wire::api_versions_request());
+    let api: ApiVersionsResponse = w.call(
+        ApiKey::ApiVersions,
+        3,
+        &strait_integration::wire::api_versions_request(),
+    );
     assert_eq!(api.error_code, 0);
     // KIP-951 endpoints are clamped away by default, so fetches stream.
-    assert!(range(&api, ApiKey::Produce).1 <= 9, "{:?}", range(&api, ApiKey::Produce));
-    assert!(range(&api, ApiKey::Fetch).1 <= 15, "{:?}", range(&api, ApiKey::Fetch));
+    assert!(
+        range(&api, ApiKey::Produce).1 <= 9,
+        "{:?}",
+        range(&api, ApiKey::Produce)
+    );
+    assert!(
+        range(&api, ApiKey::Fetch).1 <= 15,
+        "{:?}",
+        range(&api, ApiKey::Fetch)
+    );
     assert!(range(&api, ApiKey::Metadata).1 <= 13);
 
     let topic = unique("addr");
@@ -48,12 +66,19 @@ fn raw_responses_name_only_strait_in_every_version() {
     for v in lo..=hi {
         let req = MetadataRequest::default().with_topics(if v == 0 { Some(vec![]) } else { None });
         let raw = w.call_raw(ApiKey::Metadata, v, &req);
-        assert!(!contains(&raw, UPSTREAM_HOST), "Metadata v{v} leaks an upstream host");
+        assert!(
+            !contains(&raw, UPSTREAM_HOST),
+            "Metadata v{v} leaks an upstream host"
+        );
         let resp: MetadataResponse = w.call(ApiKey::Metadata, v, &req);
         assert!(!resp.brokers.is_empty());
         for b in &resp.brokers {
             assert_eq!(b.host.as_str(), "127.0.0.1", "Metadata v{v}");
-            assert!(ports.contains(&b.port), "Metadata v{v}: port {} is not Strait's", b.port);
+            assert!(
+                ports.contains(&b.port),
+                "Metadata v{v}: port {} is not Strait's",
+                b.port
+            );
         }
     }
     let (lo, hi) = range(&api, ApiKey::FindCoordinator);
@@ -70,14 +95,24 @@ fn raw_responses_name_only_strait_in_every_version() {
             std::time::Duration::from_secs(30),
             || {
                 let raw = w.call_raw(ApiKey::FindCoordinator, v, &req);
-                assert!(!contains(&raw, UPSTREAM_HOST), "FindCoordinator v{v} leaks an upstream host");
+                assert!(
+                    !contains(&raw, UPSTREAM_HOST),
+                    "FindCoordinator v{v} leaks an upstream host"
+                );
                 let r: FindCoordinatorResponse = w.call(ApiKey::FindCoordinator, v, &req);
-                let ok = if v >= 4 { r.coordinators.iter().all(|c| c.error_code == 0) } else { r.error_code == 0 };
+                let ok = if v >= 4 {
+                    r.coordinators.iter().all(|c| c.error_code == 0)
+                } else {
+                    r.error_code == 0
+                };
                 ok.then_some(r)
             },
         );
         let found: Vec<(String, i32)> = if v >= 4 {
-            resp.coordinators.iter().map(|c| (c.host.to_string(), c.port)).collect()
+            resp.coordinators
+                .iter()
+                .map(|c| (c.host.to_string(), c.port))
+                .collect()
         } else {
             vec![(resp.host.to_string(), resp.port)]
         };
@@ -100,10 +135,18 @@ fn raw_responses_name_only_strait_in_every_version() {
     // The per-broker listeners serve too.
     for p in &ports {
         let mut b = Wire::connect(&format!("127.0.0.1:{p}"));
-        let resp: MetadataResponse = b.call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None));
+        let resp: MetadataResponse = b.call(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default().with_topics(None),
+        );
         assert!(resp.brokers.iter().all(|b| b.host.as_str() == "127.0.0.1"));
     }
-    assert!(strait.warnings().is_empty(), "unexpected warnings: {:#?}", strait.warnings());
+    assert!(
+        strait.warnings().is_empty(),
+        "unexpected warnings: {:#?}",
+        strait.warnings()
+    );
 }
 
 /// `kcat -L` (librdkafka) lists brokers and topics through Strait.
@@ -114,19 +157,35 @@ fn kcat_metadata_lists_only_strait() {
     strait.wait_ready();
     let topic = unique("kcat");
     create_topic(&upstream, &topic, 3, 1);
-    let out = run(std::process::Command::new("kcat").args(["-L", "-b", &strait.bootstrap, "-m", "20"]));
+    let out =
+        run(std::process::Command::new("kcat").args(["-L", "-b", &strait.bootstrap, "-m", "20"]));
     out.assert_ok("kcat -L");
     let text = format!("{}{}", out.stdout, out.stderr);
     assert!(text.contains(&topic), "{text}");
-    assert!(!text.contains("localhost"), "kcat saw an upstream address:\n{text}");
+    assert!(
+        !text.contains("localhost"),
+        "kcat saw an upstream address:\n{text}"
+    );
     for p in upstream.split(',').map(|a| a.rsplit_once(':').unwrap().1) {
-        assert!(!text.contains(&format!(":{p}")), "kcat saw upstream port {p}:\n{text}");
+        assert!(
+            !text.contains(&format!(":{p}")),
+            "kcat saw upstream port {p}:\n{text}"
+        );
     }
-    let brokers: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with("broker ")).collect();
+    let brokers: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("broker "))
+        .collect();
     assert!(!brokers.is_empty(), "{text}");
     let ports = strait.broker_ports();
     for line in brokers {
-        let addr = line.split(" at ").nth(1).unwrap().split_whitespace().next().unwrap();
+        let addr = line
+            .split(" at ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
         let (host, port) = addr.rsplit_once(':').unwrap();
         assert_eq!(host, "127.0.0.1", "{line}");
         assert!(ports.contains(&port.parse().unwrap()), "{line}");
@@ -141,12 +200,23 @@ fn java_admin_sees_only_strait() {
     let strait = Strait::quick(&upstream);
     strait.wait_ready();
     let topic = unique("admin");
-    let out = run(&mut java("AdminAddresses", &["--bootstrap", &strait.bootstrap, "--topic", &topic]));
+    let out = run(&mut java(
+        "AdminAddresses",
+        &["--bootstrap", &strait.bootstrap, "--topic", &topic],
+    ));
     out.assert_ok("AdminAddresses");
     assert!(!out.stdout.contains("localhost"), "{}", out.stdout);
     let ports = strait.broker_ports();
-    let nodes: Vec<_> = out.json_lines().into_iter().filter(|l| l.get("host").is_some()).collect();
-    assert!(nodes.len() >= 3, "describeCluster, topic leaders and the coordinator: {:?}", out.stdout);
+    let nodes: Vec<_> = out
+        .json_lines()
+        .into_iter()
+        .filter(|l| l.get("host").is_some())
+        .collect();
+    assert!(
+        nodes.len() >= 3,
+        "describeCluster, topic leaders and the coordinator: {:?}",
+        out.stdout
+    );
     for n in nodes {
         assert_eq!(n["host"], "127.0.0.1", "{n}");
         let port = n["port"].as_u64().unwrap() as u16;

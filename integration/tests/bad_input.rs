@@ -11,12 +11,18 @@ use strait_integration::{cluster, field, message, run, strait_bin, Strait};
 
 fn healthy(strait: &Strait) {
     let mut w = Wire::connect(&strait.bootstrap);
-    let r: ApiVersionsResponse = w.call(ApiKey::ApiVersions, 3, &strait_integration::wire::api_versions_request());
+    let r: ApiVersionsResponse = w.call(
+        ApiKey::ApiVersions,
+        3,
+        &strait_integration::wire::api_versions_request(),
+    );
     assert_eq!(r.error_code, 0, "a fresh connection still works");
 }
 
 fn closing_line(strait: &mut Strait, needle: &str) -> Value {
-    strait.wait_log(needle, |l| message(l) == "closing connection" && field(l, "error").contains(needle))
+    strait.wait_log(needle, |l| {
+        message(l) == "closing connection" && field(l, "error").contains(needle)
+    })
 }
 
 #[test]
@@ -26,8 +32,14 @@ fn malformed_length_prefixes_close_only_their_connection() {
     let bystander = Wire::connect(&strait.bootstrap);
     let cases: [(&str, Vec<u8>); 3] = [
         ("negative length prefix", (-7i32).to_be_bytes().to_vec()),
-        ("exceeds the configured maximum", (i32::MAX).to_be_bytes().to_vec()),
-        ("too short for a request header", [&3i32.to_be_bytes()[..], &[0, 18, 0]].concat()),
+        (
+            "exceeds the configured maximum",
+            (i32::MAX).to_be_bytes().to_vec(),
+        ),
+        (
+            "too short for a request header",
+            [&3i32.to_be_bytes()[..], &[0, 18, 0]].concat(),
+        ),
     ];
     for (needle, bytes) in cases {
         let mut w = Wire::connect(&strait.bootstrap);
@@ -35,13 +47,20 @@ fn malformed_length_prefixes_close_only_their_connection() {
         assert!(w.is_closed(), "{needle}: connection closed");
         let line = closing_line(&mut strait, needle);
         assert_eq!(field(&line, "side"), "client");
-        assert!(field(&line, "client").starts_with("127.0.0.1:"), "who: {line}");
+        assert!(
+            field(&line, "client").starts_with("127.0.0.1:"),
+            "who: {line}"
+        );
         assert!(!field(&line, "upstream").is_empty(), "where: {line}");
         healthy(&strait);
     }
     // The connection opened before the bad ones is untouched.
     let mut bystander = bystander;
-    let r: ApiVersionsResponse = bystander.call(ApiKey::ApiVersions, 3, &strait_integration::wire::api_versions_request());
+    let r: ApiVersionsResponse = bystander.call(
+        ApiKey::ApiVersions,
+        3,
+        &strait_integration::wire::api_versions_request(),
+    );
     assert_eq!(r.error_code, 0);
 }
 
@@ -60,7 +79,10 @@ fn configured_frame_limit_is_enforced() {
     frame.extend_from_slice(&[0u8; 64]);
     w.send_raw(&frame);
     assert!(w.is_closed());
-    closing_line(&mut strait, "length prefix 5000 exceeds the configured maximum of 4096");
+    closing_line(
+        &mut strait,
+        "length prefix 5000 exceeds the configured maximum of 4096",
+    );
     healthy(&strait);
 }
 
@@ -69,11 +91,19 @@ fn truncated_frame_then_disconnect_is_logged() {
     let mut strait = Strait::quick(&cluster(1));
     strait.wait_ready();
     let mut s = TcpStream::connect(&strait.bootstrap).unwrap();
-    let full = Wire::frame(ApiKey::Metadata, 12, 9, &MetadataRequest::default().with_topics(None));
+    let full = Wire::frame(
+        ApiKey::Metadata,
+        12,
+        9,
+        &MetadataRequest::default().with_topics(None),
+    );
     s.write_all(&full[..full.len() - 3]).unwrap();
     drop(s);
     let line = closing_line(&mut strait, "client disconnected mid-request");
-    assert!(field(&line, "error").contains("3 bytes of the frame still expected"), "{line}");
+    assert!(
+        field(&line, "error").contains("3 bytes of the frame still expected"),
+        "{line}"
+    );
     healthy(&strait);
 }
 
@@ -84,22 +114,47 @@ fn unsupported_versions_get_a_clear_answer() {
     // ApiVersions from the future: the broker answers UNSUPPORTED_VERSION in
     // v0 layout and Strait forwards that (clamped), so the client retries lower.
     let mut w = Wire::connect(&strait.bootstrap);
-    w.send_raw(&Wire::frame(ApiKey::ApiVersions, 3, 77, &strait_integration::wire::api_versions_request())[..]);
+    w.send_raw(
+        &Wire::frame(
+            ApiKey::ApiVersions,
+            3,
+            77,
+            &strait_integration::wire::api_versions_request(),
+        )[..],
+    );
     let _ = w.read_frame().unwrap();
-    let mut future = Wire::frame(ApiKey::ApiVersions, 3, 78, &strait_integration::wire::api_versions_request()).to_vec();
+    let mut future = Wire::frame(
+        ApiKey::ApiVersions,
+        3,
+        78,
+        &strait_integration::wire::api_versions_request(),
+    )
+    .to_vec();
     future[6..8].copy_from_slice(&99i16.to_be_bytes());
     w.send_raw(&future);
     let mut resp = w.read_frame().unwrap();
     assert_eq!(&resp[..4], &78i32.to_be_bytes());
     let _ = bytes::Buf::get_i32(&mut resp);
-    let body = <ApiVersionsResponse as kafka_protocol::protocol::Decodable>::decode(&mut resp, 0).unwrap();
+    let body =
+        <ApiVersionsResponse as kafka_protocol::protocol::Decodable>::decode(&mut resp, 0).unwrap();
     assert_eq!(body.error_code, 35, "UNSUPPORTED_VERSION");
     // The broker lists the ApiVersions range so the client can retry lower.
-    assert!(body.api_keys.iter().any(|k| k.api_key == 18 && k.max_version <= 4), "{body:?}");
+    assert!(
+        body.api_keys
+            .iter()
+            .any(|k| k.api_key == 18 && k.max_version <= 4),
+        "{body:?}"
+    );
 
     // A Metadata version Strait cannot rewrite: refused with a log line, never forwarded.
     let mut w = Wire::connect(&strait.bootstrap);
-    let mut frame = Wire::frame(ApiKey::Metadata, 12, 5, &MetadataRequest::default().with_topics(None)).to_vec();
+    let mut frame = Wire::frame(
+        ApiKey::Metadata,
+        12,
+        5,
+        &MetadataRequest::default().with_topics(None),
+    )
+    .to_vec();
     frame[6..8].copy_from_slice(&14i16.to_be_bytes());
     w.send_raw(&frame);
     assert!(w.is_closed());
@@ -112,26 +167,51 @@ fn unknown_api_key_is_forwarded_and_the_brokers_close_is_reported() {
     let mut strait = Strait::quick(&cluster(1));
     strait.wait_ready();
     let mut w = Wire::connect(&strait.bootstrap);
-    let mut frame = Wire::frame(ApiKey::ApiVersions, 0, 5, &strait_integration::wire::api_versions_request()).to_vec();
+    let mut frame = Wire::frame(
+        ApiKey::ApiVersions,
+        0,
+        5,
+        &strait_integration::wire::api_versions_request(),
+    )
+    .to_vec();
     frame[4..6].copy_from_slice(&999i16.to_be_bytes());
     w.send_raw(&frame);
     // The broker rejects an unknown api key by closing; the client sees the close.
     assert!(w.is_closed());
-    closing_line(&mut strait, "broker closed the connection with 1 request(s) awaiting a response");
+    closing_line(
+        &mut strait,
+        "broker closed the connection with 1 request(s) awaiting a response",
+    );
     healthy(&strait);
 }
 
 #[test]
 fn unreachable_broker_is_reported_and_not_ready() {
     // A port that was free a moment ago: nothing listens there.
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
     let mut strait = Strait::quick(&dead);
     let mut w = Wire::connect(&strait.bootstrap);
-    w.send_raw(&Wire::frame(ApiKey::ApiVersions, 3, 1, &strait_integration::wire::api_versions_request()));
+    w.send_raw(&Wire::frame(
+        ApiKey::ApiVersions,
+        3,
+        1,
+        &strait_integration::wire::api_versions_request(),
+    ));
     assert!(w.is_closed(), "the client is not left hanging");
-    let line = strait.wait_log("cannot reach broker", |l| message(l) == "cannot reach broker; closing client connection");
-    assert!(field(&line, "error").contains(&dead), "names the broker: {line}");
-    strait.wait_log("discovery failure", |l| message(l).starts_with("cluster discovery failed"));
+    let line = strait.wait_log("cannot reach broker", |l| {
+        message(l) == "cannot reach broker; closing client connection"
+    });
+    assert!(
+        field(&line, "error").contains(&dead),
+        "names the broker: {line}"
+    );
+    strait.wait_log("discovery failure", |l| {
+        message(l).starts_with("cluster discovery failed")
+    });
     assert_eq!(strait.admin_get("/readyz").0, 503);
     assert_eq!(strait.admin_get("/healthz").0, 200);
 }
@@ -169,9 +249,20 @@ fn broker_dying_mid_request_closes_the_client_with_a_log_line() {
     let mut strait = Strait::quick(&relay_addr);
     strait.wait_ready();
     let mut w = Wire::connect(&strait.bootstrap);
-    w.send_raw(&Wire::frame(ApiKey::ApiVersions, 3, 1, &strait_integration::wire::api_versions_request()));
-    assert!(w.is_closed(), "the client sees the close instead of waiting forever");
-    let line = closing_line(&mut strait, "broker closed the connection with 1 request(s)");
+    w.send_raw(&Wire::frame(
+        ApiKey::ApiVersions,
+        3,
+        1,
+        &strait_integration::wire::api_versions_request(),
+    ));
+    assert!(
+        w.is_closed(),
+        "the client sees the close instead of waiting forever"
+    );
+    let line = closing_line(
+        &mut strait,
+        "broker closed the connection with 1 request(s)",
+    );
     assert_eq!(field(&line, "side"), "upstream");
 }
 
@@ -185,13 +276,38 @@ fn bad_config_is_rejected_with_every_problem() {
          [limits]\nmax_frame_bytes = 1\n",
     )
     .unwrap();
-    let out = run(std::process::Command::new(strait_bin()).args(["check", "--config", path.to_str().unwrap()]));
+    let out = run(std::process::Command::new(strait_bin()).args([
+        "check",
+        "--config",
+        path.to_str().unwrap(),
+    ]));
     assert!(!out.ok);
-    for needle in ["listen.bootstrap", "listen.broker_ports", "upstream.bootstrap", "limits.max_frame_bytes"] {
-        assert!(out.stderr.contains(needle), "{needle} missing from:\n{}", out.stderr);
+    for needle in [
+        "listen.bootstrap",
+        "listen.broker_ports",
+        "upstream.bootstrap",
+        "limits.max_frame_bytes",
+    ] {
+        assert!(
+            out.stderr.contains(needle),
+            "{needle} missing from:\n{}",
+            out.stderr
+        );
     }
-    std::fs::write(&path, "[listen]\nbootstrap = \"127.0.0.1:0\"\nport = 3\n[upstream]\nbootstrap = [\"a:1\"]\n").unwrap();
-    let out = run(std::process::Command::new(strait_bin()).args(["run", "--config", path.to_str().unwrap()]));
+    std::fs::write(
+        &path,
+        "[listen]\nbootstrap = \"127.0.0.1:0\"\nport = 3\n[upstream]\nbootstrap = [\"a:1\"]\n",
+    )
+    .unwrap();
+    let out = run(std::process::Command::new(strait_bin()).args([
+        "run",
+        "--config",
+        path.to_str().unwrap(),
+    ]));
     assert!(!out.ok);
-    assert!(out.stderr.contains("unknown field `port`"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("unknown field `port`"),
+        "{}",
+        out.stderr
+    );
 }

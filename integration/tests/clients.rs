@@ -12,13 +12,26 @@ fn java_consumer_group_joins_rebalances_and_commits() {
     let topic = unique("group");
     let out = run(&mut java(
         "GroupRebalance",
-        &["--bootstrap", &strait.bootstrap, "--topic", &topic, "--records", "2000", "--timeout-ms", "90000"],
+        &[
+            "--bootstrap",
+            &strait.bootstrap,
+            "--topic",
+            &topic,
+            "--records",
+            "2000",
+            "--timeout-ms",
+            "90000",
+        ],
     ));
     out.assert_ok("GroupRebalance through Strait");
     let summary = out.summary();
     assert_eq!(summary["ok"], true, "{summary}");
     println!("GroupRebalance: {summary}");
-    assert!(strait.warnings().is_empty(), "unexpected warnings: {:#?}", strait.warnings());
+    assert!(
+        strait.warnings().is_empty(),
+        "unexpected warnings: {:#?}",
+        strait.warnings()
+    );
 }
 
 #[test]
@@ -29,7 +42,14 @@ fn librdkafka_produces_and_consumes_and_metrics_count_it() {
     let topic = unique("rdkafka");
     let out = run(&mut python(
         "produce_consume.py",
-        &["--bootstrap", &strait.bootstrap, "--topic", &topic, "--records", "5000"],
+        &[
+            "--bootstrap",
+            &strait.bootstrap,
+            "--topic",
+            &topic,
+            "--records",
+            "5000",
+        ],
     ));
     out.assert_ok("confluent-kafka produce/consume through Strait");
     let summary = out.summary();
@@ -41,11 +61,16 @@ fn librdkafka_produces_and_consumes_and_metrics_count_it() {
     let count = |api: &str| -> f64 {
         metrics
             .lines()
-            .find(|l| l.starts_with("strait_requests_total{") && l.contains(&format!("api=\"{api}\"")))
+            .find(|l| {
+                l.starts_with("strait_requests_total{") && l.contains(&format!("api=\"{api}\""))
+            })
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
             .unwrap_or(0.0)
     };
-    assert!(count("Produce") >= 1.0, "Produce requests counted:\n{metrics}");
+    assert!(
+        count("Produce") >= 1.0,
+        "Produce requests counted:\n{metrics}"
+    );
     assert!(count("Fetch") >= 1.0, "Fetch requests counted:\n{metrics}");
     assert!(count("Metadata") >= 1.0);
     for series in [
@@ -54,7 +79,14 @@ fn librdkafka_produces_and_consumes_and_metrics_count_it() {
         "strait_request_latency_seconds_bucket{api=\"Produce\"",
         "strait_client_connections{listener=\"broker\"}",
     ] {
-        assert!(metrics.contains(series), "{series} missing from /metrics:\n{metrics}");
+        assert!(
+            metrics.contains(series),
+            "{series} missing from /metrics:\n{metrics}"
+        );
     }
-    assert!(strait.warnings().is_empty(), "unexpected warnings: {:#?}", strait.warnings());
+    assert!(
+        strait.warnings().is_empty(),
+        "unexpected warnings: {:#?}",
+        strait.warnings()
+    );
 }

@@ -15,7 +15,12 @@ use strait_integration::{cluster, cluster_name, harness, run, unique, Strait};
 const RECORDS: u32 = 100_000;
 
 fn spawn_lines(cmd: &mut Command) -> (Child, mpsc::Receiver<Value>) {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -31,7 +36,14 @@ fn spawn_lines(cmd: &mut Command) -> (Child, mpsc::Receiver<Value>) {
 }
 
 fn leader_of(bootstrap: &str, topic: &str) -> u32 {
-    let out = run(&mut harness(&["topics", "--bootstrap-server", bootstrap, "--describe", "--topic", topic]));
+    let out = run(&mut harness(&[
+        "topics",
+        "--bootstrap-server",
+        bootstrap,
+        "--describe",
+        "--topic",
+        topic,
+    ]));
     out.assert_ok("describe topic");
     out.stdout
         .split_whitespace()
@@ -43,7 +55,14 @@ fn leader_of(bootstrap: &str, topic: &str) -> u32 {
 
 fn node(cmd: &str, id: u32) {
     let name = cluster_name(3);
-    run(&mut harness(&[cmd, "--name", &name, "--node", &id.to_string()])).assert_ok(cmd);
+    run(&mut harness(&[
+        cmd,
+        "--name",
+        &name,
+        "--node",
+        &id.to_string(),
+    ]))
+    .assert_ok(cmd);
 }
 
 #[test]
@@ -75,7 +94,9 @@ fn no_acknowledged_record_is_lost_when_the_leader_dies() {
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let Ok(ev) = events.recv_timeout(remaining) else { break };
+        let Ok(ev) = events.recv_timeout(remaining) else {
+            break;
+        };
         match ev["name"].as_str() {
             Some("producer_send_success") => {
                 acked.insert(ev["value"].as_str().unwrap().to_string());
@@ -98,7 +119,11 @@ fn no_acknowledged_record_is_lost_when_the_leader_dies() {
     if !restarted {
         node("start-node", leader);
     }
-    assert!(killed, "the leader was killed mid-run ({} acks)", acked.len());
+    assert!(
+        killed,
+        "the leader was killed mid-run ({} acks)",
+        acked.len()
+    );
     assert!(status.success(), "VerifiableProducer exited with {status}");
 
     let group = unique("verify");
@@ -120,7 +145,9 @@ fn no_acknowledged_record_is_lost_when_the_leader_dies() {
     let deadline = Instant::now() + Duration::from_secs(180);
     while missing > 0 {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let Ok(ev) = records.recv_timeout(remaining) else { break };
+        let Ok(ev) = records.recv_timeout(remaining) else {
+            break;
+        };
         if ev["name"] == "record_data" {
             let v = ev["value"].as_str().unwrap().to_string();
             let n = seen.entry(v.clone()).or_insert(0);

@@ -38,6 +38,12 @@ fn fifty_megabyte_fetch_responses_stream_through_a_bounded_buffer() {
     let largest = summary["max_poll_bytes"].as_u64().unwrap_or(0);
     let (rss, peak) = strait.rss_kib();
     println!("LargeFetch: {summary}; largest poll {largest} bytes; strait RSS {rss} KiB, peak {peak} KiB");
-    assert!(largest >= 40_000_000, "responses approached 50 MB (largest poll {largest} bytes)");
-    assert!(peak < PEAK_RSS_BOUND_KIB, "strait peak RSS {peak} KiB exceeds {PEAK_RSS_BOUND_KIB} KiB");
+    assert!(
+        largest >= 40_000_000,
+        "responses approached 50 MB (largest poll {largest} bytes)"
+    );
+    assert!(
+        peak < PEAK_RSS_BOUND_KIB,
+        "strait peak RSS {peak} KiB exceeds {PEAK_RSS_BOUND_KIB} KiB"
+    );
 }

@@ -14,7 +14,9 @@ use kafka_protocol::messages::{
     ApiKey, DescribeConfigsRequest, ListGroupsRequest, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use strait_integration::wire::{api_versions_request, Wire};
 use strait_integration::{cluster, create_topic, eventually, unique, Strait};
 
@@ -27,10 +29,12 @@ struct Recorded {
 
 /// A byte-recording TCP relay in front of the real broker: the observation
 /// point for "what the broker received" (it forwards, never alters).
-fn recording_relay(broker: String) -> (String, Arc<Mutex<Vec<Arc<Mutex<Recorded>>>>>) {
+type Connections = Arc<Mutex<Vec<Arc<Mutex<Recorded>>>>>;
+
+fn recording_relay(broker: String) -> (String, Connections) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let conns: Arc<Mutex<Vec<Arc<Mutex<Recorded>>>>> = Arc::default();
+    let conns: Connections = Arc::default();
     let all = conns.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
@@ -38,7 +42,12 @@ fn recording_relay(broker: String) -> (String, Arc<Mutex<Vec<Arc<Mutex<Recorded>
             let rec = Arc::new(Mutex::new(Recorded::default()));
             all.lock().unwrap().push(rec.clone());
             let broker = TcpStream::connect(&broker).unwrap();
-            pipe(client.try_clone().unwrap(), broker.try_clone().unwrap(), rec.clone(), true);
+            pipe(
+                client.try_clone().unwrap(),
+                broker.try_clone().unwrap(),
+                rec.clone(),
+                true,
+            );
             pipe(broker, client, rec, false);
         }
     });
@@ -55,7 +64,11 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, rec: Arc<Mutex<Recorded>>, to_br
             };
             {
                 let mut r = rec.lock().unwrap();
-                let side = if to_broker { &mut r.to_broker } else { &mut r.to_client };
+                let side = if to_broker {
+                    &mut r.to_broker
+                } else {
+                    &mut r.to_client
+                };
                 side.extend_from_slice(&buf[..n]);
             }
             if to.write_all(&buf[..n]).is_err() {
@@ -88,9 +101,11 @@ fn untouched_api_bytes_are_identical_both_ways() {
             ApiKey::DescribeConfigs,
             4,
             102,
-            &DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-                .with_resource_type(2)
-                .with_resource_name(StrBytes::from_string(topic.clone()))]),
+            &DescribeConfigsRequest::default().with_resources(vec![
+                DescribeConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_string(topic.clone())),
+            ]),
         ),
         // A second version of the same api, also forwarded raw.
         Wire::frame(ApiKey::ListGroups, 5, 103, &ListGroupsRequest::default()),
@@ -103,12 +118,28 @@ fn untouched_api_bytes_are_identical_both_ways() {
         let resp = w.read_frame().expect("a response");
         received.extend_from_slice(&with_prefix(&resp));
     }
-    let rec = eventually("the client's upstream connection in the relay", Duration::from_secs(10), || {
-        conns.lock().unwrap().iter().skip(before).find(|c| !c.lock().unwrap().to_broker.is_empty()).cloned()
-    });
+    let rec = eventually(
+        "the client's upstream connection in the relay",
+        Duration::from_secs(10),
+        || {
+            conns
+                .lock()
+                .unwrap()
+                .iter()
+                .skip(before)
+                .find(|c| !c.lock().unwrap().to_broker.is_empty())
+                .cloned()
+        },
+    );
     let rec = rec.lock().unwrap();
-    assert_eq!(rec.to_broker, sent, "the broker received exactly the client's bytes");
-    assert_eq!(rec.to_client, received, "the client received exactly the broker's bytes");
+    assert_eq!(
+        rec.to_broker, sent,
+        "the broker received exactly the client's bytes"
+    );
+    assert_eq!(
+        rec.to_client, received,
+        "the client received exactly the broker's bytes"
+    );
 }
 
 fn produce(topic: &str, acks: i16, value: &'static [u8]) -> ProduceRequest {
@@ -128,11 +159,23 @@ fn produce(topic: &str, acks: i16, value: &'static [u8]) -> ProduceRequest {
         headers: IndexMap::new(),
     };
     let mut batch = BytesMut::new();
-    RecordBatchEncoder::encode(&mut batch, [&record], &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .unwrap();
-    ProduceRequest::default().with_acks(acks).with_timeout_ms(10_000).with_topic_data(vec![TopicProduceData::default()
-        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-        .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(batch.freeze()))])])
+    RecordBatchEncoder::encode(
+        &mut batch,
+        [&record],
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch.freeze()))])])
 }
 
 #[test]
@@ -147,11 +190,26 @@ fn acks_zero_gets_no_response_and_order_is_kept() {
     let mut w = Wire::connect(&format!("127.0.0.1:{port}"));
     // Pipelined: acks=0, acks=1, ApiVersions, acks=0, ApiVersions.
     let frames = [
-        (Wire::frame(ApiKey::Produce, 9, 1, &produce(&topic, 0, b"zero-a")), false),
-        (Wire::frame(ApiKey::Produce, 9, 2, &produce(&topic, 1, b"one")), true),
-        (Wire::frame(ApiKey::ApiVersions, 3, 3, &api_versions_request()), true),
-        (Wire::frame(ApiKey::Produce, 3, 4, &produce(&topic, 0, b"zero-b")), false),
-        (Wire::frame(ApiKey::ApiVersions, 3, 5, &api_versions_request()), true),
+        (
+            Wire::frame(ApiKey::Produce, 9, 1, &produce(&topic, 0, b"zero-a")),
+            false,
+        ),
+        (
+            Wire::frame(ApiKey::Produce, 9, 2, &produce(&topic, 1, b"one")),
+            true,
+        ),
+        (
+            Wire::frame(ApiKey::ApiVersions, 3, 3, &api_versions_request()),
+            true,
+        ),
+        (
+            Wire::frame(ApiKey::Produce, 3, 4, &produce(&topic, 0, b"zero-b")),
+            false,
+        ),
+        (
+            Wire::frame(ApiKey::ApiVersions, 3, 5, &api_versions_request()),
+            true,
+        ),
     ];
     let all: Vec<u8> = frames.iter().flat_map(|(f, _)| f.to_vec()).collect();
     w.send_raw(&all);
@@ -170,12 +228,27 @@ fn acks_zero_gets_no_response_and_order_is_kept() {
         .collect();
     assert_eq!(got, expected, "one response per acked request, in order");
     // Nothing more arrives: the acks=0 requests were not answered.
-    w.stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    w.stream
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let mut b = [0u8; 1];
-    assert!(matches!(w.stream.read(&mut b), Err(_)), "no stray response");
+    assert!(
+        w.stream.read(&mut b).is_err(),
+        "no stray response (and no close)"
+    );
     // All three records reached the broker.
     let out = strait_integration::run(std::process::Command::new("kcat").args([
-        "-C", "-b", &upstream, "-t", &topic, "-o", "beginning", "-e", "-q", "-f", "%s\\n",
+        "-C",
+        "-b",
+        &upstream,
+        "-t",
+        &topic,
+        "-o",
+        "beginning",
+        "-e",
+        "-q",
+        "-f",
+        "%s\\n",
     ]));
     out.assert_ok("kcat consume");
     let values: Vec<&str> = out.stdout.lines().collect();

@@ -32,7 +32,8 @@ fn leaf(
     usage: ExtendedKeyUsagePurpose,
     issuer: &(rcgen::Certificate, KeyPair),
 ) {
-    let mut p = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    let mut p =
+        CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
     p.distinguished_name.push(rcgen::DnType::CommonName, name);
     p.extended_key_usages = vec![usage];
     let key = KeyPair::generate().unwrap();
@@ -48,9 +49,27 @@ fn pki() -> Pki {
     let root = ca("strait-test-ca");
     let stranger = ca("stranger-ca");
     std::fs::write(dir.path().join("ca.crt"), root.0.pem()).unwrap();
-    leaf(dir.path(), "server", &["127.0.0.1", "localhost"], ExtendedKeyUsagePurpose::ServerAuth, &root);
-    leaf(dir.path(), "client", &["client"], ExtendedKeyUsagePurpose::ClientAuth, &root);
-    leaf(dir.path(), "intruder", &["intruder"], ExtendedKeyUsagePurpose::ClientAuth, &stranger);
+    leaf(
+        dir.path(),
+        "server",
+        &["127.0.0.1", "localhost"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+        &root,
+    );
+    leaf(
+        dir.path(),
+        "client",
+        &["client"],
+        ExtendedKeyUsagePurpose::ClientAuth,
+        &root,
+    );
+    leaf(
+        dir.path(),
+        "intruder",
+        &["intruder"],
+        ExtendedKeyUsagePurpose::ClientAuth,
+        &stranger,
+    );
     Pki { dir }
 }
 
@@ -64,7 +83,10 @@ fn start(pki: &Pki, mtls: bool) -> Strait {
         pki.path("server.key").display(),
     );
     if mtls {
-        toml.push_str(&format!("client_ca_file = \"{}\"\n", pki.path("ca.crt").display()));
+        toml.push_str(&format!(
+            "client_ca_file = \"{}\"\n",
+            pki.path("ca.crt").display()
+        ));
     }
     let (strait, dir) = Strait::with_config(&toml);
     std::mem::forget(dir); // the config file is read at start; the temp dir goes with the machine
@@ -72,7 +94,12 @@ fn start(pki: &Pki, mtls: bool) -> Strait {
     strait
 }
 
-fn tls_client(strait: &Strait, pki: &Pki, cert: Option<&str>, expect_failure: bool) -> strait_integration::Output {
+fn tls_client(
+    strait: &Strait,
+    pki: &Pki,
+    cert: Option<&str>,
+    expect_failure: bool,
+) -> strait_integration::Output {
     let topic = unique("tls");
     let ca = pki.path("ca.crt");
     let mut args = vec![
@@ -121,7 +148,9 @@ fn mtls_accepts_a_valid_client_certificate_and_refuses_the_rest() {
 
     let out = tls_client(&strait, &pki, None, true);
     out.assert_ok("TlsClient without a client certificate is refused");
-    let line = strait.wait_log("a TLS refusal log line", |l| message(l) == "TLS handshake failed; connection refused");
+    let line = strait.wait_log("a TLS refusal log line", |l| {
+        message(l) == "TLS handshake failed; connection refused"
+    });
     assert!(field(&line, "client").starts_with("127.0.0.1:"), "{line}");
     assert!(!field(&line, "error").is_empty(), "{line}");
 
