@@ -6,18 +6,11 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
+use bytes::Bytes;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, DescribeConfigsRequest, ListGroupsRequest, ProduceRequest, TopicName,
-};
+use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, ListGroupsRequest};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
-use strait_integration::wire::{api_versions_request, Wire};
+use strait_integration::wire::{api_versions_request, produce_request, Wire};
 use strait_integration::{cluster, create_topic, eventually, unique, Strait};
 
 /// Bytes seen by a recording relay, per connection and direction.
@@ -142,42 +135,6 @@ fn untouched_api_bytes_are_identical_both_ways() {
     );
 }
 
-fn produce(topic: &str, acks: i16, value: &'static [u8]) -> ProduceRequest {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 0,
-        key: Some(Bytes::from_static(b"k")),
-        value: Some(Bytes::from_static(value)),
-        headers: IndexMap::new(),
-    };
-    let mut batch = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut batch,
-        [&record],
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(batch.freeze()))])])
-}
-
 #[test]
 fn acks_zero_gets_no_response_and_order_is_kept() {
     let upstream = cluster(1);
@@ -191,11 +148,16 @@ fn acks_zero_gets_no_response_and_order_is_kept() {
     // Pipelined: acks=0, acks=1, ApiVersions, acks=0, ApiVersions.
     let frames = [
         (
-            Wire::frame(ApiKey::Produce, 9, 1, &produce(&topic, 0, b"zero-a")),
+            Wire::frame(
+                ApiKey::Produce,
+                9,
+                1,
+                &produce_request(&topic, 0, b"zero-a"),
+            ),
             false,
         ),
         (
-            Wire::frame(ApiKey::Produce, 9, 2, &produce(&topic, 1, b"one")),
+            Wire::frame(ApiKey::Produce, 9, 2, &produce_request(&topic, 1, b"one")),
             true,
         ),
         (
@@ -203,7 +165,12 @@ fn acks_zero_gets_no_response_and_order_is_kept() {
             true,
         ),
         (
-            Wire::frame(ApiKey::Produce, 3, 4, &produce(&topic, 0, b"zero-b")),
+            Wire::frame(
+                ApiKey::Produce,
+                3,
+                4,
+                &produce_request(&topic, 0, b"zero-b"),
+            ),
             false,
         ),
         (

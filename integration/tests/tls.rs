@@ -73,7 +73,7 @@ fn pki() -> Pki {
     Pki { dir }
 }
 
-fn start(pki: &Pki, mtls: bool) -> Strait {
+fn start(pki: &Pki, mtls: bool) -> (Strait, Dir) {
     let upstream = cluster(1);
     let mut toml = format!(
         "[listen]\nbootstrap = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
@@ -89,9 +89,8 @@ fn start(pki: &Pki, mtls: bool) -> Strait {
         ));
     }
     let (strait, dir) = Strait::with_config(&toml);
-    std::mem::forget(dir); // the config file is read at start; the temp dir goes with the machine
     strait.wait_ready();
-    strait
+    (strait, dir)
 }
 
 fn tls_client(
@@ -132,7 +131,7 @@ fn tls_client(
 #[test]
 fn java_client_over_tls() {
     let pki = pki();
-    let strait = start(&pki, false);
+    let (strait, _config) = start(&pki, false);
     let out = tls_client(&strait, &pki, None, false);
     out.assert_ok("TlsClient over TLS");
     assert_eq!(out.summary()["ok"], true);
@@ -141,7 +140,7 @@ fn java_client_over_tls() {
 #[test]
 fn mtls_accepts_a_valid_client_certificate_and_refuses_the_rest() {
     let pki = pki();
-    let mut strait = start(&pki, true);
+    let (mut strait, _config) = start(&pki, true);
     let out = tls_client(&strait, &pki, Some("client"), false);
     out.assert_ok("TlsClient with a client certificate");
     assert_eq!(out.summary()["ok"], true);
@@ -156,4 +155,52 @@ fn mtls_accepts_a_valid_client_certificate_and_refuses_the_rest() {
 
     let out = tls_client(&strait, &pki, Some("intruder"), true);
     out.assert_ok("TlsClient with a certificate from another CA is refused");
+}
+
+/// TLS to the brokers (`[upstream.tls]`). The suite's brokers speak plaintext,
+/// so a second Strait with client-facing TLS is the TLS endpoint in front of
+/// them: client -> Strait B (plaintext in, TLS out) -> Strait A (TLS in) -> broker.
+#[test]
+fn upstream_tls_with_a_ca_file() {
+    let pki = pki();
+    let (front, _config) = start(&pki, false);
+    let toml = format!(
+        "[listen]\nbootstrap = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+         [upstream]\nbootstrap = [\"{}\"]\n[upstream.tls]\nca_file = \"{}\"\n",
+        front.bootstrap,
+        pki.path("ca.crt").display(),
+    );
+    let (edge, _dir) = Strait::with_config(&toml);
+    edge.wait_ready();
+    let out = run(&mut strait_integration::python(
+        "produce_consume.py",
+        &[
+            "--bootstrap",
+            &edge.bootstrap,
+            "--topic",
+            &unique("uptls"),
+            "--records",
+            "500",
+        ],
+    ));
+    out.assert_ok("confluent-kafka through two Straits, TLS between them");
+    assert_eq!(out.summary()["ok"], true);
+
+    // The wrong CA: the upstream handshake fails, and the log says so.
+    let stranger = Dir::new("stranger");
+    let other = ca("other-ca");
+    std::fs::write(stranger.path().join("ca.crt"), other.0.pem()).unwrap();
+    let toml = format!(
+        "[listen]\nbootstrap = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+         [upstream]\nbootstrap = [\"{}\"]\n[upstream.tls]\nca_file = \"{}\"\n",
+        front.bootstrap,
+        stranger.path().join("ca.crt").display(),
+    );
+    let (mut edge, _dir) = Strait::with_config(&toml);
+    let line = edge.wait_log("discovery failing on the TLS handshake", |l| {
+        message(l).starts_with("cluster discovery failed")
+            && field(l, "error").contains("TLS handshake")
+    });
+    assert!(field(&line, "error").contains(&front.bootstrap), "{line}");
+    assert_eq!(edge.admin_get("/readyz").0, 503);
 }

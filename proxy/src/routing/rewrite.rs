@@ -428,6 +428,107 @@ mod tests {
         }
     }
 
+    fn endpoint_frame(kind: Rewrite, v: i16) -> (i16, Bytes) {
+        use kafka_protocol::messages::{
+            fetch_response, produce_response, share_acknowledge_response, share_fetch_response,
+        };
+        let host = StrBytes::from_static_str("kafka-3.internal");
+        let (key, body) = match kind {
+            Rewrite::Produce => (ApiKey::Produce, {
+                let r = ProduceResponse::default().with_node_endpoints(vec![
+                    produce_response::NodeEndpoint::default()
+                        .with_node_id(BrokerId(3))
+                        .with_host(host)
+                        .with_port(9092),
+                ]);
+                let mut b = BytesMut::new();
+                r.encode(&mut b, v).unwrap();
+                b
+            }),
+            Rewrite::Fetch => (ApiKey::Fetch, {
+                let r = FetchResponse::default().with_node_endpoints(vec![
+                    fetch_response::NodeEndpoint::default()
+                        .with_node_id(BrokerId(3))
+                        .with_host(host)
+                        .with_port(9092),
+                ]);
+                let mut b = BytesMut::new();
+                r.encode(&mut b, v).unwrap();
+                b
+            }),
+            Rewrite::ShareFetch => (ApiKey::ShareFetch, {
+                let r = ShareFetchResponse::default().with_node_endpoints(vec![
+                    share_fetch_response::NodeEndpoint::default()
+                        .with_node_id(BrokerId(3))
+                        .with_host(host)
+                        .with_port(9092),
+                ]);
+                let mut b = BytesMut::new();
+                r.encode(&mut b, v).unwrap();
+                b
+            }),
+            Rewrite::ShareAcknowledge => (ApiKey::ShareAcknowledge, {
+                let r = ShareAcknowledgeResponse::default().with_node_endpoints(vec![
+                    share_acknowledge_response::NodeEndpoint::default()
+                        .with_node_id(BrokerId(3))
+                        .with_host(host)
+                        .with_port(9092),
+                ]);
+                let mut b = BytesMut::new();
+                r.encode(&mut b, v).unwrap();
+                b
+            }),
+            _ => unreachable!(),
+        };
+        let mut f = BytesMut::new();
+        ResponseHeader::default()
+            .with_correlation_id(7)
+            .encode(&mut f, key.response_header_version(v))
+            .unwrap();
+        f.extend_from_slice(&body);
+        (key as i16, f.freeze())
+    }
+
+    #[test]
+    fn kip951_node_endpoints_point_at_the_proxy() {
+        let cases = [
+            (Rewrite::Produce, 10..=13),
+            (Rewrite::Fetch, 16..=18),
+            (Rewrite::ShareFetch, 1..=1),
+            (Rewrite::ShareAcknowledge, 1..=1),
+        ];
+        for (kind, versions) in cases {
+            for v in versions {
+                let (key, frame) = endpoint_frame(kind, v);
+                assert_eq!(classify(key, v), Ok(Some(kind)));
+                let mut d = Decoded::decode(kind, key, v, frame).unwrap();
+                assert_eq!(
+                    d.endpoints(),
+                    vec![Endpoint {
+                        node_id: 3,
+                        host: "kafka-3.internal".into(),
+                        port: 9092
+                    }]
+                );
+                d.rewrite(&Fixed, LeaderEndpoints::Rewrite).unwrap();
+                let out = d.encode().unwrap();
+                assert!(
+                    !out.windows(8).any(|w| w == b"internal"),
+                    "{kind:?} v{v} leaked"
+                );
+                let again = Decoded::decode(kind, key, v, out.freeze().slice(4..)).unwrap();
+                assert_eq!(
+                    again.endpoints(),
+                    vec![Endpoint {
+                        node_id: 3,
+                        host: "proxy".into(),
+                        port: 20003
+                    }]
+                );
+            }
+        }
+    }
+
     #[test]
     fn unknown_node_is_an_error_not_a_leak() {
         let resp =
