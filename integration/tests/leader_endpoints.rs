@@ -136,7 +136,7 @@ fn kip951_leader_endpoints_point_at_strait_in_rewrite_mode() {
             .find(|t| t.name.as_ref().map(|n| n.as_str()) == Some(topic.as_str()))
             .and_then(|t| {
                 let p = t.partitions.first()?;
-                (p.leader_id.0 >= 0).then(|| (t.topic_id, p.leader_id.0))
+                (p.leader_id.0 >= 0).then_some((t.topic_id, p.leader_id.0))
             })
     });
     let (topic_id, leader) = meta;
