@@ -47,3 +47,43 @@ fn fifty_megabyte_fetch_responses_stream_through_a_bounded_buffer() {
         "strait peak RSS {peak} KiB exceeds {PEAK_RSS_BOUND_KIB} KiB"
     );
 }
+
+/// Connections that are open but quiet cost little: each has done an
+/// ApiVersions and a Metadata round trip, then sits idle.
+#[test]
+fn idle_connections_cost_under_50_kib_each() {
+    use kafka_protocol::messages::{
+        ApiKey, ApiVersionsResponse, MetadataRequest, MetadataResponse,
+    };
+    use strait_integration::wire::{api_versions_request, Wire};
+    const CONNECTIONS: usize = 400;
+    const BOUND_KIB: u64 = 50;
+    let strait = Strait::quick(&cluster(1));
+    strait.wait_ready();
+    let open = |n: usize| -> Vec<Wire> {
+        (0..n)
+            .map(|_| {
+                let mut w = Wire::connect(&strait.bootstrap);
+                let _: ApiVersionsResponse =
+                    w.call(ApiKey::ApiVersions, 3, &api_versions_request());
+                let _: MetadataResponse = w.call(
+                    ApiKey::Metadata,
+                    12,
+                    &MetadataRequest::default().with_topics(None),
+                );
+                w
+            })
+            .collect()
+    };
+    let warm = open(20);
+    let (before, _) = strait.rss_kib();
+    let idle = open(CONNECTIONS);
+    let (after, _) = strait.rss_kib();
+    let per = (after.saturating_sub(before)) * 1024 / CONNECTIONS as u64;
+    println!("idle connections: RSS {before} KiB -> {after} KiB for {CONNECTIONS} connections = {per} bytes each");
+    assert!(
+        per <= BOUND_KIB * 1024,
+        "{per} bytes per idle connection exceeds {BOUND_KIB} KiB"
+    );
+    drop((warm, idle));
+}

@@ -56,6 +56,16 @@ pub fn install() -> PrometheusHandle {
                 .expect("static buckets are valid")
                 .install_recorder()
                 .expect("the metrics recorder is installed once");
+            // Histogram samples queue up until upkeep folds them into buckets;
+            // without it they grow between scrapes (invariant 8: bounded memory).
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                })
+                .expect("spawn the metrics upkeep thread");
             let per_key = (0..KEYS as i16)
                 .map(|k| {
                     if ApiKey::try_from(k).is_ok() {

@@ -25,10 +25,39 @@ pub struct InFlight {
     pub sent: Instant,
 }
 
-/// Makes room for at least `chunk` more bytes without shrinking below what is held.
-fn make_room(buf: &mut BytesMut, chunk: usize) {
-    if buf.capacity() - buf.len() < chunk / 4 {
-        buf.reserve(chunk);
+/// First read size of a new connection: idle connections stay small.
+const INITIAL_READ: usize = 4096;
+
+/// A read buffer that starts small and doubles (up to `max`) while reads keep
+/// filling it, so an idle connection costs a few KiB and a busy one reads in
+/// large chunks with few syscalls.
+struct ReadBuf {
+    buf: BytesMut,
+    chunk: usize,
+    max: usize,
+}
+
+impl ReadBuf {
+    fn new(max: usize) -> ReadBuf {
+        let chunk = INITIAL_READ.min(max);
+        ReadBuf {
+            buf: BytesMut::with_capacity(chunk),
+            chunk,
+            max,
+        }
+    }
+
+    /// Reads once; returns the number of bytes read (0 at end of stream).
+    async fn fill(&mut self, from: &mut BoxRead) -> std::io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < self.chunk / 2 {
+            self.buf.reserve(self.chunk);
+        }
+        let spare = self.buf.capacity() - self.buf.len();
+        let n = from.read_buf(&mut self.buf).await?;
+        if n == spare && self.chunk < self.max {
+            self.chunk = (self.chunk * 2).min(self.max);
+        }
+        Ok(n)
     }
 }
 
@@ -40,11 +69,11 @@ pub async fn requests(
     in_flight: mpsc::Sender<InFlight>,
 ) -> Result<(), ConnError> {
     let max = shared.limits.max_frame_bytes;
-    let chunk = shared.limits.buffer_bytes;
-    let mut buf = BytesMut::with_capacity(chunk);
+    let mut rb = ReadBuf::new(shared.limits.buffer_bytes);
     // Bytes of the current frame still to forward; 0 at a frame boundary.
     let mut rem = 0usize;
     loop {
+        let buf = &mut rb.buf;
         let mut pos = 0;
         loop {
             if rem > 0 {
@@ -99,11 +128,8 @@ pub async fn requests(
                 .map_err(ConnError::UpstreamIo)?;
             buf.advance(pos);
         }
-        make_room(&mut buf, chunk);
-        let n = client
-            .read_buf(&mut buf)
-            .await
-            .map_err(ConnError::ClientIo)?;
+        let n = rb.fill(&mut client).await.map_err(ConnError::ClientIo)?;
+        let buf = &rb.buf;
         if n == 0 {
             if rem == 0 && buf.is_empty() {
                 return Ok(());
@@ -124,11 +150,11 @@ pub async fn responses(
     mut in_flight: mpsc::Receiver<InFlight>,
 ) -> Result<(), ConnError> {
     let max = shared.limits.max_frame_bytes;
-    let chunk = shared.limits.buffer_bytes;
-    let mut buf = BytesMut::with_capacity(chunk);
+    let mut rb = ReadBuf::new(shared.limits.buffer_bytes);
     let mut rem = 0usize;
     let mut head: Option<InFlight> = None;
     loop {
+        let buf = &mut rb.buf;
         let mut pos = 0;
         loop {
             if rem > 0 {
@@ -210,11 +236,11 @@ pub async fn responses(
                 .map_err(ConnError::ClientIo)?;
             buf.advance(pos);
         }
-        make_room(&mut buf, chunk);
-        let n = upstream
-            .read_buf(&mut buf)
+        let n = rb
+            .fill(&mut upstream)
             .await
             .map_err(ConnError::UpstreamIo)?;
+        let buf = &rb.buf;
         if n == 0 {
             let waiting = usize::from(head.is_some()) + in_flight.len();
             if rem == 0 && buf.is_empty() && waiting == 0 {
