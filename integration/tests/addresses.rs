@@ -157,11 +157,23 @@ fn kcat_metadata_lists_only_strait() {
     strait.wait_ready();
     let topic = unique("kcat");
     create_topic(&upstream, &topic, 3, 1);
-    let out =
-        run(std::process::Command::new("kcat").args(["-L", "-b", &strait.bootstrap, "-m", "20"]));
-    out.assert_ok("kcat -L");
-    let text = format!("{}{}", out.stdout, out.stderr);
-    assert!(text.contains(&topic), "{text}");
+    // A topic just created reaches every broker's metadata cache shortly after.
+    let text = strait_integration::eventually(
+        "kcat -L to list the new topic",
+        std::time::Duration::from_secs(30),
+        || {
+            let out = run(std::process::Command::new("kcat").args([
+                "-L",
+                "-b",
+                &strait.bootstrap,
+                "-m",
+                "20",
+            ]));
+            out.assert_ok("kcat -L");
+            let text = format!("{}{}", out.stdout, out.stderr);
+            text.contains(&topic).then_some(text)
+        },
+    );
     assert!(
         !text.contains("localhost"),
         "kcat saw an upstream address:\n{text}"
