@@ -359,6 +359,30 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: u32, rf: u32) {
         &rf.to_string(),
     ]))
     .assert_ok("create topic");
+    // Every broker learns of the topic shortly after the controller commits it.
+    for broker in bootstrap.split(',') {
+        eventually(
+            &format!("topic {topic} with leaders in {broker}'s metadata"),
+            Duration::from_secs(30),
+            || {
+                let mut w = wire::Wire::connect(broker);
+                let req =
+                    kafka_protocol::messages::MetadataRequest::default().with_topics(Some(vec![
+                        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                            .with_name(Some(kafka_protocol::messages::TopicName(
+                                kafka_protocol::protocol::StrBytes::from_string(topic.to_string()),
+                            ))),
+                    ]));
+                let m: kafka_protocol::messages::MetadataResponse =
+                    w.call(kafka_protocol::messages::ApiKey::Metadata, 12, &req);
+                let t = m.topics.first()?;
+                (t.error_code == 0
+                    && t.partitions.len() == partitions as usize
+                    && t.partitions.iter().all(|p| p.leader_id.0 >= 0))
+                .then_some(())
+            },
+        );
+    }
 }
 
 /// Temporary directories, removed on drop.
