@@ -61,6 +61,24 @@ impl ReadBuf {
     }
 }
 
+/// Steps over buffered bytes of a passthrough frame; true once the frame is
+/// fully stepped over (the next byte starts a frame).
+fn step_over(rem: &mut usize, pos: &mut usize, buffered: usize) -> bool {
+    let n = (*rem).min(buffered - *pos);
+    *pos += n;
+    *rem -= n;
+    *rem == 0
+}
+
+/// Writes the first `pos` buffered bytes out in one write and drops them.
+async fn forward(out: &mut BoxWrite, buf: &mut BytesMut, pos: usize) -> std::io::Result<()> {
+    if pos > 0 {
+        out.write_all(&buf[..pos]).await?;
+        buf.advance(pos);
+    }
+    Ok(())
+}
+
 /// Client → broker. Returns `Ok(())` when the client closes between frames.
 pub async fn requests(
     shared: &Shared,
@@ -77,10 +95,7 @@ pub async fn requests(
         let mut pos = 0;
         loop {
             if rem > 0 {
-                let n = rem.min(buf.len() - pos);
-                pos += n;
-                rem -= n;
-                if rem > 0 {
+                if !step_over(&mut rem, &mut pos, buf.len()) {
                     break;
                 }
                 continue;
@@ -121,13 +136,9 @@ pub async fn requests(
             }
             rem = 4 + len;
         }
-        if pos > 0 {
-            upstream
-                .write_all(&buf[..pos])
-                .await
-                .map_err(ConnError::UpstreamIo)?;
-            buf.advance(pos);
-        }
+        forward(&mut upstream, buf, pos)
+            .await
+            .map_err(ConnError::UpstreamIo)?;
         let n = rb.fill(&mut client).await.map_err(ConnError::ClientIo)?;
         let buf = &rb.buf;
         if n == 0 {
@@ -158,10 +169,7 @@ pub async fn responses(
         let mut pos = 0;
         loop {
             if rem > 0 {
-                let n = rem.min(buf.len() - pos);
-                pos += n;
-                rem -= n;
-                if rem > 0 {
+                if !step_over(&mut rem, &mut pos, buf.len()) {
                     break;
                 }
                 continue;
@@ -209,14 +217,10 @@ pub async fn responses(
                         buf.reserve(4 + len - avail.len());
                         break;
                     }
-                    if pos > 0 {
-                        client
-                            .write_all(&buf[..pos])
-                            .await
-                            .map_err(ConnError::ClientIo)?;
-                        buf.advance(pos);
-                        pos = 0;
-                    }
+                    forward(&mut client, buf, pos)
+                        .await
+                        .map_err(ConnError::ClientIo)?;
+                    pos = 0;
                     let frame = buf.split_to(4 + len).freeze().slice(4..);
                     let out = shared
                         .rewrite(kind, entry.api_key, entry.api_version, frame)
@@ -229,13 +233,9 @@ pub async fn responses(
                 }
             }
         }
-        if pos > 0 {
-            client
-                .write_all(&buf[..pos])
-                .await
-                .map_err(ConnError::ClientIo)?;
-            buf.advance(pos);
-        }
+        forward(&mut client, buf, pos)
+            .await
+            .map_err(ConnError::ClientIo)?;
         let n = rb
             .fill(&mut upstream)
             .await
