@@ -1,29 +1,20 @@
 //! Strait's policy core: per-topic policy files, topic matching and the pure
-//! decision functions the proxy applies on the wire. No tokio, no I/O, so every
-//! decision can be fuzzed and benchmarked alone.
+//! decision functions the proxy applies on the wire. No tokio, no I/O: the
+//! proxy reads the files and gathers the facts, so every decision can be
+//! fuzzed and benchmarked alone.
 //!
-//! The foundation (issue 2) is a transparent proxy: no policy applies yet, and
-//! [`Verdict::Passthrough`] is the only decision. The schema and rules arrive
-//! with the policy-file issue.
+//! A policy file is TOML with any number of `[[policy]]` tables; see
+//! `policies/examples/` and the README for the schema.
 
-/// What the proxy does with a request for a topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Forward the bytes unchanged without decoding past the request header.
-    Passthrough,
-}
+pub mod decide;
+pub mod explain;
+pub mod schema;
+pub mod selector;
+pub mod set;
 
-/// The decision for a request naming no topic-level policy.
-pub fn decide_default() -> Verdict {
-    Verdict::Passthrough
-}
+pub use decide::{Rule, Violation};
+pub use schema::Codec;
+pub use set::{Policy, PolicySet, Problem};
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_is_passthrough() {
-        assert_eq!(decide_default(), Verdict::Passthrough);
-    }
-}
+mod tests;

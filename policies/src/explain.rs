@@ -1,0 +1,99 @@
+//! `strait policy explain`: the effective policy for a topic, and where it came from.
+
+use std::fmt::Write;
+
+use crate::schema::AcksDef;
+use crate::set::PolicySet;
+
+/// A human-readable account of which policy applies to `topic` and why.
+pub fn explain(set: &PolicySet, topic: &str) -> String {
+    let mut out = String::new();
+    let candidates = set.candidates(topic);
+    let Some(p) = set.resolve(topic) else {
+        let _ = writeln!(out, "topic {topic:?}: no policy applies (passthrough)");
+        return out;
+    };
+    let _ = writeln!(out, "topic {topic:?}: policy {:?}", p.name);
+    let _ = writeln!(out, "  from     {}:{}", p.source.file, p.source.line);
+    let _ = writeln!(out, "  selector {}", p.selector);
+    if let Some(r) = &p.produce {
+        let acks = match r.acks {
+            AcksDef::Any => "any",
+            AcksDef::RequireAll => "require-all",
+            AcksDef::Upgrade => "upgrade (acks=1 becomes acks=all)",
+        };
+        let _ = writeln!(out, "  produce.acks                  = {acks}");
+        let _ = writeln!(
+            out,
+            "  produce.require_idempotent    = {}",
+            r.require_idempotent
+        );
+        let _ = writeln!(
+            out,
+            "  produce.require_transactional = {}",
+            r.require_transactional
+        );
+        if let Some(m) = r.max_record_bytes {
+            let _ = writeln!(out, "  produce.max_record_bytes      = {m}");
+        }
+        if !r.required_headers.is_empty() {
+            let _ = writeln!(
+                out,
+                "  produce.required_headers      = {:?}",
+                r.required_headers
+            );
+        }
+        if let Some(c) = &r.allowed_compression {
+            let names: Vec<_> = c.iter().map(|c| c.name()).collect();
+            let _ = writeln!(out, "  produce.allowed_compression   = {names:?}");
+        }
+    }
+    if p.fetch.read_committed {
+        let _ = writeln!(out, "  fetch.read_committed          = true");
+    }
+    if let Some(a) = &p.admin {
+        if a.partitions != (None, None) {
+            let _ = writeln!(
+                out,
+                "  admin.partitions              = {:?}..={:?}",
+                a.partitions.0, a.partitions.1
+            );
+        }
+        if let Some(rf) = a.min_replication_factor {
+            let _ = writeln!(out, "  admin.min_replication_factor  = {rf}");
+        }
+        if let Some(n) = &a.name_pattern {
+            let _ = writeln!(out, "  admin.name_pattern            = {:?}", n.as_str());
+        }
+        if !a.required_configs.is_empty() {
+            let _ = writeln!(
+                out,
+                "  admin.required_configs        = {:?}",
+                a.required_configs
+            );
+        }
+        if !a.deny_configs.is_empty() {
+            let _ = writeln!(
+                out,
+                "  admin.deny_configs            = {:?}",
+                a.deny_configs
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  admin.protect_delete          = {}",
+            a.protect_delete
+        );
+    }
+    if candidates.len() > 1 {
+        let _ = writeln!(out, "  also matched (less specific, not applied):");
+        for c in candidates.iter().skip(1) {
+            let _ = writeln!(
+                out,
+                "    {:?} {} ({}:{})",
+                c.name, c.selector, c.source.file, c.source.line
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,292 @@
+use crate::decide::*;
+use crate::explain::explain;
+use crate::schema::Codec;
+use crate::set::PolicySet;
+
+fn set(files: &[(&str, &str)]) -> Result<PolicySet, Vec<crate::Problem>> {
+    let owned: Vec<(String, String)> = files
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    PolicySet::parse(&owned)
+}
+
+fn examples() -> PolicySet {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| {
+            (
+                p.display().to_string(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    PolicySet::parse(&files).unwrap_or_else(|e| panic!("examples must load: {e:#?}"))
+}
+
+#[test]
+fn examples_load_together_and_resolve() {
+    let s = examples();
+    assert_eq!(s.resolve("orders.eu").unwrap().name, "orders-exactly-once");
+    assert_eq!(s.resolve("events-payments").unwrap().name, "domain-events");
+    assert_eq!(s.resolve("audit-logins.v2").unwrap().name, "audit");
+    assert_eq!(s.resolve("anything-else").unwrap().name, "cluster-defaults");
+    assert!(s.has_produce_rules() && s.has_fetch_rules() && s.has_admin_rules());
+}
+
+#[test]
+fn most_specific_wins() {
+    let s = set(&[(
+        "a.toml",
+        r#"
+[[policy]]
+name = "p-short"
+topics = { prefix = "o" }
+[[policy]]
+name = "p-long"
+topics = { prefix = "orders." }
+[[policy]]
+name = "exact"
+topics = { exact = "orders.eu" }
+[[policy]]
+name = "glob"
+topics = { glob = "orders.*" }
+[[policy]]
+name = "re"
+topics = { regex = "orders\\..*" }
+"#,
+    )])
+    .unwrap();
+    assert_eq!(s.resolve("orders.eu").unwrap().name, "exact");
+    assert_eq!(s.resolve("orders.us").unwrap().name, "p-long");
+    assert_eq!(s.resolve("ox").unwrap().name, "p-short");
+    assert!(s.resolve("x").is_none());
+    let text = explain(&s, "orders.us");
+    assert!(
+        text.contains("p-long") && text.contains("also matched") && text.contains("glob"),
+        "{text}"
+    );
+}
+
+#[test]
+fn ties_are_load_errors_with_locations() {
+    let e = set(&[
+        (
+            "a.toml",
+            "[[policy]]\nname = \"one\"\ntopics = { glob = \"orders-*\" }\n",
+        ),
+        (
+            "b.toml",
+            "\n\n[[policy]]\nname = \"two\"\ntopics = { glob = \"*-orders\" }\n",
+        ),
+    ])
+    .unwrap_err();
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert_eq!((e[0].file.as_str(), e[0].line), ("b.toml", 5));
+    assert!(
+        e[0].message.contains("ties with policy \"one\""),
+        "{}",
+        e[0]
+    );
+    // Disjoint globs of equal specificity do not tie; regexes need priorities.
+    set(&[("a.toml", "[[policy]]\nname = \"one\"\ntopics = { glob = \"orders-*\" }\n[[policy]]\nname = \"two\"\ntopics = { glob = \"events-*\" }\n")]).unwrap();
+    let e = set(&[("a.toml", "[[policy]]\nname = \"r1\"\ntopics = { regex = \"a.*\" }\n[[policy]]\nname = \"r2\"\ntopics = { regex = \"b.*\" }\n")]).unwrap_err();
+    assert!(e[0].message.contains("different priorities"), "{}", e[0]);
+    set(&[("a.toml", "[[policy]]\nname = \"r1\"\ntopics = { regex = \"a.*\" }\npriority = 1\n[[policy]]\nname = \"r2\"\ntopics = { regex = \"b.*\" }\n")]).unwrap();
+}
+
+#[test]
+fn every_problem_is_reported_with_file_line_and_column() {
+    let e = set(&[
+        ("bad-syntax.toml", "[[policy]]\nname = \"x\"\ntopics = { exact = \"a\" }\n[policy.produce]\nacks = \"sometimes\"\n"),
+        ("bad-values.toml", "[[policy]]\nname = \"y\"\ntopics = { exact = \"b\", prefix = \"c\" }\n[[policy]]\nname = \"z\"\ntopics = { exact = \"d\" }\n[policy.admin]\npartitions = { min = 9, max = 3 }\nname_pattern = \"(\"\n"),
+        ("unknown-key.toml", "[[policy]]\nname = \"u\"\ntopics = { exact = \"e\" }\nbogus = 1\n"),
+    ])
+    .unwrap_err();
+    let text: Vec<String> = e.iter().map(|p| p.to_string()).collect();
+    assert!(
+        text.iter()
+            .any(|t| t.starts_with("bad-syntax.toml:5:") && t.contains("sometimes")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.starts_with("bad-values.toml:3:") && t.contains("exactly one of")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.starts_with("bad-values.toml:8:")
+                && t.contains("min 9 is greater than max 3")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.starts_with("bad-values.toml:9:") && t.contains("not a valid regex")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.starts_with("unknown-key.toml:4:") && t.contains("bogus")),
+        "{text:#?}"
+    );
+}
+
+struct Rec {
+    size: usize,
+    headers: &'static [&'static str],
+}
+
+impl RecordFacts for &Rec {
+    fn size(&self) -> usize {
+        self.size
+    }
+    fn has_header(&self, key: &[u8]) -> bool {
+        self.headers.iter().any(|h| h.as_bytes() == key)
+    }
+}
+
+#[test]
+fn produce_decisions() {
+    let s = examples();
+    let orders = s.resolve("orders.eu").unwrap();
+    assert!(
+        matches!(decide_acks(orders, 1), AcksVerdict::Reject(v) if v.rule == Rule::Acks && v.error_code == POLICY_VIOLATION)
+    );
+    assert_eq!(decide_acks(orders, -1), AcksVerdict::Keep);
+    let events = s.resolve("events-x").unwrap();
+    assert_eq!(decide_acks(events, 1), AcksVerdict::UpgradeToAll);
+    assert!(matches!(decide_acks(events, 0), AcksVerdict::Reject(_)));
+
+    let plain = BatchFacts {
+        producer_id: -1,
+        transactional: false,
+        compression: Codec::None,
+        magic: 2,
+    };
+    let err = decide_batch(events, false, &plain).unwrap_err();
+    assert_eq!(err.rule, Rule::RequireIdempotent);
+    assert!(
+        err.message.contains("\"domain-events\"")
+            && err.message.contains("events.toml")
+            && err.message.contains("produce.require_idempotent"),
+        "{}",
+        err.message
+    );
+    let idem = BatchFacts {
+        producer_id: 7,
+        ..plain
+    };
+    assert_eq!(decide_batch(events, false, &idem), Ok(()));
+    let err = decide_batch(orders, false, &idem).unwrap_err();
+    assert_eq!(err.rule, Rule::RequireTransactional);
+    let txn = BatchFacts {
+        transactional: true,
+        compression: Codec::Zstd,
+        ..idem
+    };
+    assert_eq!(decide_batch(orders, true, &txn), Ok(()));
+    let gz = BatchFacts {
+        compression: Codec::Gzip,
+        ..txn
+    };
+    assert_eq!(
+        decide_batch(orders, true, &gz).unwrap_err().rule,
+        Rule::AllowedCompression
+    );
+
+    let ok = Rec {
+        size: 10,
+        headers: &["event-id", "revision"],
+    };
+    let missing = Rec {
+        size: 10,
+        headers: &["event-id"],
+    };
+    let big = Rec {
+        size: 2 << 20,
+        headers: &["event-id", "revision"],
+    };
+    assert_eq!(decide_records(events, [&ok, &ok]), Ok(()));
+    let err = decide_records(events, [&ok, &missing, &big]).unwrap_err();
+    assert_eq!(err.error_code, INVALID_RECORD);
+    assert_eq!(err.rule, Rule::RequiredHeaders);
+    assert_eq!(
+        err.record_errors.iter().map(|e| e.0).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert!(err.record_errors[1].1.contains("exceeds the limit"));
+}
+
+#[test]
+fn admin_decisions() {
+    let s = examples();
+    let orders = s.resolve("orders.eu").unwrap();
+    let good = NewTopic {
+        name: "orders.eu",
+        partitions: 6,
+        replication_factor: 3,
+        configs: vec![("min.insync.replicas", Some("2"))],
+    };
+    assert_eq!(decide_create_topic(orders, &good), Ok(()));
+    let few = NewTopic {
+        partitions: 1,
+        ..good.clone()
+    };
+    assert_eq!(
+        decide_create_topic(orders, &few).unwrap_err().rule,
+        Rule::Partitions
+    );
+    let rf = NewTopic {
+        replication_factor: -1,
+        ..good.clone()
+    };
+    assert!(decide_create_topic(orders, &rf)
+        .unwrap_err()
+        .message
+        .contains("broker default"));
+    let cfg = NewTopic {
+        configs: vec![],
+        ..good.clone()
+    };
+    assert_eq!(
+        decide_create_topic(orders, &cfg).unwrap_err().rule,
+        Rule::RequiredConfigs
+    );
+    let name = NewTopic {
+        name: "orders.EU",
+        ..good.clone()
+    };
+    assert_eq!(
+        decide_create_topic(orders, &name).unwrap_err().rule,
+        Rule::NamePattern
+    );
+    assert_eq!(
+        decide_alter_configs(orders, ["retention.ms"])
+            .unwrap_err()
+            .rule,
+        Rule::DenyConfigs
+    );
+    assert_eq!(decide_alter_configs(orders, ["segment.bytes"]), Ok(()));
+    assert_eq!(
+        decide_delete_topic(orders).unwrap_err().rule,
+        Rule::ProtectDelete
+    );
+    let default = s.resolve("Bad Name").unwrap();
+    let t = NewTopic {
+        name: "Bad Name",
+        partitions: 1,
+        replication_factor: 1,
+        configs: vec![],
+    };
+    assert_eq!(
+        decide_create_topic(default, &t).unwrap_err().rule,
+        Rule::NamePattern
+    );
+    assert!(forces_read_committed(orders));
+    assert!(!forces_read_committed(default));
+}
