@@ -75,7 +75,10 @@ fn bench(c: &mut Criterion) {
     g.bench_function("produce_acks_peek_v9", |b| {
         b.iter(|| {
             let f = black_box(&frame[..]);
-            peek_produce_acks(&f[4..], 9, f.len() - 4).unwrap().unwrap()
+            peek_produce_acks(&f[4..], 9, f.len() - 4)
+                .unwrap()
+                .unwrap()
+                .0
         })
     });
     g.finish();

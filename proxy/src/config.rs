@@ -24,6 +24,17 @@ pub struct Config {
     pub tls: Option<ClientTlsConfig>,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub policies: PoliciesConfig,
+}
+
+/// Per-topic policy files (see `policies/examples/`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoliciesConfig {
+    /// Directory of `*.toml` policy files, reloaded on change and on SIGHUP.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
 }
 
 /// Where clients connect, and how broker addresses are advertised to them.
@@ -253,6 +264,7 @@ impl Config {
             limits: LimitsConfig::default(),
             tls: None,
             log: LogConfig::default(),
+            policies: PoliciesConfig::default(),
         }
     }
 
@@ -323,6 +335,11 @@ impl Config {
         }
         if let Some(tls) = &self.upstream.tls {
             check_file(&mut errors, "upstream.tls.ca_file", &tls.ca_file);
+        }
+        if let Some(d) = &self.policies.dir {
+            if !d.is_dir() {
+                errors.push(format!("policies.dir: {} is not a directory", d.display()));
+            }
         }
         if let Some(h) = &self.listen.advertised_host {
             if h.is_empty() || h.contains(':') && h.parse::<std::net::Ipv6Addr>().is_err() {

@@ -27,12 +27,32 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Policy files: validate a directory, or explain which policy applies to a topic.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate every *.toml file in DIR; prints each problem as FILE:LINE:COLUMN: MESSAGE.
+    Check {
+        /// The policy directory.
+        dir: PathBuf,
+    },
+    /// Print the effective policy for TOPIC and the file and selector it comes from.
+    Explain {
+        /// The topic name.
+        topic: String,
+        /// The policy directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args)]
 struct RunArgs {
     /// Path to strait.toml (see README). Conflicts with --upstream.
-    #[arg(long, short, conflicts_with = "upstream")]
+    #[arg(long, short, conflicts_with_all = ["upstream", "policies"])]
     config: Option<PathBuf>,
     /// Upstream bootstrap brokers, comma-separated host:port (quick start).
     #[arg(long, required_unless_present = "config")]
@@ -49,6 +69,9 @@ struct RunArgs {
     /// Admin listener (/metrics, /healthz, /readyz).
     #[arg(long, default_value = "127.0.0.1:9644")]
     admin: String,
+    /// Directory of per-topic policy files (quick start; reloaded on change and SIGHUP).
+    #[arg(long)]
+    policies: Option<PathBuf>,
     /// Log format: text or json (overrides the config file).
     #[arg(long)]
     log_format: Option<String>,
@@ -70,6 +93,34 @@ fn main() -> ExitCode {
             }
         },
         Command::Run(args) => run(args),
+        Command::Policy(PolicyCommand::Check { dir }) => match strait_proxy::policy::load_dir(&dir)
+        {
+            Ok(set) => {
+                println!("{}: {} policies, ok", dir.display(), set.len());
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                for p in &problems {
+                    eprintln!("{p}");
+                }
+                eprintln!("{}: {} problem(s)", dir.display(), problems.len());
+                ExitCode::from(1)
+            }
+        },
+        Command::Policy(PolicyCommand::Explain { topic, dir }) => {
+            match strait_proxy::policy::load_dir(&dir) {
+                Ok(set) => {
+                    print!("{}", strait_policies::explain::explain(&set, &topic));
+                    ExitCode::SUCCESS
+                }
+                Err(problems) => {
+                    for p in &problems {
+                        eprintln!("{p}");
+                    }
+                    ExitCode::from(1)
+                }
+            }
+        }
     }
 }
 
@@ -90,6 +141,7 @@ fn run(args: RunArgs) -> ExitCode {
             c.listen.advertised_host = args.advertised_host.clone();
             c.listen.broker_ports = args.broker_ports.clone();
             c.admin.listen = args.admin.clone();
+            c.policies.dir = args.policies.clone();
             c.validate()
         }
     };

@@ -43,6 +43,8 @@ impl fmt::Display for Target {
 pub struct Shared {
     pub limits: LimitsConfig,
     pub router: Router,
+    pub policies: Arc<crate::policy::PolicyStore>,
+    topic_names: std::sync::RwLock<std::collections::HashMap<uuid::Uuid, String>>,
     pub ready: AtomicBool,
     leader_endpoints: LeaderEndpoints,
     bind_ip: IpAddr,
@@ -136,8 +138,21 @@ impl Shared {
         api_key: i16,
         version: i16,
         frame: Bytes,
+        patch: Option<&crate::policy::enforce::Patch>,
     ) -> Result<BytesMut, RewriteError> {
         let mut decoded = Decoded::decode(kind, api_key, version, frame)?;
+        if kind == Rewrite::Metadata {
+            let ids = decoded.topic_ids();
+            if !ids.is_empty() {
+                self.topic_names
+                    .write()
+                    .expect("topic names lock")
+                    .extend(ids);
+            }
+        }
+        if let Some(p) = patch {
+            decoded.apply_patch(p);
+        }
         let endpoints = decoded.endpoints();
         if !endpoints.is_empty() {
             self.ensure_listeners(&endpoints).await?;
@@ -319,8 +334,15 @@ impl Proxy {
             .await
             .with_context(|| format!("binding admin listener {}", cfg.admin_listen))?;
         let admin_addr = admin.local_addr()?;
+        let policies = Arc::new(
+            crate::policy::PolicyStore::open(cfg.config.policies.dir.as_deref())
+                .context("policies")?,
+        );
+        tokio::spawn(policies.clone().watch(shutdown.clone()));
         let shared = Arc::new_cyclic(|me| Shared {
             limits: cfg.config.limits.clone(),
+            policies,
+            topic_names: Default::default(),
             router: Router::new(&cfg.advertised_host, cfg.broker_ports),
             ready: AtomicBool::new(false),
             leader_endpoints: cfg.config.upstream.leader_endpoints,
@@ -377,5 +399,15 @@ async fn discovery_loop(shared: Arc<Shared>) {
             _ = tokio::time::sleep(delay) => {}
         }
         delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+impl crate::policy::enforce::TopicNames for Shared {
+    fn name_of(&self, id: &uuid::Uuid) -> Option<String> {
+        self.topic_names
+            .read()
+            .expect("topic names lock")
+            .get(id)
+            .cloned()
     }
 }

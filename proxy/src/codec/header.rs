@@ -46,7 +46,8 @@ impl RequestPeek {
 /// Produce requests switched to flexible (compact) encoding, header v2, at v9.
 const PRODUCE_FLEXIBLE_FROM: i16 = 9;
 
-/// Reads `acks` from a Produce request body (v3+), without decoding the rest.
+/// Reads `acks` from a Produce request body (v3+), without decoding the rest;
+/// returns it with its offset in `body` (so it can be patched in place).
 ///
 /// `body` is the frame after the length prefix and may be a prefix of it;
 /// `Ok(None)` means more bytes are needed. Layout: header (api key, version,
@@ -56,7 +57,7 @@ pub fn peek_produce_acks(
     body: &[u8],
     version: i16,
     frame_len: usize,
-) -> Result<Option<i16>, FrameError> {
+) -> Result<Option<(i16, usize)>, FrameError> {
     let mut r = Reader {
         buf: body,
         pos: PEEK_LEN,
@@ -99,7 +100,8 @@ pub fn peek_produce_acks(
             return Ok(None);
         }
     }
-    r.i16()
+    let at = r.pos;
+    Ok(r.i16()?.map(|acks| (acks, at)))
 }
 
 /// A bounds-checked cursor: `buf` holds what has arrived, `limit` is the
@@ -208,7 +210,9 @@ mod tests {
             for (acks, txn) in [(0, None), (1, Some("tx-1")), (-1, Some(""))] {
                 let body = produce_body(version, acks, txn);
                 let got = peek_produce_acks(&body, version, body.len()).unwrap();
-                assert_eq!(got, Some(acks), "v{version} txn={txn:?}");
+                assert_eq!(got.map(|g| g.0), Some(acks), "v{version} txn={txn:?}");
+                let at = got.unwrap().1;
+                assert_eq!(i16::from_be_bytes([body[at], body[at + 1]]), acks);
                 let peek = RequestPeek::parse(&body, body.len()).unwrap().unwrap();
                 assert_eq!(
                     (peek.api_key, peek.api_version, peek.correlation_id),
@@ -222,7 +226,7 @@ mod tests {
     fn partial_input_asks_for_more() {
         let body = produce_body(9, -1, Some("transactional"));
         let full = peek_produce_acks(&body, 9, body.len()).unwrap();
-        assert_eq!(full, Some(-1));
+        assert_eq!(full.map(|f| f.0), Some(-1));
         let acks_at = (1..body.len())
             .find(|&n| {
                 peek_produce_acks(&body[..n], 9, body.len())

@@ -4,6 +4,7 @@
 //! Everything here is bounds-checked and allocation-free: a frame stays raw
 //! bytes unless a rewrite needs it decoded (see [`crate::routing::rewrite`]).
 
+pub mod batch;
 mod header;
 
 pub use header::{peek_produce_acks, FrameError, RequestPeek, PEEK_LEN};

@@ -47,6 +47,10 @@ pub enum ConnError {
     UnexpectedResponse { correlation_id: i32 },
     #[error("cannot rewrite response: {0}")]
     Rewrite(RewriteError),
+    #[error("cannot apply policies: {0}")]
+    Enforce(crate::policy::enforce::EnforceError),
+    #[error("policy violation with no response to carry it: {0}")]
+    PolicyClose(String),
 }
 
 impl ConnError {
@@ -62,6 +66,8 @@ impl ConnError {
             ConnError::CorrelationMismatch { .. } => ("upstream", "correlation_mismatch"),
             ConnError::UnexpectedResponse { .. } => ("upstream", "unexpected_response"),
             ConnError::Rewrite(_) => ("internal", "rewrite"),
+            ConnError::Enforce(_) => ("client", "undecodable_request"),
+            ConnError::PolicyClose(_) => ("client", "policy_violation_acks0"),
         }
     }
 }

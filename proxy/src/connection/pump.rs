@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use super::{BoxRead, BoxWrite, ConnError};
 use crate::codec::{frame_len, peek_produce_acks, RequestPeek};
 use crate::metrics;
+use crate::policy::enforce::{self, ConnState, Outcome, Patch};
 use crate::routing::rewrite::{classify, Rewrite};
 use crate::server::Shared;
 
@@ -22,6 +23,8 @@ pub struct InFlight {
     pub api_key: i16,
     pub api_version: i16,
     pub rewrite: Option<Rewrite>,
+    /// Policy rejections to merge into the response.
+    pub patch: Option<Box<Patch>>,
     pub sent: Instant,
 }
 
@@ -90,6 +93,7 @@ pub async fn requests(
     let mut rb = ReadBuf::new(shared.limits.buffer_bytes);
     // Bytes of the current frame still to forward; 0 at a frame boundary.
     let mut rem = 0usize;
+    let mut state = ConnState::default();
     loop {
         let buf = &mut rb.buf;
         let mut pos = 0;
@@ -111,13 +115,66 @@ pub async fn requests(
             let rewrite =
                 classify(peek.api_key, peek.api_version).map_err(ConnError::Unsupported)?;
             let mut expects_response = true;
+            let mut acks_at = 0;
             if peek.api_key == 0 {
                 match peek_produce_acks(body, peek.api_version, len)
                     .map_err(ConnError::ClientFrame)?
                 {
                     None => break,
-                    Some(acks) => expects_response = acks != 0,
+                    Some((acks, at)) => {
+                        expects_response = acks != 0;
+                        acks_at = 4 + at;
+                    }
                 }
+            }
+            let policies = shared.policies.get();
+            if enforce::inspects(&policies, peek.api_key) {
+                // Policies decide on the whole request: buffer it (bounded by max_frame_bytes).
+                if avail.len() < 4 + len {
+                    let missing = 4 + len - avail.len();
+                    buf.reserve(missing);
+                    break;
+                }
+                forward(&mut upstream, buf, pos)
+                    .await
+                    .map_err(ConnError::UpstreamIo)?;
+                pos = 0;
+                let frame = buf.split_to(4 + len).freeze();
+                let outcome = match peek.api_key {
+                    0 => enforce::produce(&policies, shared, peek.api_version, acks_at, frame),
+                    1 => enforce::fetch(&policies, shared, &mut state, peek.api_version, frame),
+                    key => enforce::admin(&policies, shared, key, peek.api_version, frame),
+                }
+                .map_err(ConnError::Enforce)?;
+                let (frame, patch) = match outcome {
+                    Outcome::Close(reason) => return Err(ConnError::PolicyClose(reason)),
+                    Outcome::Forward { frame, patch } => (frame, patch),
+                };
+                let m = metrics::api(peek.api_key);
+                m.requests.increment(1);
+                m.request_bytes.increment(frame.len() as u64);
+                if expects_response {
+                    let rewrite = match &patch {
+                        Some(_) => rewrite.or(Rewrite::for_patch(peek.api_key)),
+                        None => rewrite,
+                    };
+                    let entry = InFlight {
+                        correlation_id: peek.correlation_id,
+                        api_key: peek.api_key,
+                        api_version: peek.api_version,
+                        rewrite,
+                        patch: patch.map(Box::new),
+                        sent: Instant::now(),
+                    };
+                    if in_flight.send(entry).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                upstream
+                    .write_all(&frame)
+                    .await
+                    .map_err(ConnError::UpstreamIo)?;
+                continue;
             }
             let m = metrics::api(peek.api_key);
             m.requests.increment(1);
@@ -128,6 +185,7 @@ pub async fn requests(
                     api_key: peek.api_key,
                     api_version: peek.api_version,
                     rewrite,
+                    patch: None,
                     sent: Instant::now(),
                 };
                 if in_flight.send(entry).await.is_err() {
@@ -223,7 +281,13 @@ pub async fn responses(
                     pos = 0;
                     let frame = buf.split_to(4 + len).freeze().slice(4..);
                     let out = shared
-                        .rewrite(kind, entry.api_key, entry.api_version, frame)
+                        .rewrite(
+                            kind,
+                            entry.api_key,
+                            entry.api_version,
+                            frame,
+                            entry.patch.as_deref(),
+                        )
                         .await
                         .map_err(ConnError::Rewrite)?;
                     client.write_all(&out).await.map_err(ConnError::ClientIo)?;

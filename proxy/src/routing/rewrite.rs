@@ -4,13 +4,15 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, DescribeClusterResponse, FetchResponse, FindCoordinatorResponse,
-    MetadataResponse, ProduceResponse, ResponseHeader, ShareAcknowledgeResponse,
-    ShareFetchResponse,
+    AlterConfigsResponse, ApiKey, ApiVersionsResponse, CreateTopicsResponse, DeleteTopicsResponse,
+    DescribeClusterResponse, FetchResponse, FindCoordinatorResponse,
+    IncrementalAlterConfigsResponse, MetadataResponse, ProduceResponse, ResponseHeader,
+    ShareAcknowledgeResponse, ShareFetchResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::config::LeaderEndpoints;
+use crate::policy::enforce::{Patch, Rejected};
 
 /// Kafka's UNSUPPORTED_VERSION error code.
 pub const UNSUPPORTED_VERSION: i16 = 35;
@@ -26,6 +28,42 @@ pub enum Rewrite {
     Fetch,
     ShareFetch,
     ShareAcknowledge,
+    /// Decoded only to merge policy rejections ([`crate::policy::enforce::Patch`]).
+    CreateTopics,
+    AlterConfigs,
+    IncrementalAlterConfigs,
+    DeleteTopics,
+}
+
+impl Rewrite {
+    /// The response Strait decodes to merge a policy patch into, for an api key.
+    pub fn for_patch(api_key: i16) -> Option<Rewrite> {
+        match ApiKey::try_from(api_key).ok()? {
+            ApiKey::Produce => Some(Rewrite::Produce),
+            ApiKey::CreateTopics => Some(Rewrite::CreateTopics),
+            ApiKey::AlterConfigs => Some(Rewrite::AlterConfigs),
+            ApiKey::IncrementalAlterConfigs => Some(Rewrite::IncrementalAlterConfigs),
+            ApiKey::DeleteTopics => Some(Rewrite::DeleteTopics),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Rewrite::ApiVersions => "ApiVersions",
+            Rewrite::Metadata => "Metadata",
+            Rewrite::FindCoordinator => "FindCoordinator",
+            Rewrite::DescribeCluster => "DescribeCluster",
+            Rewrite::Produce => "Produce",
+            Rewrite::Fetch => "Fetch",
+            Rewrite::ShareFetch => "ShareFetch",
+            Rewrite::ShareAcknowledge => "ShareAcknowledge",
+            Rewrite::CreateTopics => "CreateTopics",
+            Rewrite::AlterConfigs => "AlterConfigs",
+            Rewrite::IncrementalAlterConfigs => "IncrementalAlterConfigs",
+            Rewrite::DeleteTopics => "DeleteTopics",
+        }
+    }
 }
 
 /// A request version Strait cannot serve: its response would carry broker
@@ -50,7 +88,12 @@ pub fn proxy_range(api_key: i16, mode: LeaderEndpoints) -> Option<(i16, i16)> {
         | ApiKey::FindCoordinator
         | ApiKey::DescribeCluster
         | ApiKey::ShareFetch
-        | ApiKey::ShareAcknowledge => Some((min, max)),
+        | ApiKey::ShareAcknowledge
+        // Policies decode these requests and their responses.
+        | ApiKey::CreateTopics
+        | ApiKey::AlterConfigs
+        | ApiKey::IncrementalAlterConfigs
+        | ApiKey::DeleteTopics => Some((min, max)),
         // KIP-951 node endpoints appear in Produce v10+ and Fetch v16+.
         ApiKey::Produce if mode == LeaderEndpoints::Clamp => Some((min, max.min(9))),
         ApiKey::Fetch if mode == LeaderEndpoints::Clamp => Some((min, max.min(15))),
@@ -148,6 +191,10 @@ enum Body {
     Fetch(FetchResponse),
     ShareFetch(ShareFetchResponse),
     ShareAcknowledge(ShareAcknowledgeResponse),
+    CreateTopics(CreateTopicsResponse),
+    AlterConfigs(AlterConfigsResponse),
+    IncrementalAlterConfigs(IncrementalAlterConfigsResponse),
+    DeleteTopics(DeleteTopicsResponse),
 }
 
 fn dec<T: Decodable>(buf: &mut Bytes, what: &'static str, version: i16) -> Result<T, RewriteError> {
@@ -191,6 +238,22 @@ impl Decoded {
                 Body::ShareAcknowledge(dec(&mut buf, "ShareAcknowledge", version)?),
                 version,
             ),
+            Rewrite::CreateTopics => (
+                Body::CreateTopics(dec(&mut buf, "CreateTopics", version)?),
+                version,
+            ),
+            Rewrite::AlterConfigs => (
+                Body::AlterConfigs(dec(&mut buf, "AlterConfigs", version)?),
+                version,
+            ),
+            Rewrite::IncrementalAlterConfigs => (
+                Body::IncrementalAlterConfigs(dec(&mut buf, "IncrementalAlterConfigs", version)?),
+                version,
+            ),
+            Rewrite::DeleteTopics => (
+                Body::DeleteTopics(dec(&mut buf, "DeleteTopics", version)?),
+                version,
+            ),
         };
         Ok(Decoded {
             kind,
@@ -214,7 +277,11 @@ impl Decoded {
             }
         };
         match &self.body {
-            Body::ApiVersions(_) => {}
+            Body::ApiVersions(_)
+            | Body::CreateTopics(_)
+            | Body::AlterConfigs(_)
+            | Body::IncrementalAlterConfigs(_)
+            | Body::DeleteTopics(_) => {}
             Body::Metadata(m) => m
                 .brokers
                 .iter()
@@ -273,6 +340,10 @@ impl Decoded {
         }
         match &mut self.body {
             Body::ApiVersions(a) => clamp_api_versions(a, mode),
+            Body::CreateTopics(_)
+            | Body::AlterConfigs(_)
+            | Body::IncrementalAlterConfigs(_)
+            | Body::DeleteTopics(_) => {}
             Body::Metadata(m) => {
                 for b in &mut m.brokers {
                     set(map, b.node_id.0, &mut b.host, &mut b.port)?;
@@ -313,18 +384,129 @@ impl Decoded {
         Ok(())
     }
 
+    /// Topic id → name pairs a Metadata response names (for Produce v13 / Fetch v13+).
+    pub fn topic_ids(&self) -> Vec<(uuid::Uuid, String)> {
+        match &self.body {
+            Body::Metadata(m) => m
+                .topics
+                .iter()
+                .filter(|t| !t.topic_id.is_nil())
+                .filter_map(|t| Some((t.topic_id, t.name.as_ref()?.0.to_string())))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Merges policy rejections into the broker's answer, so the client sees
+    /// one response naming every part of its request.
+    pub fn apply_patch(&mut self, patch: &Patch) {
+        use kafka_protocol::messages::produce_response::{
+            BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+        };
+        let v = self.version;
+        let msg = |r: &Rejected| Some(StrBytes::from_string(r.message.clone()));
+        match &mut self.body {
+            Body::Produce(p) => {
+                for r in &patch.rejected {
+                    let mut part = PartitionProduceResponse::default()
+                        .with_index(r.partition)
+                        .with_error_code(r.error_code)
+                        .with_base_offset(-1)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(-1);
+                    if v >= 8 {
+                        part.error_message = msg(r);
+                        part.record_errors = r
+                            .record_errors
+                            .iter()
+                            .map(|(i, m)| {
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(*i)
+                                    .with_batch_index_error_message(Some(StrBytes::from_string(
+                                        m.clone(),
+                                    )))
+                            })
+                            .collect();
+                    }
+                    let same = |t: &TopicProduceResponse| match &r.name {
+                        Some(n) => t.name.0 == *n,
+                        None => t.topic_id == r.topic_id,
+                    };
+                    match p.responses.iter_mut().find(|t| same(t)) {
+                        Some(t) => t.partition_responses.push(part),
+                        None => {
+                            let mut t = TopicProduceResponse::default()
+                                .with_partition_responses(vec![part]);
+                            match &r.name {
+                                Some(n) => t.name = kafka_protocol::messages::TopicName(n.clone()),
+                                None => t.topic_id = r.topic_id,
+                            }
+                            p.responses.push(t);
+                        }
+                    }
+                }
+            }
+            Body::CreateTopics(c) => {
+                use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+                for r in &patch.rejected {
+                    let mut t = CreatableTopicResult::default()
+                        .with_name(kafka_protocol::messages::TopicName(
+                            r.name.clone().unwrap_or_default(),
+                        ))
+                        .with_error_code(r.error_code)
+                        .with_num_partitions(-1)
+                        .with_replication_factor(-1);
+                    if v >= 1 {
+                        t.error_message = msg(r);
+                    }
+                    c.topics.push(t);
+                }
+            }
+            Body::AlterConfigs(a) => {
+                use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+                for r in &patch.rejected {
+                    a.responses.push(
+                        AlterConfigsResourceResponse::default()
+                            .with_error_code(r.error_code)
+                            .with_error_message(msg(r))
+                            .with_resource_type(r.resource_type)
+                            .with_resource_name(r.name.clone().unwrap_or_default()),
+                    );
+                }
+            }
+            Body::IncrementalAlterConfigs(a) => {
+                use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+                for r in &patch.rejected {
+                    a.responses.push(
+                        AlterConfigsResourceResponse::default()
+                            .with_error_code(r.error_code)
+                            .with_error_message(msg(r))
+                            .with_resource_type(r.resource_type)
+                            .with_resource_name(r.name.clone().unwrap_or_default()),
+                    );
+                }
+            }
+            Body::DeleteTopics(d) => {
+                use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+                for r in &patch.rejected {
+                    let mut t = DeletableTopicResult::default().with_error_code(r.error_code);
+                    if v >= 6 {
+                        t.topic_id = r.topic_id;
+                    }
+                    t.name = r.name.clone().map(kafka_protocol::messages::TopicName);
+                    if v >= 5 {
+                        t.error_message = msg(r);
+                    }
+                    d.responses.push(t);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Encodes the frame, length prefix included.
     pub fn encode(&self) -> Result<BytesMut, RewriteError> {
-        let what = match self.kind {
-            Rewrite::ApiVersions => "ApiVersions",
-            Rewrite::Metadata => "Metadata",
-            Rewrite::FindCoordinator => "FindCoordinator",
-            Rewrite::DescribeCluster => "DescribeCluster",
-            Rewrite::Produce => "Produce",
-            Rewrite::Fetch => "Fetch",
-            Rewrite::ShareFetch => "ShareFetch",
-            Rewrite::ShareAcknowledge => "ShareAcknowledge",
-        };
+        let what = self.kind.name();
         let v = self.version;
         let err = |source| RewriteError::Encode {
             what,
@@ -345,6 +527,10 @@ impl Decoded {
             Body::Fetch(b) => b.encode(&mut out, v),
             Body::ShareFetch(b) => b.encode(&mut out, v),
             Body::ShareAcknowledge(b) => b.encode(&mut out, v),
+            Body::CreateTopics(b) => b.encode(&mut out, v),
+            Body::AlterConfigs(b) => b.encode(&mut out, v),
+            Body::IncrementalAlterConfigs(b) => b.encode(&mut out, v),
+            Body::DeleteTopics(b) => b.encode(&mut out, v),
         }
         .map_err(err)?;
         let len = (out.len() - 4) as i32;
@@ -559,7 +745,7 @@ mod tests {
                 .with_min_version(0)
                 .with_max_version(99),
             ApiVersion::default()
-                .with_api_key(19)
+                .with_api_key(32)
                 .with_min_version(0)
                 .with_max_version(99),
         ]);
@@ -573,7 +759,7 @@ mod tests {
             .iter()
             .map(|k| (k.api_key, k.min_version, k.max_version))
             .collect();
-        assert_eq!(got, vec![(0, 3, 9), (1, 4, 15), (3, 0, 13), (19, 0, 99)]);
+        assert_eq!(got, vec![(0, 3, 9), (1, 4, 15), (3, 0, 13), (32, 0, 99)]);
     }
 
     #[test]

@@ -1,0 +1,548 @@
+//! Enforcement on the wire. A request the policies inspect is buffered whole,
+//! decoded (request structure and batch headers; records only when a rule
+//! needs them) and then forwarded unchanged, forwarded with `acks` or the
+//! isolation level patched in place, or forwarded without the rejected parts,
+//! whose errors are merged into the broker's response ([`Patch`]).
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{
+    AlterConfigsRequest, ApiKey, CreateTopicsRequest, DeleteTopicsRequest, FetchRequest,
+    IncrementalAlterConfigsRequest, ProduceRequest, RequestHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use strait_policies::decide::{self, AcksVerdict, NewTopic};
+use strait_policies::{Policy, PolicySet, Violation};
+use uuid::Uuid;
+
+use crate::codec::batch;
+
+/// Kafka's UNKNOWN_TOPIC_ID (retriable: the client refreshes its metadata).
+const UNKNOWN_TOPIC_ID: i16 = 100;
+/// Resource type TOPIC in AlterConfigs.
+const TOPIC_RESOURCE: i8 = 2;
+/// Cap on a decompressed batch inspected for record-level rules.
+const MAX_INSPECT_BYTES: usize = 64 * 1024 * 1024;
+
+/// Whether policies inspect this api key under the current set.
+pub fn inspects(set: &PolicySet, api_key: i16) -> bool {
+    match ApiKey::try_from(api_key) {
+        Ok(ApiKey::Produce) => set.has_produce_rules(),
+        Ok(ApiKey::Fetch) => set.has_fetch_rules(),
+        Ok(
+            ApiKey::CreateTopics
+            | ApiKey::AlterConfigs
+            | ApiKey::IncrementalAlterConfigs
+            | ApiKey::DeleteTopics,
+        ) => set.has_admin_rules(),
+        _ => false,
+    }
+}
+
+/// A rejected part of a request, answered inside the broker's response.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    /// Topic or resource name as the client sent it (None: by id).
+    pub name: Option<StrBytes>,
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub resource_type: i8,
+    pub error_code: i16,
+    pub message: String,
+    pub record_errors: Vec<(i32, String)>,
+}
+
+/// Errors to merge into the response of a request.
+#[derive(Debug, Clone, Default)]
+pub struct Patch {
+    pub rejected: Vec<Rejected>,
+}
+
+/// What to do with an inspected request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Forward these bytes (the original frame, patched, or re-encoded).
+    Forward { frame: Bytes, patch: Option<Patch> },
+    /// Close the connection: acks=0 has no response to carry the error.
+    Close(String),
+}
+
+/// Per-connection enforcement state.
+#[derive(Debug, Default)]
+pub struct ConnState {
+    /// A fetch on this connection named a read_committed topic. Fetch sessions
+    /// omit unchanged topics later, so the connection stays forced.
+    pub read_committed: bool,
+}
+
+/// Resolves topic ids (Produce v13, Fetch v13+) to names.
+pub trait TopicNames {
+    fn name_of(&self, id: &Uuid) -> Option<String>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnforceError {
+    #[error("cannot decode {api:?} v{version} request: {why}")]
+    Decode {
+        api: ApiKey,
+        version: i16,
+        why: String,
+    },
+    #[error("cannot encode {api:?} v{version} request: {why}")]
+    Encode {
+        api: ApiKey,
+        version: i16,
+        why: String,
+    },
+}
+
+/// One policy decision, for the log and the metrics.
+pub struct Decision<'a> {
+    pub topic: &'a str,
+    pub policy: &'a Policy,
+    pub violation: Option<&'a Violation>,
+}
+
+fn record(d: Decision<'_>) {
+    let (rule, outcome) = match d.violation {
+        None => ("all", "allowed"),
+        Some(v) => (v.rule.name(), "rejected"),
+    };
+    metrics::counter!("strait_policy_decisions_total",
+        "topic" => d.topic.to_string(), "policy" => d.policy.name.clone(), "rule" => rule, "outcome" => outcome)
+    .increment(1);
+}
+
+/// Splits a request frame (after the length prefix) into header length and body.
+fn split_header(api: ApiKey, version: i16, body: &Bytes) -> Result<usize, EnforceError> {
+    let mut b = body.clone();
+    RequestHeader::decode(&mut b, api.request_header_version(version)).map_err(|e| {
+        EnforceError::Decode {
+            api,
+            version,
+            why: e.to_string(),
+        }
+    })?;
+    Ok(body.len() - b.len())
+}
+
+fn frame_with(
+    header: &[u8],
+    body: &impl Encodable,
+    api: ApiKey,
+    version: i16,
+) -> Result<Bytes, EnforceError> {
+    let mut out = BytesMut::with_capacity(header.len() + 256);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(header);
+    body.encode(&mut out, version)
+        .map_err(|e| EnforceError::Encode {
+            api,
+            version,
+            why: e.to_string(),
+        })?;
+    let len = (out.len() - 4) as i32;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(out.freeze())
+}
+
+fn reject(name: Option<StrBytes>, topic_id: Uuid, partition: i32, v: &Violation) -> Rejected {
+    Rejected {
+        name,
+        topic_id,
+        partition,
+        resource_type: TOPIC_RESOURCE,
+        error_code: v.error_code,
+        message: v.message.clone(),
+        record_errors: v.record_errors.clone(),
+    }
+}
+
+/// Applies produce rules. `frame` is the whole frame, length prefix included.
+pub fn produce(
+    set: &PolicySet,
+    names: &dyn TopicNames,
+    version: i16,
+    acks_at: usize,
+    frame: Bytes,
+) -> Result<Outcome, EnforceError> {
+    let api = ApiKey::Produce;
+    let body = frame.slice(4..);
+    let header_len = split_header(api, version, &body)?;
+    let mut b = body.slice(header_len..);
+    let mut req = ProduceRequest::decode(&mut b, version).map_err(|e| EnforceError::Decode {
+        api,
+        version,
+        why: e.to_string(),
+    })?;
+    let txn = req.transactional_id.is_some();
+    let mut rejected: Vec<Rejected> = Vec::new();
+    let mut upgrade = false;
+    for topic in &mut req.topic_data {
+        let name = if topic.name.0.is_empty() {
+            match names.name_of(&topic.topic_id) {
+                Some(n) => n,
+                None => {
+                    for p in topic.partition_data.drain(..) {
+                        rejected.push(Rejected {
+                            name: None,
+                            topic_id: topic.topic_id,
+                            partition: p.index,
+                            resource_type: TOPIC_RESOURCE,
+                            error_code: UNKNOWN_TOPIC_ID,
+                            message: "Strait has not seen this topic id in Metadata yet; refresh metadata and retry".into(),
+                            record_errors: vec![],
+                        });
+                    }
+                    continue;
+                }
+            }
+        } else {
+            topic.name.0.to_string()
+        };
+        let Some(policy) = set.resolve(&name) else {
+            continue;
+        };
+        let Some(rules) = &policy.produce else {
+            continue;
+        };
+        let client_name = (!topic.name.0.is_empty()).then(|| topic.name.0.clone());
+        let verdict = decide::decide_acks(policy, req.acks);
+        if let AcksVerdict::Reject(v) = &verdict {
+            if req.acks == 0 {
+                record(Decision {
+                    topic: &name,
+                    policy,
+                    violation: Some(v),
+                });
+                return Ok(Outcome::Close(format!(
+                    "acks=0 produce to topic {name:?} violates {v}"
+                )));
+            }
+            for p in topic.partition_data.drain(..) {
+                rejected.push(reject(client_name.clone(), topic.topic_id, p.index, v));
+            }
+            record(Decision {
+                topic: &name,
+                policy,
+                violation: Some(v),
+            });
+            continue;
+        }
+        upgrade |= verdict == AcksVerdict::UpgradeToAll;
+        let mut kept = Vec::with_capacity(topic.partition_data.len());
+        for p in topic.partition_data.drain(..) {
+            let check = check_partition(policy, txn, rules.needs_records(), p.records.clone());
+            record(Decision {
+                topic: &name,
+                policy,
+                violation: check.as_ref().err(),
+            });
+            match check {
+                Ok(()) => kept.push(p),
+                Err(v) => {
+                    if req.acks == 0 {
+                        return Ok(Outcome::Close(format!(
+                            "acks=0 produce to topic {name:?} violates {v}"
+                        )));
+                    }
+                    rejected.push(reject(client_name.clone(), topic.topic_id, p.index, &v));
+                }
+            }
+        }
+        topic.partition_data = kept;
+    }
+    if rejected.is_empty() {
+        if !upgrade {
+            return Ok(Outcome::Forward { frame, patch: None });
+        }
+        let mut out = BytesMut::from(&frame[..]);
+        out[acks_at..acks_at + 2].copy_from_slice(&(-1i16).to_be_bytes());
+        return Ok(Outcome::Forward {
+            frame: out.freeze(),
+            patch: None,
+        });
+    }
+    if upgrade && req.acks == 1 {
+        req.acks = -1;
+    }
+    req.topic_data.retain(|t| !t.partition_data.is_empty());
+    let frame = frame_with(&body[..header_len], &req, api, version)?;
+    Ok(Outcome::Forward {
+        frame,
+        patch: Some(Patch { rejected }),
+    })
+}
+
+fn check_partition(
+    policy: &Policy,
+    txn: bool,
+    needs_records: bool,
+    records: Option<Bytes>,
+) -> Result<(), Violation> {
+    let Some(records) = records else {
+        return Ok(());
+    };
+    let unreadable = |why: String| Violation {
+        rule: strait_policies::Rule::RequireIdempotent,
+        error_code: decide::POLICY_VIOLATION,
+        message: format!(
+            "Strait policy {:?} ({}, topics {}) cannot inspect this batch: {why}",
+            policy.name, policy.source.file, policy.selector
+        ),
+        record_errors: vec![],
+    };
+    let batches = batch::batches(records).map_err(|e| unreadable(e.to_string()))?;
+    for b in &batches {
+        decide::decide_batch(policy, txn, &b.facts)?;
+        if needs_records {
+            let bytes =
+                batch::record_bytes(b, MAX_INSPECT_BYTES).map_err(|e| unreadable(e.to_string()))?;
+            let views =
+                batch::records(&bytes, b.record_count).map_err(|e| unreadable(e.to_string()))?;
+            decide::decide_records(policy, views)?;
+        }
+    }
+    Ok(())
+}
+
+/// Byte offset of `isolation_level` in a Fetch request body (v4+): after
+/// replica_id (until v14), max_wait_ms, min_bytes and max_bytes.
+fn isolation_offset(version: i16) -> usize {
+    if version >= 15 {
+        12
+    } else {
+        16
+    }
+}
+
+/// Forces read_committed when a fetched topic's policy asks for it.
+pub fn fetch(
+    set: &PolicySet,
+    names: &dyn TopicNames,
+    state: &mut ConnState,
+    version: i16,
+    frame: Bytes,
+) -> Result<Outcome, EnforceError> {
+    let api = ApiKey::Fetch;
+    let body = frame.slice(4..);
+    let header_len = split_header(api, version, &body)?;
+    if !state.read_committed {
+        let mut b = body.slice(header_len..);
+        let req = FetchRequest::decode(&mut b, version).map_err(|e| EnforceError::Decode {
+            api,
+            version,
+            why: e.to_string(),
+        })?;
+        state.read_committed = req.topics.iter().any(|t| {
+            let name = if version >= 13 {
+                names.name_of(&t.topic_id)
+            } else {
+                Some(t.topic.0.to_string())
+            };
+            match name {
+                Some(n) => set
+                    .resolve(&n)
+                    .is_some_and(|p| decide::forces_read_committed(p)),
+                // An id Strait cannot name yet: stay on the safe side.
+                None => true,
+            }
+        });
+    }
+    let at = 4 + header_len + isolation_offset(version);
+    if state.read_committed && frame.get(at) == Some(&0) {
+        let mut out = BytesMut::from(&frame[..]);
+        out[at] = 1;
+        metrics::counter!("strait_policy_fetch_read_committed_total").increment(1);
+        return Ok(Outcome::Forward {
+            frame: out.freeze(),
+            patch: None,
+        });
+    }
+    Ok(Outcome::Forward { frame, patch: None })
+}
+
+/// CreateTopics, AlterConfigs, IncrementalAlterConfigs and DeleteTopics guardrails.
+pub fn admin(
+    set: &PolicySet,
+    names: &dyn TopicNames,
+    api_key: i16,
+    version: i16,
+    frame: Bytes,
+) -> Result<Outcome, EnforceError> {
+    let api = ApiKey::try_from(api_key).expect("inspected keys are known");
+    let body = frame.slice(4..);
+    let header_len = split_header(api, version, &body)?;
+    let mut b = body.slice(header_len..);
+    let dec = |e: anyhow::Error| EnforceError::Decode {
+        api,
+        version,
+        why: e.to_string(),
+    };
+    let mut rejected = Vec::new();
+    let mut check = |name: &str,
+                     client: Option<StrBytes>,
+                     id: Uuid,
+                     f: &dyn Fn(&Policy) -> Result<(), Violation>|
+     -> bool {
+        let Some(policy) = set.resolve(name) else {
+            return true;
+        };
+        let result = f(policy);
+        record(Decision {
+            topic: name,
+            policy,
+            violation: result.as_ref().err(),
+        });
+        match result {
+            Ok(()) => true,
+            Err(v) => {
+                rejected.push(reject(client, id, -1, &v));
+                false
+            }
+        }
+    };
+    let new_frame = match api {
+        ApiKey::CreateTopics => {
+            let mut req = CreateTopicsRequest::decode(&mut b, version).map_err(dec)?;
+            let before = req.topics.len();
+            req.topics.retain(|t| {
+                let (partitions, rf) = if t.assignments.is_empty() {
+                    (t.num_partitions, t.replication_factor)
+                } else {
+                    (
+                        t.assignments.len() as i32,
+                        t.assignments[0].broker_ids.len() as i16,
+                    )
+                };
+                let configs: Vec<(&str, Option<&str>)> = t
+                    .configs
+                    .iter()
+                    .map(|c| (c.name.as_str(), c.value.as_ref().map(|v| v.as_str())))
+                    .collect();
+                let nt = NewTopic {
+                    name: t.name.0.as_str(),
+                    partitions,
+                    replication_factor: rf,
+                    configs,
+                };
+                check(
+                    t.name.0.as_str(),
+                    Some(t.name.0.clone()),
+                    Uuid::nil(),
+                    &|p| decide::decide_create_topic(p, &nt),
+                )
+            });
+            (req.topics.len() != before)
+                .then(|| frame_with(&body[..header_len], &req, api, version))
+                .transpose()?
+        }
+        ApiKey::AlterConfigs => {
+            let mut req = AlterConfigsRequest::decode(&mut b, version).map_err(dec)?;
+            let before = req.resources.len();
+            req.resources.retain(|r| {
+                if r.resource_type != TOPIC_RESOURCE {
+                    return true;
+                }
+                let keys: Vec<&str> = r.configs.iter().map(|c| c.name.as_str()).collect();
+                check(
+                    r.resource_name.as_str(),
+                    Some(r.resource_name.clone()),
+                    Uuid::nil(),
+                    &|p| decide::decide_alter_configs(p, keys.iter().copied()),
+                )
+            });
+            (req.resources.len() != before)
+                .then(|| frame_with(&body[..header_len], &req, api, version))
+                .transpose()?
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let mut req = IncrementalAlterConfigsRequest::decode(&mut b, version).map_err(dec)?;
+            let before = req.resources.len();
+            req.resources.retain(|r| {
+                if r.resource_type != TOPIC_RESOURCE {
+                    return true;
+                }
+                let keys: Vec<&str> = r.configs.iter().map(|c| c.name.as_str()).collect();
+                check(
+                    r.resource_name.as_str(),
+                    Some(r.resource_name.clone()),
+                    Uuid::nil(),
+                    &|p| decide::decide_alter_configs(p, keys.iter().copied()),
+                )
+            });
+            (req.resources.len() != before)
+                .then(|| frame_with(&body[..header_len], &req, api, version))
+                .transpose()?
+        }
+        ApiKey::DeleteTopics => {
+            let mut req = DeleteTopicsRequest::decode(&mut b, version).map_err(dec)?;
+            let before = req.topic_names.len() + req.topics.len();
+            req.topic_names.retain(|n| {
+                check(
+                    n.0.as_str(),
+                    Some(n.0.clone()),
+                    Uuid::nil(),
+                    &decide::decide_delete_topic,
+                )
+            });
+            req.topics.retain(|t| {
+                let name = match &t.name {
+                    Some(n) => Some(n.0.to_string()),
+                    None => names.name_of(&t.topic_id),
+                };
+                match name {
+                    Some(n) => check(
+                        &n,
+                        t.name.as_ref().map(|n| n.0.clone()),
+                        t.topic_id,
+                        &decide::decide_delete_topic,
+                    ),
+                    None => true, // unknown id: the broker answers for it
+                }
+            });
+            (req.topic_names.len() + req.topics.len() != before)
+                .then(|| frame_with(&body[..header_len], &req, api, version))
+                .transpose()?
+        }
+        _ => None,
+    };
+    Ok(match new_frame {
+        None => Outcome::Forward { frame, patch: None },
+        Some(f) => Outcome::Forward {
+            frame: f,
+            patch: Some(Patch { rejected }),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::TopicName;
+
+    #[test]
+    fn isolation_level_offset_matches_the_codec() {
+        for v in 4..=18 {
+            let req = |iso: i8| {
+                let mut b = BytesMut::new();
+                FetchRequest::default()
+                    .with_isolation_level(iso)
+                    .with_max_wait_ms(500)
+                    .with_topics(vec![FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_static_str(if v < 13 {
+                            "t"
+                        } else {
+                            ""
+                        })))
+                        .with_partitions(vec![FetchPartition::default()])])
+                    .encode(&mut b, v)
+                    .unwrap();
+                b
+            };
+            let (a, b) = (req(0), req(1));
+            let diff: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+            assert_eq!(diff, vec![isolation_offset(v)], "Fetch v{v}");
+        }
+    }
+}
