@@ -109,7 +109,9 @@ fn produce_rules_reject_with_the_rule_named_and_nothing_reaches_the_broker() {
     let strait = start(&upstream, &dir);
     let port = strait.broker_ports()[0];
     let mut w = Wire::connect(&format!("127.0.0.1:{port}"));
-    let cases: [(&str, i16, &'static [u8], i16, &str, Vec<i32>); 5] = [
+    // (topic, acks, value, error code, rule, records with errors)
+    type Case<'a> = (&'a str, i16, &'static [u8], i16, &'a str, Vec<i32>);
+    let cases: [Case; 5] = [
         (&acks, 1, b"a", 44, "produce.acks", vec![]),
         (&idem, -1, b"b", 44, "produce.require_idempotent", vec![]),
         (&hdr, -1, b"c", 87, "produce.required_headers", vec![0]),
