@@ -6,7 +6,7 @@ use thiserror::Error;
 pub const PEEK_LEN: usize = 8;
 
 /// Why a frame cannot be forwarded. Each variant closes only its own connection.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum FrameError {
     #[error("negative length prefix {0}")]
     NegativeLength(i32),
@@ -104,6 +104,99 @@ pub fn peek_produce_acks(
     Ok(r.i16()?.map(|acks| (acks, at)))
 }
 
+/// A topic named in a Produce request: by name (v3-12) or by id (v13+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicRef<'a> {
+    Name(&'a [u8]),
+    Id([u8; 16]),
+}
+
+/// Walks the topics of a whole Produce request body (after the length prefix)
+/// without decoding or allocating: `f` sees each topic and returns `true` to
+/// stop early. The record batches are skipped by their length prefixes.
+/// Returns whether `f` stopped the walk.
+pub fn scan_produce_topics(
+    body: &[u8],
+    version: i16,
+    mut f: impl FnMut(TopicRef<'_>) -> bool,
+) -> Result<bool, FrameError> {
+    let flexible = version >= PRODUCE_FLEXIBLE_FROM;
+    let mut r = Reader {
+        buf: body,
+        pos: PEEK_LEN,
+        limit: body.len(),
+    };
+    let incomplete = FrameError::Malformed {
+        what: "produce request shorter than its fields",
+    };
+    let need = |v: Option<()>| {
+        v.ok_or(FrameError::Malformed {
+            what: "produce request shorter than its fields",
+        })
+    };
+    // Header: client id, then tagged fields (v9+).
+    let n = r.i16()?.ok_or(incomplete.clone())?;
+    if n > 0 {
+        need(r.skip(n as usize)?.then_some(()))?;
+    }
+    if flexible {
+        need(r.tagged_fields()?)?;
+        // transactional_id (compact nullable string)
+        let n = r.uvarint()?.ok_or(incomplete.clone())?;
+        if n > 1 {
+            need(r.skip(n as usize - 1)?.then_some(()))?;
+        }
+    } else {
+        let n = r.i16()?.ok_or(incomplete.clone())?;
+        if n > 0 {
+            need(r.skip(n as usize)?.then_some(()))?;
+        }
+    }
+    // acks (2) + timeout (4)
+    need(r.skip(6)?.then_some(()))?;
+    let topics = r.array_len(flexible)?.ok_or(incomplete.clone())?;
+    for _ in 0..topics {
+        let topic = if version >= 13 {
+            let id = r.take(16)?.ok_or(incomplete.clone())?;
+            TopicRef::Id(id.try_into().expect("16 bytes"))
+        } else {
+            let len = if flexible {
+                (r.uvarint()?.ok_or(incomplete.clone())? as usize).saturating_sub(1)
+            } else {
+                let n = r.i16()?.ok_or(incomplete.clone())?;
+                if n < 0 {
+                    return Err(FrameError::Malformed {
+                        what: "topic name length",
+                    });
+                }
+                n as usize
+            };
+            TopicRef::Name(r.take(len)?.ok_or(incomplete.clone())?)
+        };
+        if f(topic) {
+            return Ok(true);
+        }
+        let partitions = r.array_len(flexible)?.ok_or(incomplete.clone())?;
+        for _ in 0..partitions {
+            need(r.skip(4)?.then_some(()))?; // index
+            let len = if flexible {
+                (r.uvarint()?.ok_or(incomplete.clone())? as usize).saturating_sub(1)
+            } else {
+                let n = r.i32()?.ok_or(incomplete.clone())?;
+                n.max(0) as usize
+            };
+            need(r.skip(len)?.then_some(()))?;
+            if flexible {
+                need(r.tagged_fields()?)?;
+            }
+        }
+        if flexible {
+            need(r.tagged_fields()?)?;
+        }
+    }
+    Ok(false)
+}
+
 /// A bounds-checked cursor: `buf` holds what has arrived, `limit` is the
 /// frame's true length; reading past `limit` is malformed, past `buf` is "wait".
 struct Reader<'a> {
@@ -141,6 +234,30 @@ impl Reader<'_> {
         let v = i16::from_be_bytes([self.buf[self.pos], self.buf[self.pos + 1]]);
         self.pos += 2;
         Ok(Some(v))
+    }
+
+    fn take(&mut self, n: usize) -> Result<Option<&[u8]>, FrameError> {
+        if !self.need(n)? {
+            return Ok(None);
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(Some(s))
+    }
+
+    fn i32(&mut self) -> Result<Option<i32>, FrameError> {
+        Ok(self
+            .take(4)?
+            .map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes"))))
+    }
+
+    /// An array length: int32 (classic) or unsigned varint N+1 (compact).
+    fn array_len(&mut self, compact: bool) -> Result<Option<usize>, FrameError> {
+        if compact {
+            Ok(self.uvarint()?.map(|n| n.saturating_sub(1) as usize))
+        } else {
+            Ok(self.i32()?.map(|n| n.max(0) as usize))
+        }
     }
 
     fn uvarint(&mut self) -> Result<Option<u32>, FrameError> {
@@ -251,6 +368,64 @@ mod tests {
         body[9] = 0x30;
         let err = peek_produce_acks(&body, 3, body.len()).unwrap_err();
         assert!(matches!(err, FrameError::Malformed { .. }), "{err}");
+    }
+
+    #[test]
+    fn scans_topics_in_every_version() {
+        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        use kafka_protocol::messages::TopicName;
+        for version in 3..=13 {
+            let header_version = if version >= 9 { 2 } else { 1 };
+            let mut buf = BytesMut::new();
+            RequestHeader::default()
+                .with_request_api_key(0)
+                .with_request_api_version(version)
+                .with_client_id(Some(StrBytes::from_static_str("c")))
+                .encode(&mut buf, header_version)
+                .unwrap();
+            let topic = |name: &'static str, id: u8| {
+                let mut t = TopicProduceData::default().with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(bytes::Bytes::from_static(b"records-0"))),
+                    PartitionProduceData::default()
+                        .with_index(1)
+                        .with_records(None),
+                ]);
+                if version >= 13 {
+                    t.topic_id = uuid::Uuid::from_bytes([id; 16]);
+                } else {
+                    t.name = TopicName(StrBytes::from_static_str(name));
+                }
+                t
+            };
+            ProduceRequest::default()
+                .with_acks(-1)
+                .with_topic_data(vec![topic("alpha", 1), topic("beta", 2)])
+                .encode(&mut buf, version)
+                .unwrap();
+            let mut seen = Vec::new();
+            let stopped = scan_produce_topics(&buf, version, |t| {
+                seen.push(match t {
+                    TopicRef::Name(n) => String::from_utf8(n.to_vec()).unwrap(),
+                    TopicRef::Id(id) => format!("id{}", id[0]),
+                });
+                false
+            })
+            .unwrap();
+            assert!(!stopped);
+            let want = if version >= 13 {
+                ["id1", "id2"]
+            } else {
+                ["alpha", "beta"]
+            };
+            assert_eq!(seen, want, "v{version}");
+            assert!(scan_produce_topics(&buf, version, |_| true).unwrap());
+            assert!(
+                scan_produce_topics(&buf[..buf.len() - 3], version, |_| false).is_err(),
+                "v{version} truncated"
+            );
+        }
     }
 
     #[test]

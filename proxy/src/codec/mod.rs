@@ -7,7 +7,9 @@
 pub mod batch;
 mod header;
 
-pub use header::{peek_produce_acks, FrameError, RequestPeek, PEEK_LEN};
+pub use header::{
+    peek_produce_acks, scan_produce_topics, FrameError, RequestPeek, TopicRef, PEEK_LEN,
+};
 
 /// Reads the 4-byte big-endian length prefix and checks it against `max`.
 /// `Ok(None)` means fewer than 4 bytes are buffered.

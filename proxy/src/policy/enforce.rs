@@ -14,7 +14,7 @@ use strait_policies::decide::{self, AcksVerdict, NewTopic};
 use strait_policies::{Policy, PolicySet, Violation};
 use uuid::Uuid;
 
-use crate::codec::batch;
+use crate::codec::{batch, scan_produce_topics, TopicRef};
 
 /// Kafka's UNKNOWN_TOPIC_ID (retriable: the client refreshes its metadata).
 const UNKNOWN_TOPIC_ID: i16 = 100;
@@ -166,6 +166,25 @@ pub fn produce(
     frame: Bytes,
 ) -> Result<Outcome, EnforceError> {
     let api = ApiKey::Produce;
+    // Fast path: a request naming no policed topic is forwarded undecoded.
+    let policed = |t: TopicRef<'_>| match t {
+        TopicRef::Name(n) => std::str::from_utf8(n)
+            .ok()
+            .and_then(|n| set.resolve(n))
+            .is_some_and(|p| p.produce.is_some()),
+        TopicRef::Id(id) => names
+            .name_of(&Uuid::from_bytes(id))
+            .is_none_or(|n| set.resolve(&n).is_some_and(|p| p.produce.is_some())),
+    };
+    let any =
+        scan_produce_topics(&frame[4..], version, policed).map_err(|e| EnforceError::Decode {
+            api,
+            version,
+            why: e.to_string(),
+        })?;
+    if !any {
+        return Ok(Outcome::Forward { frame, patch: None });
+    }
     let body = frame.slice(4..);
     let header_len = split_header(api, version, &body)?;
     let mut b = body.slice(header_len..);
