@@ -204,10 +204,12 @@ pub fn decide_records<R: RecordFacts>(
             }
         }
         if let Some((rule, text)) = why {
+            // Clients show a record's own message, so it names policy and rule too.
+            let v = violation(policy, rule, INVALID_RECORD, &text);
+            errors.push((i as i32, v.message.clone()));
             if first.is_none() {
-                first = Some(violation(policy, rule, INVALID_RECORD, &text));
+                first = Some(v);
             }
-            errors.push((i as i32, text));
         }
     }
     match first {

@@ -55,6 +55,9 @@ pub struct Rejected {
 #[derive(Debug, Clone, Default)]
 pub struct Patch {
     pub rejected: Vec<Rejected>,
+    /// A fetch Strait forced to read_committed for a read_uncommitted client:
+    /// drop aborted transactions' batches from the response, as the client would not.
+    pub filter_aborted: bool,
 }
 
 /// What to do with an inspected request.
@@ -288,7 +291,10 @@ pub fn produce(
     let frame = frame_with(&body[..header_len], &req, api, version)?;
     Ok(Outcome::Forward {
         frame,
-        patch: Some(Patch { rejected }),
+        patch: Some(Patch {
+            rejected,
+            filter_aborted: false,
+        }),
     })
 }
 
@@ -372,9 +378,13 @@ pub fn fetch(
         let mut out = BytesMut::from(&frame[..]);
         out[at] = 1;
         metrics::counter!("strait_policy_fetch_read_committed_total").increment(1);
+        let patch = Patch {
+            rejected: Vec::new(),
+            filter_aborted: true,
+        };
         return Ok(Outcome::Forward {
             frame: out.freeze(),
-            patch: None,
+            patch: Some(patch),
         });
     }
     Ok(Outcome::Forward { frame, patch: None })
@@ -529,7 +539,10 @@ pub fn admin(
         None => Outcome::Forward { frame, patch: None },
         Some(f) => Outcome::Forward {
             frame: f,
-            patch: Some(Patch { rejected }),
+            patch: Some(Patch {
+                rejected,
+                filter_aborted: false,
+            }),
         },
     })
 }

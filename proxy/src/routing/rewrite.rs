@@ -40,6 +40,7 @@ impl Rewrite {
     pub fn for_patch(api_key: i16) -> Option<Rewrite> {
         match ApiKey::try_from(api_key).ok()? {
             ApiKey::Produce => Some(Rewrite::Produce),
+            ApiKey::Fetch => Some(Rewrite::Fetch),
             ApiKey::CreateTopics => Some(Rewrite::CreateTopics),
             ApiKey::AlterConfigs => Some(Rewrite::AlterConfigs),
             ApiKey::IncrementalAlterConfigs => Some(Rewrite::IncrementalAlterConfigs),
@@ -406,6 +407,25 @@ impl Decoded {
         let v = self.version;
         let msg = |r: &Rejected| Some(StrBytes::from_string(r.message.clone()));
         match &mut self.body {
+            Body::Fetch(f) if patch.filter_aborted => {
+                for t in &mut f.responses {
+                    for p in &mut t.partitions {
+                        let (Some(aborted), Some(records)) = (&p.aborted_transactions, &p.records)
+                        else {
+                            continue;
+                        };
+                        if aborted.is_empty() {
+                            continue;
+                        }
+                        let list: Vec<(i64, i64)> = aborted
+                            .iter()
+                            .map(|a| (a.producer_id.0, a.first_offset))
+                            .collect();
+                        let kept = crate::codec::batch::drop_aborted(records, &list);
+                        p.records = Some(kept);
+                    }
+                }
+            }
             Body::Produce(p) => {
                 for r in &patch.rejected {
                     let mut part = PartitionProduceResponse::default()
@@ -556,7 +576,28 @@ fn decode_api_versions(buf: Bytes, version: i16) -> Result<(Body, i16), RewriteE
     Ok((Body::ApiVersions(r), 0))
 }
 
+/// Transactions v2 (KIP-890) needs Produce v12+; with Produce clamped below
+/// that, clients must keep to v1 (AddPartitionsToTxn) or the broker refuses
+/// their transactional batches ("Partition was not added to the transaction").
+const TRANSACTION_VERSION: &str = "transaction.version";
+const TV2_MIN_PRODUCE: i16 = 12;
+
 fn clamp_api_versions(resp: &mut ApiVersionsResponse, mode: LeaderEndpoints) {
+    let produce_max = proxy_range(ApiKey::Produce as i16, mode).map_or(i16::MAX, |r| r.1);
+    if produce_max < TV2_MIN_PRODUCE {
+        for f in &mut resp.finalized_features {
+            if f.name.as_str() == TRANSACTION_VERSION {
+                f.max_version_level = f.max_version_level.min(1);
+                f.min_version_level = f.min_version_level.min(1);
+            }
+        }
+        for f in &mut resp.supported_features {
+            if f.name.as_str() == TRANSACTION_VERSION {
+                f.max_version = f.max_version.min(1);
+                f.min_version = f.min_version.min(1);
+            }
+        }
+    }
     resp.api_keys
         .retain_mut(|k| match proxy_range(k.api_key, mode) {
             None => true,
@@ -760,6 +801,28 @@ mod tests {
             .map(|k| (k.api_key, k.min_version, k.max_version))
             .collect();
         assert_eq!(got, vec![(0, 3, 9), (1, 4, 15), (3, 0, 13), (32, 0, 99)]);
+    }
+
+    #[test]
+    fn transactions_v2_is_hidden_while_produce_is_clamped() {
+        use kafka_protocol::messages::api_versions_response::FinalizedFeatureKey;
+        let resp = ApiVersionsResponse::default()
+            .with_api_keys(vec![ApiVersion::default()
+                .with_api_key(0)
+                .with_min_version(3)
+                .with_max_version(13)])
+            .with_finalized_features(vec![FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_static_str("transaction.version"))
+                .with_min_version_level(2)
+                .with_max_version_level(2)]);
+        for (mode, want) in [(LeaderEndpoints::Clamp, 1), (LeaderEndpoints::Rewrite, 2)] {
+            let mut d = Decoded::decode(Rewrite::ApiVersions, 18, 3, frame(0, &resp, 3)).unwrap();
+            d.rewrite(&Fixed, mode).unwrap();
+            let Body::ApiVersions(a) = &d.body else {
+                panic!()
+            };
+            assert_eq!(a.finalized_features[0].max_version_level, want, "{mode:?}");
+        }
     }
 
     #[test]
