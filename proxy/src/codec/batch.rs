@@ -279,6 +279,89 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Drops the batches of aborted transactions from a partition's fetched
+/// records, as a read_committed consumer would, for clients that Strait
+/// forces to read_committed but that filter nothing themselves.
+/// `aborted` is the fetch response's (producer id, first offset) list.
+/// Partial trailing bytes (a truncated last batch) are kept as they are.
+pub fn drop_aborted(records: &Bytes, aborted: &[(i64, i64)]) -> Bytes {
+    let mut pending: Vec<(i64, i64)> = aborted.to_vec();
+    pending.sort_by_key(|a| a.1);
+    let mut next = 0;
+    let mut active: Vec<i64> = Vec::new();
+    let mut kept: Vec<(usize, usize)> = Vec::new();
+    let mut dropped = false;
+    let data = &records[..];
+    let mut pos = 0;
+    while pos + BATCH_HEADER_LEN <= data.len() {
+        let b = &data[pos..];
+        let len = i32::from_be_bytes(b[8..12].try_into().expect("4")) as i64;
+        let end = pos as i64 + 12 + len;
+        if len < (BATCH_HEADER_LEN - 12) as i64 || end as usize > data.len() || b[MAGIC_OFFSET] != 2
+        {
+            break;
+        }
+        let end = end as usize;
+        let base = i64::from_be_bytes(b[0..8].try_into().expect("8"));
+        let last = base + i64::from(i32::from_be_bytes(b[23..27].try_into().expect("4")));
+        let attributes = i16::from_be_bytes(
+            b[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2]
+                .try_into()
+                .expect("2"),
+        );
+        let pid = i64::from_be_bytes(
+            b[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8]
+                .try_into()
+                .expect("8"),
+        );
+        let transactional = attributes & 0x10 != 0;
+        let control = attributes & 0x20 != 0;
+        let mut keep = true;
+        if pid >= 0 {
+            while next < pending.len() && pending[next].1 <= last {
+                active.push(pending[next].0);
+                next += 1;
+            }
+            if control {
+                if is_abort_marker(&data[pos + BATCH_HEADER_LEN..end]) {
+                    active.retain(|p| *p != pid);
+                }
+            } else if transactional && active.contains(&pid) {
+                keep = false;
+            }
+        }
+        if keep {
+            kept.push((pos, end));
+        } else {
+            dropped = true;
+        }
+        pos = end;
+    }
+    if !dropped {
+        return records.clone();
+    }
+    let mut out = bytes::BytesMut::with_capacity(data.len());
+    for (a, b) in kept {
+        out.extend_from_slice(&data[a..b]);
+    }
+    out.extend_from_slice(&data[pos..]);
+    out.freeze()
+}
+
+/// Whether a control batch's first record is an ABORT marker (key: version, type 0).
+fn is_abort_marker(records: &[u8]) -> bool {
+    let mut r = Cursor(records);
+    let parsed = (|| {
+        r.varint()?; // length
+        r.take(1)?; // attributes
+        r.varint()?; // timestamp delta
+        r.varint()?; // offset delta
+        let key = r.bytes_varint()??;
+        Some(key.get(2..4)? == [0, 0])
+    })();
+    parsed.unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,87 +498,4 @@ mod tests {
         );
         assert_eq!(record_bytes(&b, 200_000).unwrap().len(), 100_000);
     }
-}
-
-/// Drops the batches of aborted transactions from a partition's fetched
-/// records, as a read_committed consumer would, for clients that Strait
-/// forces to read_committed but that filter nothing themselves.
-/// `aborted` is the fetch response's (producer id, first offset) list.
-/// Partial trailing bytes (a truncated last batch) are kept as they are.
-pub fn drop_aborted(records: &Bytes, aborted: &[(i64, i64)]) -> Bytes {
-    let mut pending: Vec<(i64, i64)> = aborted.to_vec();
-    pending.sort_by_key(|a| a.1);
-    let mut next = 0;
-    let mut active: Vec<i64> = Vec::new();
-    let mut kept: Vec<(usize, usize)> = Vec::new();
-    let mut dropped = false;
-    let data = &records[..];
-    let mut pos = 0;
-    while pos + BATCH_HEADER_LEN <= data.len() {
-        let b = &data[pos..];
-        let len = i32::from_be_bytes(b[8..12].try_into().expect("4")) as i64;
-        let end = pos as i64 + 12 + len;
-        if len < (BATCH_HEADER_LEN - 12) as i64 || end as usize > data.len() || b[MAGIC_OFFSET] != 2
-        {
-            break;
-        }
-        let end = end as usize;
-        let base = i64::from_be_bytes(b[0..8].try_into().expect("8"));
-        let last = base + i64::from(i32::from_be_bytes(b[23..27].try_into().expect("4")));
-        let attributes = i16::from_be_bytes(
-            b[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2]
-                .try_into()
-                .expect("2"),
-        );
-        let pid = i64::from_be_bytes(
-            b[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8]
-                .try_into()
-                .expect("8"),
-        );
-        let transactional = attributes & 0x10 != 0;
-        let control = attributes & 0x20 != 0;
-        let mut keep = true;
-        if pid >= 0 {
-            while next < pending.len() && pending[next].1 <= last {
-                active.push(pending[next].0);
-                next += 1;
-            }
-            if control {
-                if is_abort_marker(&data[pos + BATCH_HEADER_LEN..end]) {
-                    active.retain(|p| *p != pid);
-                }
-            } else if transactional && active.contains(&pid) {
-                keep = false;
-            }
-        }
-        if keep {
-            kept.push((pos, end));
-        } else {
-            dropped = true;
-        }
-        pos = end;
-    }
-    if !dropped {
-        return records.clone();
-    }
-    let mut out = bytes::BytesMut::with_capacity(data.len());
-    for (a, b) in kept {
-        out.extend_from_slice(&data[a..b]);
-    }
-    out.extend_from_slice(&data[pos..]);
-    out.freeze()
-}
-
-/// Whether a control batch's first record is an ABORT marker (key: version, type 0).
-fn is_abort_marker(records: &[u8]) -> bool {
-    let mut r = Cursor(records);
-    let parsed = (|| {
-        r.varint()?; // length
-        r.take(1)?; // attributes
-        r.varint()?; // timestamp delta
-        r.varint()?; // offset delta
-        let key = r.bytes_varint()??;
-        Some(key.get(2..4)? == [0, 0])
-    })();
-    parsed.unwrap_or(false)
 }
