@@ -553,6 +553,76 @@ mod tests {
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::messages::TopicName;
 
+    struct NoIds;
+    impl TopicNames for NoIds {
+        fn name_of(&self, _: &Uuid) -> Option<String> {
+            None
+        }
+    }
+
+    fn produce_frame(topic: &str, acks: i16) -> (Bytes, usize) {
+        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        let mut b = BytesMut::new();
+        b.extend_from_slice(&[0; 4]);
+        RequestHeader::default()
+            .with_request_api_key(0)
+            .with_request_api_version(9)
+            .with_client_id(Some(StrBytes::from_static_str("c")))
+            .encode(&mut b, 2)
+            .unwrap();
+        ProduceRequest::default()
+            .with_acks(acks)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.into())))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(None)])])
+            .encode(&mut b, 9)
+            .unwrap();
+        let len = (b.len() - 4) as i32;
+        b[..4].copy_from_slice(&len.to_be_bytes());
+        let at = crate::codec::peek_produce_acks(&b[4..], 9, b.len() - 4)
+            .unwrap()
+            .unwrap()
+            .1
+            + 4;
+        (b.freeze(), at)
+    }
+
+    #[test]
+    fn acks_one_is_upgraded_in_place_and_other_topics_pass_untouched() {
+        let set = PolicySet::parse(&[(
+            "p.toml".into(),
+            "[[policy]]\nname = \"up\"\ntopics = { exact = \"t\" }\n[policy.produce]\nacks = \"upgrade\"\n".into(),
+        )])
+        .unwrap();
+        let (frame, at) = produce_frame("t", 1);
+        let Outcome::Forward { frame: out, patch } =
+            produce(&set, &NoIds, 9, at, frame.clone()).unwrap()
+        else {
+            panic!("forwarded")
+        };
+        assert!(patch.is_none());
+        assert_eq!(
+            i16::from_be_bytes([out[at], out[at + 1]]),
+            -1,
+            "acks=1 became acks=all"
+        );
+        let mut diff: Vec<usize> = (0..frame.len()).filter(|&i| frame[i] != out[i]).collect();
+        diff.dedup();
+        assert!(
+            diff.iter().all(|&i| i == at || i == at + 1),
+            "only the acks bytes change"
+        );
+        let (other, at) = produce_frame("unpoliced", 1);
+        let Outcome::Forward { frame: same, .. } =
+            produce(&set, &NoIds, 9, at, other.clone()).unwrap()
+        else {
+            panic!("forwarded")
+        };
+        assert_eq!(same, other, "a topic without policy passes byte for byte");
+    }
+
     #[test]
     fn isolation_level_offset_matches_the_codec() {
         for v in 4..=18 {
