@@ -148,7 +148,7 @@ fn default_max_frame() -> usize {
     DEFAULT_MAX_FRAME_BYTES
 }
 fn default_buffer() -> usize {
-    64 * 1024
+    256 * 1024
 }
 fn default_max_in_flight() -> usize {
     1024
