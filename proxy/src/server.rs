@@ -219,7 +219,8 @@ impl Shared {
             .await
             .map_err(|_| anyhow!("metadata from {addr}: timed out"))?
             .with_context(|| format!("metadata from {addr}"))?;
-        let decoded = Decoded::decode(Rewrite::Metadata, ApiKey::Metadata as i16, VERSION, body)?;
+        let mut decoded =
+            Decoded::decode(Rewrite::Metadata, ApiKey::Metadata as i16, VERSION, body)?;
         let endpoints = decoded.endpoints();
         self.ensure_listeners(&endpoints).await?;
         self.ready.store(true, Ordering::Release);

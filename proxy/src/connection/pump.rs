@@ -82,6 +82,38 @@ async fn forward(out: &mut BoxWrite, buf: &mut BytesMut, pos: usize) -> std::io:
     Ok(())
 }
 
+/// Counts a request and, when it expects a response, queues its header for
+/// the response side (with the rewrite a policy patch needs). False once the
+/// response side has ended (it reports why).
+async fn admit(
+    in_flight: &mpsc::Sender<InFlight>,
+    peek: RequestPeek,
+    bytes: usize,
+    expects_response: bool,
+    rewrite: Option<Rewrite>,
+    patch: Option<Patch>,
+) -> bool {
+    let m = metrics::api(peek.api_key);
+    m.requests.increment(1);
+    m.request_bytes.increment(bytes as u64);
+    if !expects_response {
+        return true;
+    }
+    let rewrite = match patch {
+        Some(_) => rewrite.or(Rewrite::for_patch(peek.api_key)),
+        None => rewrite,
+    };
+    let entry = InFlight {
+        correlation_id: peek.correlation_id,
+        api_key: peek.api_key,
+        api_version: peek.api_version,
+        rewrite,
+        patch: patch.map(Box::new),
+        sent: Instant::now(),
+    };
+    in_flight.send(entry).await.is_ok()
+}
+
 /// Client → broker. Returns `Ok(())` when the client closes between frames.
 pub async fn requests(
     shared: &Shared,
@@ -150,25 +182,17 @@ pub async fn requests(
                     Outcome::Close(reason) => return Err(ConnError::PolicyClose(reason)),
                     Outcome::Forward { frame, patch } => (frame, patch),
                 };
-                let m = metrics::api(peek.api_key);
-                m.requests.increment(1);
-                m.request_bytes.increment(frame.len() as u64);
-                if expects_response {
-                    let rewrite = match &patch {
-                        Some(_) => rewrite.or(Rewrite::for_patch(peek.api_key)),
-                        None => rewrite,
-                    };
-                    let entry = InFlight {
-                        correlation_id: peek.correlation_id,
-                        api_key: peek.api_key,
-                        api_version: peek.api_version,
-                        rewrite,
-                        patch: patch.map(Box::new),
-                        sent: Instant::now(),
-                    };
-                    if in_flight.send(entry).await.is_err() {
-                        return Ok(());
-                    }
+                if !admit(
+                    &in_flight,
+                    peek,
+                    frame.len(),
+                    expects_response,
+                    rewrite,
+                    patch,
+                )
+                .await
+                {
+                    return Ok(());
                 }
                 upstream
                     .write_all(&frame)
@@ -176,21 +200,8 @@ pub async fn requests(
                     .map_err(ConnError::UpstreamIo)?;
                 continue;
             }
-            let m = metrics::api(peek.api_key);
-            m.requests.increment(1);
-            m.request_bytes.increment(4 + len as u64);
-            if expects_response {
-                let entry = InFlight {
-                    correlation_id: peek.correlation_id,
-                    api_key: peek.api_key,
-                    api_version: peek.api_version,
-                    rewrite,
-                    patch: None,
-                    sent: Instant::now(),
-                };
-                if in_flight.send(entry).await.is_err() {
-                    return Ok(()); // the response side has ended and reported why
-                }
+            if !admit(&in_flight, peek, 4 + len, expects_response, rewrite, None).await {
+                return Ok(()); // the response side has ended and reported why
             }
             rem = 4 + len;
         }

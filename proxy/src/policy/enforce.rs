@@ -148,6 +148,19 @@ fn frame_with(
     Ok(out.freeze())
 }
 
+/// The request re-encoded after a filter removed something, else `None`.
+fn reencode(
+    changed: bool,
+    header: &[u8],
+    req: &impl Encodable,
+    api: ApiKey,
+    version: i16,
+) -> Result<Option<Bytes>, EnforceError> {
+    changed
+        .then(|| frame_with(header, req, api, version))
+        .transpose()
+}
+
 fn reject(name: Option<StrBytes>, topic_id: Uuid, partition: i32, v: &Violation) -> Rejected {
     Rejected {
         name,
@@ -430,6 +443,27 @@ pub fn admin(
             }
         }
     };
+    let header = &body[..header_len];
+    // AlterConfigs and IncrementalAlterConfigs share a shape but not a type.
+    macro_rules! filter_alter_configs {
+        ($request:ty) => {{
+            let mut req = <$request>::decode(&mut b, version).map_err(dec)?;
+            let before = req.resources.len();
+            req.resources.retain(|r| {
+                if r.resource_type != TOPIC_RESOURCE {
+                    return true;
+                }
+                let keys: Vec<&str> = r.configs.iter().map(|c| c.name.as_str()).collect();
+                check(
+                    r.resource_name.as_str(),
+                    Some(r.resource_name.clone()),
+                    Uuid::nil(),
+                    &|p| decide::decide_alter_configs(p, keys.iter().copied()),
+                )
+            });
+            reencode(req.resources.len() != before, header, &req, api, version)?
+        }};
+    }
     let new_frame = match api {
         ApiKey::CreateTopics => {
             let mut req = CreateTopicsRequest::decode(&mut b, version).map_err(dec)?;
@@ -461,48 +495,10 @@ pub fn admin(
                     &|p| decide::decide_create_topic(p, &nt),
                 )
             });
-            (req.topics.len() != before)
-                .then(|| frame_with(&body[..header_len], &req, api, version))
-                .transpose()?
+            reencode(req.topics.len() != before, header, &req, api, version)?
         }
-        ApiKey::AlterConfigs => {
-            let mut req = AlterConfigsRequest::decode(&mut b, version).map_err(dec)?;
-            let before = req.resources.len();
-            req.resources.retain(|r| {
-                if r.resource_type != TOPIC_RESOURCE {
-                    return true;
-                }
-                let keys: Vec<&str> = r.configs.iter().map(|c| c.name.as_str()).collect();
-                check(
-                    r.resource_name.as_str(),
-                    Some(r.resource_name.clone()),
-                    Uuid::nil(),
-                    &|p| decide::decide_alter_configs(p, keys.iter().copied()),
-                )
-            });
-            (req.resources.len() != before)
-                .then(|| frame_with(&body[..header_len], &req, api, version))
-                .transpose()?
-        }
-        ApiKey::IncrementalAlterConfigs => {
-            let mut req = IncrementalAlterConfigsRequest::decode(&mut b, version).map_err(dec)?;
-            let before = req.resources.len();
-            req.resources.retain(|r| {
-                if r.resource_type != TOPIC_RESOURCE {
-                    return true;
-                }
-                let keys: Vec<&str> = r.configs.iter().map(|c| c.name.as_str()).collect();
-                check(
-                    r.resource_name.as_str(),
-                    Some(r.resource_name.clone()),
-                    Uuid::nil(),
-                    &|p| decide::decide_alter_configs(p, keys.iter().copied()),
-                )
-            });
-            (req.resources.len() != before)
-                .then(|| frame_with(&body[..header_len], &req, api, version))
-                .transpose()?
-        }
+        ApiKey::AlterConfigs => filter_alter_configs!(AlterConfigsRequest),
+        ApiKey::IncrementalAlterConfigs => filter_alter_configs!(IncrementalAlterConfigsRequest),
         ApiKey::DeleteTopics => {
             let mut req = DeleteTopicsRequest::decode(&mut b, version).map_err(dec)?;
             let before = req.topic_names.len() + req.topics.len();
@@ -529,9 +525,13 @@ pub fn admin(
                     None => true, // unknown id: the broker answers for it
                 }
             });
-            (req.topic_names.len() + req.topics.len() != before)
-                .then(|| frame_with(&body[..header_len], &req, api, version))
-                .transpose()?
+            reencode(
+                req.topic_names.len() + req.topics.len() != before,
+                header,
+                &req,
+                api,
+                version,
+            )?
         }
         _ => None,
     };

@@ -265,55 +265,59 @@ impl Decoded {
         })
     }
 
-    /// Upstream endpoints named in the response.
-    pub fn endpoints(&self) -> Vec<Endpoint> {
-        let mut out = Vec::new();
-        let mut push = |node_id: i32, host: &StrBytes, port: i32| {
-            if node_id >= 0 && !host.is_empty() {
-                out.push(Endpoint {
-                    node_id,
-                    host: host.to_string(),
-                    port,
-                });
+    /// Calls `f` with every broker endpoint the response names (skipping
+    /// "no node" placeholders: negative id or empty host); one walk serves
+    /// both collecting and rewriting.
+    fn for_each_endpoint(
+        &mut self,
+        f: &mut dyn FnMut(i32, &mut StrBytes, &mut i32) -> Result<(), RewriteError>,
+    ) -> Result<(), RewriteError> {
+        let mut visit = |id: i32, host: &mut StrBytes, port: &mut i32| {
+            if id >= 0 && !host.is_empty() {
+                f(id, host, port)?;
             }
+            Ok::<(), RewriteError>(())
         };
-        match &self.body {
+        // The endpoint structs differ per message; their fields do not.
+        macro_rules! each {
+            ($list:expr, $id:ident) => {
+                for n in $list.iter_mut() {
+                    visit(n.$id.0, &mut n.host, &mut n.port)?;
+                }
+            };
+        }
+        match &mut self.body {
+            Body::Metadata(m) => each!(m.brokers, node_id),
+            Body::FindCoordinator(c) => {
+                visit(c.node_id.0, &mut c.host, &mut c.port)?;
+                each!(c.coordinators, node_id);
+            }
+            Body::DescribeCluster(d) => each!(d.brokers, broker_id),
+            Body::Produce(r) => each!(r.node_endpoints, node_id),
+            Body::Fetch(r) => each!(r.node_endpoints, node_id),
+            Body::ShareFetch(r) => each!(r.node_endpoints, node_id),
+            Body::ShareAcknowledge(r) => each!(r.node_endpoints, node_id),
             Body::ApiVersions(_)
             | Body::CreateTopics(_)
             | Body::AlterConfigs(_)
             | Body::IncrementalAlterConfigs(_)
             | Body::DeleteTopics(_) => {}
-            Body::Metadata(m) => m
-                .brokers
-                .iter()
-                .for_each(|b| push(b.node_id.0, &b.host, b.port)),
-            Body::FindCoordinator(f) => {
-                push(f.node_id.0, &f.host, f.port);
-                f.coordinators
-                    .iter()
-                    .for_each(|c| push(c.node_id.0, &c.host, c.port));
-            }
-            Body::DescribeCluster(d) => d
-                .brokers
-                .iter()
-                .for_each(|b| push(b.broker_id.0, &b.host, b.port)),
-            Body::Produce(p) => p
-                .node_endpoints
-                .iter()
-                .for_each(|n| push(n.node_id.0, &n.host, n.port)),
-            Body::Fetch(f) => f
-                .node_endpoints
-                .iter()
-                .for_each(|n| push(n.node_id.0, &n.host, n.port)),
-            Body::ShareFetch(f) => f
-                .node_endpoints
-                .iter()
-                .for_each(|n| push(n.node_id.0, &n.host, n.port)),
-            Body::ShareAcknowledge(f) => f
-                .node_endpoints
-                .iter()
-                .for_each(|n| push(n.node_id.0, &n.host, n.port)),
         }
+        Ok(())
+    }
+
+    /// Upstream endpoints named in the response.
+    pub fn endpoints(&mut self) -> Vec<Endpoint> {
+        let mut out = Vec::new();
+        self.for_each_endpoint(&mut |node_id, host, port| {
+            out.push(Endpoint {
+                node_id,
+                host: host.to_string(),
+                port: *port,
+            });
+            Ok(())
+        })
+        .expect("collecting endpoints cannot fail");
         out
     }
 
@@ -323,66 +327,17 @@ impl Decoded {
         map: &dyn AddressMap,
         mode: LeaderEndpoints,
     ) -> Result<(), RewriteError> {
-        fn set(
-            map: &dyn AddressMap,
-            node_id: i32,
-            host: &mut StrBytes,
-            port: &mut i32,
-        ) -> Result<(), RewriteError> {
-            if node_id < 0 || host.is_empty() {
-                return Ok(());
-            }
+        if let Body::ApiVersions(a) = &mut self.body {
+            clamp_api_versions(a, mode);
+        }
+        self.for_each_endpoint(&mut |node_id, host, port| {
             let (h, p) = map
                 .advertised(node_id)
                 .ok_or(RewriteError::NoListener(node_id))?;
             *host = h;
             *port = p;
             Ok(())
-        }
-        match &mut self.body {
-            Body::ApiVersions(a) => clamp_api_versions(a, mode),
-            Body::CreateTopics(_)
-            | Body::AlterConfigs(_)
-            | Body::IncrementalAlterConfigs(_)
-            | Body::DeleteTopics(_) => {}
-            Body::Metadata(m) => {
-                for b in &mut m.brokers {
-                    set(map, b.node_id.0, &mut b.host, &mut b.port)?;
-                }
-            }
-            Body::FindCoordinator(f) => {
-                set(map, f.node_id.0, &mut f.host, &mut f.port)?;
-                for c in &mut f.coordinators {
-                    set(map, c.node_id.0, &mut c.host, &mut c.port)?;
-                }
-            }
-            Body::DescribeCluster(d) => {
-                for b in &mut d.brokers {
-                    set(map, b.broker_id.0, &mut b.host, &mut b.port)?;
-                }
-            }
-            Body::Produce(p) => {
-                for n in &mut p.node_endpoints {
-                    set(map, n.node_id.0, &mut n.host, &mut n.port)?;
-                }
-            }
-            Body::Fetch(f) => {
-                for n in &mut f.node_endpoints {
-                    set(map, n.node_id.0, &mut n.host, &mut n.port)?;
-                }
-            }
-            Body::ShareFetch(f) => {
-                for n in &mut f.node_endpoints {
-                    set(map, n.node_id.0, &mut n.host, &mut n.port)?;
-                }
-            }
-            Body::ShareAcknowledge(f) => {
-                for n in &mut f.node_endpoints {
-                    set(map, n.node_id.0, &mut n.host, &mut n.port)?;
-                }
-            }
-        }
-        Ok(())
+        })
     }
 
     /// Topic id → name pairs a Metadata response names (for Produce v13 / Fetch v13+).
@@ -406,6 +361,20 @@ impl Decoded {
         };
         let v = self.version;
         let msg = |r: &Rejected| Some(StrBytes::from_string(r.message.clone()));
+        // The two AlterConfigs responses share a shape but not a type.
+        macro_rules! push_alter_rejections {
+            ($resp:expr, $entry:ty) => {
+                for r in &patch.rejected {
+                    $resp.responses.push(
+                        <$entry>::default()
+                            .with_error_code(r.error_code)
+                            .with_error_message(msg(r))
+                            .with_resource_type(r.resource_type)
+                            .with_resource_name(r.name.clone().unwrap_or_default()),
+                    );
+                }
+            };
+        }
         match &mut self.body {
             Body::Fetch(f) if patch.filter_aborted => {
                 for t in &mut f.responses {
@@ -484,27 +453,11 @@ impl Decoded {
             }
             Body::AlterConfigs(a) => {
                 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
-                for r in &patch.rejected {
-                    a.responses.push(
-                        AlterConfigsResourceResponse::default()
-                            .with_error_code(r.error_code)
-                            .with_error_message(msg(r))
-                            .with_resource_type(r.resource_type)
-                            .with_resource_name(r.name.clone().unwrap_or_default()),
-                    );
-                }
+                push_alter_rejections!(a, AlterConfigsResourceResponse);
             }
             Body::IncrementalAlterConfigs(a) => {
                 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
-                for r in &patch.rejected {
-                    a.responses.push(
-                        AlterConfigsResourceResponse::default()
-                            .with_error_code(r.error_code)
-                            .with_error_message(msg(r))
-                            .with_resource_type(r.resource_type)
-                            .with_resource_name(r.name.clone().unwrap_or_default()),
-                    );
-                }
+                push_alter_rejections!(a, AlterConfigsResourceResponse);
             }
             Body::DeleteTopics(d) => {
                 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
@@ -659,52 +612,37 @@ mod tests {
         use kafka_protocol::messages::{
             fetch_response, produce_response, share_acknowledge_response, share_fetch_response,
         };
-        let host = StrBytes::from_static_str("kafka-3.internal");
+        macro_rules! with_endpoint {
+            ($resp:ty, $endpoint:ty) => {{
+                let r = <$resp>::default().with_node_endpoints(vec![<$endpoint>::default()
+                    .with_node_id(BrokerId(3))
+                    .with_host(StrBytes::from_static_str("kafka-3.internal"))
+                    .with_port(9092)]);
+                let mut b = BytesMut::new();
+                r.encode(&mut b, v).unwrap();
+                b
+            }};
+        }
         let (key, body) = match kind {
-            Rewrite::Produce => (ApiKey::Produce, {
-                let r = ProduceResponse::default().with_node_endpoints(vec![
-                    produce_response::NodeEndpoint::default()
-                        .with_node_id(BrokerId(3))
-                        .with_host(host)
-                        .with_port(9092),
-                ]);
-                let mut b = BytesMut::new();
-                r.encode(&mut b, v).unwrap();
-                b
-            }),
-            Rewrite::Fetch => (ApiKey::Fetch, {
-                let r = FetchResponse::default().with_node_endpoints(vec![
-                    fetch_response::NodeEndpoint::default()
-                        .with_node_id(BrokerId(3))
-                        .with_host(host)
-                        .with_port(9092),
-                ]);
-                let mut b = BytesMut::new();
-                r.encode(&mut b, v).unwrap();
-                b
-            }),
-            Rewrite::ShareFetch => (ApiKey::ShareFetch, {
-                let r = ShareFetchResponse::default().with_node_endpoints(vec![
-                    share_fetch_response::NodeEndpoint::default()
-                        .with_node_id(BrokerId(3))
-                        .with_host(host)
-                        .with_port(9092),
-                ]);
-                let mut b = BytesMut::new();
-                r.encode(&mut b, v).unwrap();
-                b
-            }),
-            Rewrite::ShareAcknowledge => (ApiKey::ShareAcknowledge, {
-                let r = ShareAcknowledgeResponse::default().with_node_endpoints(vec![
-                    share_acknowledge_response::NodeEndpoint::default()
-                        .with_node_id(BrokerId(3))
-                        .with_host(host)
-                        .with_port(9092),
-                ]);
-                let mut b = BytesMut::new();
-                r.encode(&mut b, v).unwrap();
-                b
-            }),
+            Rewrite::Produce => (
+                ApiKey::Produce,
+                with_endpoint!(ProduceResponse, produce_response::NodeEndpoint),
+            ),
+            Rewrite::Fetch => (
+                ApiKey::Fetch,
+                with_endpoint!(FetchResponse, fetch_response::NodeEndpoint),
+            ),
+            Rewrite::ShareFetch => (
+                ApiKey::ShareFetch,
+                with_endpoint!(ShareFetchResponse, share_fetch_response::NodeEndpoint),
+            ),
+            Rewrite::ShareAcknowledge => (
+                ApiKey::ShareAcknowledge,
+                with_endpoint!(
+                    ShareAcknowledgeResponse,
+                    share_acknowledge_response::NodeEndpoint
+                ),
+            ),
             _ => unreachable!(),
         };
         let mut f = BytesMut::new();
@@ -743,7 +681,7 @@ mod tests {
                     !out.windows(8).any(|w| w == b"internal"),
                     "{kind:?} v{v} leaked"
                 );
-                let again = Decoded::decode(kind, key, v, out.freeze().slice(4..)).unwrap();
+                let mut again = Decoded::decode(kind, key, v, out.freeze().slice(4..)).unwrap();
                 assert_eq!(
                     again.endpoints(),
                     vec![Endpoint {
