@@ -36,99 +36,21 @@ with exactly one listed record, that record gets the partition error code and th
 """
 
 import argparse
-import json
 import logging
 import os
 import re
 import sys
 import threading
-import time
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_WATCHDOG = 0, 1, 2, 3
-WATCHDOG_GRACE_S = 15.0
+from driver import (  # noqa: E402  (shared driver plumbing next to this script)
+    CONTEXT, Deadline, Parser, emit, key_values, log, start_watchdog, summary,
+)
+
+CONTEXT["driver"] = "policy_produce.py"
+
 MAX_CLIENT_ERRORS = 20
 MAX_BROKER_MESSAGES = 50
 DEFAULT_LOG_MATCH = r"encountered error|Broker: |error_message|POLICY_VIOLATION|INVALID_RECORD"
-
-_out_lock = threading.Lock()
-_summary_printed = False
-CONTEXT = {"driver": "policy_produce.py"}
-
-
-def log(msg):
-    sys.stderr.write("[%s] %s\n" % (time.strftime("%H:%M:%S"), msg))
-    sys.stderr.flush()
-
-
-def emit(obj):
-    with _out_lock:
-        if _summary_printed:
-            return
-        sys.stdout.write(json.dumps(obj) + "\n")
-        sys.stdout.flush()
-
-
-def summary(ok, **fields):
-    """Print the summary line (once) and return the exit code."""
-    global _summary_printed
-    line = {"type": "summary", "ok": ok}
-    line.update(CONTEXT)
-    line.update(fields)
-    line["type"], line["ok"] = "summary", ok
-    with _out_lock:
-        if not _summary_printed:
-            _summary_printed = True
-            sys.stdout.write(json.dumps(line) + "\n")
-            sys.stdout.flush()
-    return EXIT_OK if ok else EXIT_FAIL
-
-
-class Deadline:
-    def __init__(self, timeout_ms):
-        self.timeout_ms = timeout_ms
-        self.start = time.monotonic()
-        self.end = self.start + timeout_ms / 1000.0
-
-    def remaining(self):
-        return max(0.0, self.end - time.monotonic())
-
-    def expired(self):
-        return time.monotonic() >= self.end
-
-    def elapsed_ms(self):
-        return int((time.monotonic() - self.start) * 1000)
-
-
-def start_watchdog(deadline):
-    def fire():
-        try:
-            log("watchdog fired (timeout %d ms + grace %d s); exiting" % (deadline.timeout_ms, WATCHDOG_GRACE_S))
-            summary(False, error="watchdog: driver did not finish within timeout-ms + grace",
-                    timeout_ms=deadline.timeout_ms)
-        finally:
-            os._exit(EXIT_WATCHDOG)
-
-    t = threading.Timer(deadline.timeout_ms / 1000.0 + WATCHDOG_GRACE_S, fire)
-    t.daemon = True
-    t.start()
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.print_usage(sys.stderr)
-        sys.stderr.write("%s: error: %s\n" % (self.prog, message))
-        summary(False, error="usage: " + message)
-        sys.exit(EXIT_USAGE)
-
-
-def key_values(items, option):
-    out = {}
-    for kv in items or []:
-        if "=" not in kv or kv.startswith("="):
-            Parser(prog="policy_produce.py").error("%s expects key=value, got %r" % (option, kv))
-        k, v = kv.split("=", 1)
-        out[k] = v
-    return out
 
 
 def parse_headers(items):

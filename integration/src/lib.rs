@@ -102,7 +102,12 @@ pub struct Strait {
 impl Strait {
     /// Starts `strait run` with a quick-start upstream.
     pub fn quick(upstream: &str) -> Strait {
-        Strait::start(&[
+        Strait::quick_with(upstream, &[])
+    }
+
+    /// `quick` plus more `strait run` flags.
+    pub fn quick_with(upstream: &str, extra: &[&str]) -> Strait {
+        let mut args = vec![
             "run",
             "--upstream",
             upstream,
@@ -110,7 +115,16 @@ impl Strait {
             "127.0.0.1:0",
             "--admin",
             "127.0.0.1:0",
-        ])
+        ];
+        args.extend_from_slice(extra);
+        Strait::start(&args)
+    }
+
+    /// `quick` with a policy directory, once the cluster is discovered.
+    pub fn with_policies(upstream: &str, dir: &Path) -> Strait {
+        let s = Strait::quick_with(upstream, &["--policies", dir.to_str().expect("utf-8 path")]);
+        s.wait_ready();
+        s
     }
 
     /// Starts `strait run --config FILE` with the given TOML (listeners should use port 0).
@@ -383,6 +397,25 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: u32, rf: u32) {
             },
         );
     }
+}
+
+/// Every record value of a topic, read directly from the broker with kcat.
+pub fn values_on_broker(bootstrap: &str, topic: &str) -> Vec<String> {
+    let out = run(Command::new("kcat").args([
+        "-C",
+        "-b",
+        bootstrap,
+        "-t",
+        topic,
+        "-o",
+        "beginning",
+        "-e",
+        "-q",
+        "-f",
+        "%s\\n",
+    ]));
+    out.assert_ok("kcat consume");
+    out.stdout.lines().map(str::to_string).collect()
 }
 
 /// Temporary directories, removed on drop.

@@ -80,9 +80,7 @@ impl Wire {
 
     /// Sends a request and decodes the response.
     pub fn call<T: Encodable, R: Decodable>(&mut self, key: ApiKey, version: i16, body: &T) -> R {
-        let mut resp = self.call_raw(key, version, body);
-        ResponseHeader::decode(&mut resp, key.response_header_version(version)).unwrap();
-        R::decode(&mut resp, version).unwrap_or_else(|e| panic!("decode {key:?} v{version}: {e}"))
+        decode(key, version, self.call_raw(key, version, body))
     }
 
     /// True when the peer has closed the connection (read returns EOF or reset).
@@ -90,6 +88,12 @@ impl Wire {
         let mut b = [0u8; 1];
         matches!(self.stream.read(&mut b), Ok(0) | Err(_))
     }
+}
+
+/// Decodes a raw response frame (without its length prefix).
+pub fn decode<R: Decodable>(key: ApiKey, version: i16, mut resp: Bytes) -> R {
+    ResponseHeader::decode(&mut resp, key.response_header_version(version)).unwrap();
+    R::decode(&mut resp, version).unwrap_or_else(|e| panic!("decode {key:?} v{version}: {e}"))
 }
 
 /// An ApiVersions request valid in every version (v3+ needs a software name).

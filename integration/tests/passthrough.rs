@@ -204,20 +204,6 @@ fn acks_zero_gets_no_response_and_order_is_kept() {
         "no stray response (and no close)"
     );
     // All three records reached the broker.
-    let out = strait_integration::run(std::process::Command::new("kcat").args([
-        "-C",
-        "-b",
-        &upstream,
-        "-t",
-        &topic,
-        "-o",
-        "beginning",
-        "-e",
-        "-q",
-        "-f",
-        "%s\\n",
-    ]));
-    out.assert_ok("kcat consume");
-    let values: Vec<&str> = out.stdout.lines().collect();
+    let values = strait_integration::values_on_broker(&upstream, &topic);
     assert_eq!(values, ["zero-a", "one", "zero-b"]);
 }

@@ -15,7 +15,8 @@ use kafka_protocol::protocol::StrBytes;
 use strait_integration::tempdir::Dir;
 use strait_integration::wire::{produce_request, Wire};
 use strait_integration::{
-    cluster, create_topic, eventually, field, message, run, strait_bin, unique, Strait,
+    cluster, create_topic, eventually, field, message, run, strait_bin, unique, values_on_broker,
+    Strait,
 };
 
 /// A policy directory with one file per (topic, rules) pair.
@@ -32,38 +33,7 @@ fn policy_dir(policies: &[(&str, &str)]) -> Dir {
 }
 
 fn start(upstream: &str, dir: &Dir) -> Strait {
-    let s = Strait::start(&[
-        "run",
-        "--upstream",
-        upstream,
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--policies",
-        dir.path().to_str().unwrap(),
-    ]);
-    s.wait_ready();
-    s
-}
-
-/// Reads every record value of a topic directly from the broker.
-fn values_on_broker(upstream: &str, topic: &str) -> Vec<String> {
-    let out = run(std::process::Command::new("kcat").args([
-        "-C",
-        "-b",
-        upstream,
-        "-t",
-        topic,
-        "-o",
-        "beginning",
-        "-e",
-        "-q",
-        "-f",
-        "%s\\n",
-    ]));
-    out.assert_ok("kcat consume");
-    out.stdout.lines().map(str::to_string).collect()
+    Strait::with_policies(upstream, dir.path())
 }
 
 fn partition_error(resp: &ProduceResponse, topic: &str) -> (i16, String, Vec<i32>) {

@@ -9,19 +9,7 @@ use strait_integration::{
 };
 
 fn start(upstream: &str, dir: &Dir) -> Strait {
-    let s = Strait::start(&[
-        "run",
-        "--upstream",
-        upstream,
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--policies",
-        dir.path().to_str().unwrap(),
-    ]);
-    s.wait_ready();
-    s
+    Strait::with_policies(upstream, dir.path())
 }
 
 fn write_policy(dir: &Dir, file: &str, name: &str, topic: &str, rules: &str) {
@@ -32,7 +20,15 @@ fn write_policy(dir: &Dir, file: &str, name: &str, topic: &str, rules: &str) {
     .unwrap();
 }
 
-fn java_produce(bootstrap: &str, topic: &str, extra: &[&str], expect_failure: bool) -> Output {
+/// Produces 5 records with a driver (Java PolicyProduce or librdkafka policy_produce.py).
+fn produce(
+    driver: fn(&str, &[&str]) -> std::process::Command,
+    program: &str,
+    bootstrap: &str,
+    topic: &str,
+    extra: &[&str],
+    expect_failure: bool,
+) -> Output {
     let mut args = vec![
         "--bootstrap",
         bootstrap,
@@ -47,25 +43,29 @@ fn java_produce(bootstrap: &str, topic: &str, extra: &[&str], expect_failure: bo
     if expect_failure {
         args.push("--expect-failure");
     }
-    run(&mut java("PolicyProduce", &args))
+    run(&mut driver(program, &args))
+}
+
+fn java_produce(bootstrap: &str, topic: &str, extra: &[&str], expect_failure: bool) -> Output {
+    produce(
+        java,
+        "PolicyProduce",
+        bootstrap,
+        topic,
+        extra,
+        expect_failure,
+    )
 }
 
 fn rdkafka_produce(bootstrap: &str, topic: &str, extra: &[&str], expect_failure: bool) -> Output {
-    let mut args = vec![
-        "--bootstrap",
+    produce(
+        python,
+        "policy_produce.py",
         bootstrap,
-        "--topic",
         topic,
-        "--records",
-        "5",
-        "--timeout-ms",
-        "30000",
-    ];
-    args.extend_from_slice(extra);
-    if expect_failure {
-        args.push("--expect-failure");
-    }
-    run(&mut python("policy_produce.py", &args))
+        extra,
+        expect_failure,
+    )
 }
 
 fn broker_count(upstream: &str, topic: &str) -> u64 {
