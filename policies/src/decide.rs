@@ -10,6 +10,8 @@ use crate::set::Policy;
 /// Kafka error codes a rejection uses.
 pub const POLICY_VIOLATION: i16 = 44;
 pub const INVALID_RECORD: i16 = 87;
+/// Kafka's CORRUPT_MESSAGE: what the broker answers for a bad CRC.
+pub const CORRUPT_MESSAGE: i16 = 2;
 
 /// A rule, as named in messages and metrics (`<section>.<key>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,6 +28,12 @@ pub enum Rule {
     RequiredConfigs,
     DenyConfigs,
     ProtectDelete,
+    /// A batch Strait must read (to check or rewrite it) is unreadable.
+    Readable,
+    /// The compression stage.
+    Compress,
+    /// The trace-context stage.
+    Trace,
 }
 
 impl Rule {
@@ -43,6 +51,9 @@ impl Rule {
             Rule::RequiredConfigs => "admin.required_configs",
             Rule::DenyConfigs => "admin.deny_configs",
             Rule::ProtectDelete => "admin.protect_delete",
+            Rule::Readable => "batch.readable",
+            Rule::Compress => "compress",
+            Rule::Trace => "trace",
         }
     }
 }

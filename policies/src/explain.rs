@@ -85,6 +85,31 @@ pub fn explain(set: &PolicySet, topic: &str) -> String {
             a.protect_delete
         );
     }
+    if let Some(c) = &p.compress {
+        let level = match c.codec {
+            crate::Codec::Gzip | crate::Codec::Zstd => format!(" level {}", c.level),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  compress                      = {}{level}{}",
+            c.codec.name(),
+            if c.recompress {
+                " (also re-compresses other codecs)"
+            } else {
+                " (uncompressed batches only)"
+            }
+        );
+    }
+    if let Some(t) = &p.trace {
+        let _ = writeln!(out, "  trace.header                  = {:?}", t.header);
+        if let Some(h) = &t.client_id_header {
+            let _ = writeln!(out, "  trace.client_id_header        = {h:?}");
+        }
+        if let Some(h) = &t.received_at_header {
+            let _ = writeln!(out, "  trace.received_at_header      = {h:?}");
+        }
+    }
     if candidates.len() > 1 {
         let _ = writeln!(out, "  also matched (less specific, not applied):");
         for c in candidates.iter().skip(1) {

@@ -14,7 +14,7 @@ pub mod set;
 
 pub use decide::{Rule, Violation};
 pub use schema::Codec;
-pub use set::{Policy, PolicySet, Problem};
+pub use set::{CompressRules, Policy, PolicySet, Problem, TraceRules};
 
 #[cfg(test)]
 mod tests;

@@ -31,6 +31,12 @@ pub struct PolicyDef {
     pub fetch: Option<FetchDef>,
     #[serde(default)]
     pub admin: Option<Spanned<AdminDef>>,
+    /// Record pipeline: (re)compress produced batches.
+    #[serde(default)]
+    pub compress: Option<Spanned<CompressDef>>,
+    /// Record pipeline: inject W3C trace context headers.
+    #[serde(default)]
+    pub trace: Option<Spanned<TraceDef>>,
 }
 
 /// Exactly one key: `exact`, `prefix`, `glob`, `regex`, or `default = true`.
@@ -76,6 +82,17 @@ impl Codec {
             3 => Some(Codec::Lz4),
             4 => Some(Codec::Zstd),
             _ => None,
+        }
+    }
+
+    /// The codec's id in a record batch's attributes.
+    pub fn id(self) -> i16 {
+        match self {
+            Codec::None => 0,
+            Codec::Gzip => 1,
+            Codec::Snappy => 2,
+            Codec::Lz4 => 3,
+            Codec::Zstd => 4,
         }
     }
 
@@ -133,4 +150,30 @@ pub struct AdminDef {
 pub struct RangeDef {
     pub min: Option<i64>,
     pub max: Option<i64>,
+}
+
+/// `[policy.compress]`: the codec Strait writes produced batches in.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompressDef {
+    pub codec: Codec,
+    /// gzip 1-9 (default 6), zstd 1-22 (default 3); snappy and lz4 have none.
+    pub level: Option<i64>,
+    /// Also re-compress batches the client compressed with another codec
+    /// (default: only uncompressed batches are compressed).
+    #[serde(default)]
+    pub recompress: bool,
+}
+
+/// `[policy.trace]`: W3C trace context headers added to produced records.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceDef {
+    /// The trace context header (default `traceparent`).
+    pub header: Option<String>,
+    /// When set, the producing client's id is added under this header name.
+    pub client_id_header: Option<String>,
+    /// When set, the time Strait received the record (milliseconds since the
+    /// Unix epoch, decimal) is added under this header name.
+    pub received_at_header: Option<String>,
 }

@@ -45,7 +45,43 @@ pub struct Policy {
     pub produce: Option<ProduceRules>,
     pub fetch: FetchRules,
     pub admin: Option<AdminRules>,
+    pub compress: Option<CompressRules>,
+    pub trace: Option<TraceRules>,
 }
+
+impl Policy {
+    /// Whether produce requests to this policy's topics are inspected
+    /// (produce rules or a record pipeline stage).
+    pub fn inspects_produce(&self) -> bool {
+        self.produce.is_some() || self.rewrites_records()
+    }
+
+    /// Whether a record pipeline stage rewrites this policy's batches.
+    pub fn rewrites_records(&self) -> bool {
+        self.compress.is_some() || self.trace.is_some()
+    }
+}
+
+/// `[policy.compress]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompressRules {
+    pub codec: Codec,
+    /// The codec's level (gzip and zstd; their defaults when not given).
+    pub level: i32,
+    pub recompress: bool,
+}
+
+/// `[policy.trace]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceRules {
+    pub header: String,
+    pub client_id_header: Option<String>,
+    pub received_at_header: Option<String>,
+}
+
+/// Default gzip and zstd levels (the Java client's defaults).
+pub const GZIP_DEFAULT_LEVEL: i32 = 6;
+pub const ZSTD_DEFAULT_LEVEL: i32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProduceRules {
@@ -61,6 +97,14 @@ impl ProduceRules {
     /// True when checking needs the records, not just batch headers.
     pub fn needs_records(&self) -> bool {
         self.max_record_bytes.is_some() || !self.required_headers.is_empty()
+    }
+
+    /// True when checking needs batch headers (acks alone does not).
+    pub fn needs_batches(&self) -> bool {
+        self.require_idempotent
+            || self.require_transactional
+            || self.allowed_compression.is_some()
+            || self.needs_records()
     }
 }
 
@@ -175,7 +219,7 @@ impl PolicySet {
         }
         let mut set = PolicySet::default();
         for (p, _) in policies {
-            set.produce |= p.produce.is_some();
+            set.produce |= p.inspects_produce();
             set.fetch |= p.fetch.read_committed;
             set.admin |= p.admin.is_some();
             if let Selector::Exact(name) = &p.selector {
@@ -351,6 +395,63 @@ fn compile(ctx: &mut Ctx<'_>, def: PolicyDef) -> Option<Policy> {
             protect_delete: a.protect_delete,
         }
     });
+    let compress = def.compress.and_then(|c| {
+        let at = c.span().start;
+        let c = c.into_inner();
+        let range = match c.codec {
+            Codec::None => {
+                ctx.at(at, "compress.codec must be gzip, snappy, lz4 or zstd (\"none\" compresses nothing; remove [policy.compress] instead)");
+                return None;
+            }
+            Codec::Gzip => Some((1, 9, GZIP_DEFAULT_LEVEL)),
+            Codec::Zstd => Some((1, 22, ZSTD_DEFAULT_LEVEL)),
+            Codec::Snappy | Codec::Lz4 => None,
+        };
+        let level = match (range, c.level) {
+            (Some((_, _, d)), None) => d,
+            (Some((lo, hi, _)), Some(l)) if (lo..=hi).contains(&l) => l as i32,
+            (Some((lo, hi, _)), Some(l)) => {
+                ctx.at(at, format!("compress.level for {} must be between {lo} and {hi}, got {l}", c.codec.name()));
+                return None;
+            }
+            (None, Some(_)) => {
+                ctx.at(at, format!("compress.level: {} has no levels; remove it", c.codec.name()));
+                return None;
+            }
+            (None, None) => 0,
+        };
+        Some(CompressRules {
+            codec: c.codec,
+            level,
+            recompress: c.recompress,
+        })
+    });
+    let trace = def.trace.and_then(|t| {
+        let at = t.span().start;
+        let t = t.into_inner();
+        let header = t.header.unwrap_or_else(|| "traceparent".to_string());
+        let names = [
+            Some(&header),
+            t.client_id_header.as_ref(),
+            t.received_at_header.as_ref(),
+        ];
+        let names: Vec<&String> = names.into_iter().flatten().collect();
+        if names.iter().any(|n| n.is_empty()) {
+            ctx.at(at, "trace: header names must not be empty");
+            return None;
+        }
+        for (i, a) in names.iter().enumerate() {
+            if names[i + 1..].contains(a) {
+                ctx.at(at, format!("trace: header name {a:?} is used twice"));
+                return None;
+            }
+        }
+        Some(TraceRules {
+            header,
+            client_id_header: t.client_id_header,
+            received_at_header: t.received_at_header,
+        })
+    });
     let selector = selector?;
     let (line, _) = line_col(ctx.text, sel_span);
     Some(Policy {
@@ -363,6 +464,8 @@ fn compile(ctx: &mut Ctx<'_>, def: PolicyDef) -> Option<Policy> {
         produce,
         fetch,
         admin,
+        compress,
+        trace,
     })
 }
 

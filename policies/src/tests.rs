@@ -290,3 +290,41 @@ fn admin_decisions() {
     assert!(forces_read_committed(orders));
     assert!(!forces_read_committed(default));
 }
+
+#[test]
+fn pipeline_sections_validate_and_mark_produce_inspected() {
+    let s = examples();
+    let p = s.resolve("telemetry.cpu").unwrap();
+    assert!(p.produce.is_none() && p.rewrites_records() && p.inspects_produce());
+    let c = p.compress.as_ref().unwrap();
+    assert_eq!((c.codec, c.level, c.recompress), (Codec::Zstd, 3, true));
+    let t = p.trace.as_ref().unwrap();
+    assert_eq!(t.header, "traceparent");
+    assert_eq!(t.client_id_header.as_deref(), Some("strait-client-id"));
+    assert!(explain(&s, "telemetry.cpu").contains("compress                      = zstd level 3"));
+
+    let only = set(&[("c.toml", "[[policy]]\nname = \"c\"\ntopics = { exact = \"t\" }\n[policy.compress]\ncodec = \"gzip\"\n")]).unwrap();
+    assert!(
+        only.has_produce_rules(),
+        "a compress-only policy inspects produce"
+    );
+    assert_eq!(
+        only.resolve("t").unwrap().compress.as_ref().unwrap().level,
+        6
+    );
+
+    let bad = |body: &str| {
+        let text = format!("[[policy]]\nname = \"b\"\ntopics = {{ exact = \"t\" }}\n{body}");
+        set(&[("b.toml", &text)]).unwrap_err()[0].to_string()
+    };
+    assert!(bad("[policy.compress]\ncodec = \"zstd\"\nlevel = 40\n")
+        .contains("between 1 and 22, got 40"));
+    assert!(bad("[policy.compress]\ncodec = \"lz4\"\nlevel = 3\n").contains("lz4 has no levels"));
+    assert!(bad("[policy.compress]\ncodec = \"none\"\n").contains("compress.codec must be"));
+    assert!(bad("[policy.compress]\ncodec = \"brotli\"\n").contains("brotli"));
+    assert!(bad("[policy.trace]\nheader = \"\"\n").contains("must not be empty"));
+    assert!(bad("[policy.trace]\nclient_id_header = \"traceparent\"\n").contains("used twice"));
+    assert!(bad("[policy.trace]\nheadr = \"x\"\n").contains("headr"));
+    let e = bad("[policy.compress]\ncodec = \"zstd\"\nlevel = 40\n");
+    assert!(e.starts_with("b.toml:4:"), "{e}");
+}

@@ -142,6 +142,13 @@ pub struct LimitsConfig {
     /// Requests a client may have in flight on one connection before Strait stops reading.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// Largest decompressed record batch Strait reads for a policy or a
+    /// pipeline stage; bigger batches are refused with a policy error.
+    #[serde(default = "default_max_decompressed")]
+    pub max_decompressed_bytes: usize,
+    /// Records the trace index remembers (the oldest go first); 0 turns it off.
+    #[serde(default = "default_trace_index")]
+    pub trace_index_entries: usize,
 }
 
 fn default_max_frame() -> usize {
@@ -153,6 +160,12 @@ fn default_buffer() -> usize {
 fn default_max_in_flight() -> usize {
     1024
 }
+fn default_max_decompressed() -> usize {
+    64 * 1024 * 1024
+}
+fn default_trace_index() -> usize {
+    100_000
+}
 
 impl Default for LimitsConfig {
     fn default() -> Self {
@@ -160,6 +173,8 @@ impl Default for LimitsConfig {
             max_frame_bytes: default_max_frame(),
             buffer_bytes: default_buffer(),
             max_in_flight: default_max_in_flight(),
+            max_decompressed_bytes: default_max_decompressed(),
+            trace_index_entries: default_trace_index(),
         }
     }
 }
@@ -325,6 +340,12 @@ impl Config {
         }
         if l.max_in_flight == 0 {
             errors.push("limits.max_in_flight must be > 0".into());
+        }
+        if l.max_decompressed_bytes < 1024 || l.max_decompressed_bytes > i32::MAX as usize {
+            errors.push(format!(
+                "limits.max_decompressed_bytes: {} is outside 1024..=2147483647",
+                l.max_decompressed_bytes
+            ));
         }
         if let Some(tls) = &self.tls {
             check_file(&mut errors, "tls.cert_file", &tls.cert_file);

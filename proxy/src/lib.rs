@@ -10,6 +10,7 @@ pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod metrics;
+pub mod pipeline;
 pub mod policy;
 pub mod routing;
 pub mod server;

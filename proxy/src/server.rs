@@ -44,6 +44,8 @@ pub struct Shared {
     pub limits: LimitsConfig,
     pub router: Router,
     pub policies: Arc<crate::policy::PolicyStore>,
+    /// Where traced records landed (record pipeline, trace stage).
+    pub traces: crate::pipeline::TraceIndex,
     topic_names: std::sync::RwLock<std::collections::HashMap<uuid::Uuid, String>>,
     pub ready: AtomicBool,
     leader_endpoints: LeaderEndpoints,
@@ -151,6 +153,14 @@ impl Shared {
             }
         }
         if let Some(p) = patch {
+            for t in &p.traces {
+                if let Some(base) =
+                    decoded.produce_base_offset(t.name.as_ref(), &t.topic_id, t.partition)
+                {
+                    self.traces
+                        .record(&t.topic, t.partition, base, t.client.as_deref(), &t.traced);
+                }
+            }
             decoded.apply_patch(p);
         }
         let endpoints = decoded.endpoints();
@@ -342,6 +352,7 @@ impl Proxy {
         tokio::spawn(policies.clone().watch(shutdown.clone()));
         let shared = Arc::new_cyclic(|me| Shared {
             limits: cfg.config.limits.clone(),
+            traces: crate::pipeline::TraceIndex::new(cfg.config.limits.trace_index_entries),
             policies,
             topic_names: Default::default(),
             router: Router::new(&cfg.advertised_host, cfg.broker_ports),

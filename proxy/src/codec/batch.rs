@@ -34,6 +34,10 @@ pub enum BatchError {
     Decompress { codec: &'static str, why: String },
     #[error("malformed record: {0}")]
     Record(&'static str),
+    #[error("record batch CRC-32C mismatch (stated {stated:#010x}, computed {actual:#010x})")]
+    Crc { stated: u32, actual: u32 },
+    #[error("cannot compress {codec}: {why}")]
+    Compress { codec: &'static str, why: String },
 }
 
 /// One batch: its header facts and its (possibly compressed) records.
@@ -41,7 +45,12 @@ pub enum BatchError {
 pub struct Batch {
     pub facts: BatchFacts,
     pub record_count: i32,
+    /// A control batch (transaction marker).
+    pub control: bool,
+    /// The records section (possibly compressed).
     pub records: Bytes,
+    /// The whole batch as received.
+    pub raw: Bytes,
 }
 
 /// Splits a partition's `records` bytes into batches. A trailing partial batch
@@ -98,7 +107,9 @@ pub fn batches(mut data: Bytes) -> Result<Vec<Batch>, BatchError> {
                 magic,
             },
             record_count,
+            control: attributes & 0x20 != 0,
             records,
+            raw: batch,
         });
     }
     Ok(out)
@@ -106,7 +117,12 @@ pub fn batches(mut data: Bytes) -> Result<Vec<Batch>, BatchError> {
 
 /// The records of a batch, decompressed (up to `cap` bytes) when needed.
 pub fn record_bytes(batch: &Batch, cap: usize) -> Result<Bytes, BatchError> {
-    let compressed = &batch.records[..];
+    decompress(batch.facts.compression, &batch.records, cap)
+}
+
+/// A records section in `codec`, decompressed (up to `cap` bytes).
+pub fn decompress(codec: Codec, data: &Bytes, cap: usize) -> Result<Bytes, BatchError> {
+    let compressed = &data[..];
     let limited = |r: &mut dyn Read, codec: &'static str| -> Result<Bytes, BatchError> {
         let mut out = Vec::new();
         r.take(cap as u64 + 1)
@@ -120,8 +136,8 @@ pub fn record_bytes(batch: &Batch, cap: usize) -> Result<Bytes, BatchError> {
         }
         Ok(Bytes::from(out))
     };
-    match batch.facts.compression {
-        Codec::None => Ok(batch.records.clone()),
+    match codec {
+        Codec::None => Ok(data.clone()),
         Codec::Gzip => limited(&mut flate2::read::MultiGzDecoder::new(compressed), "gzip"),
         Codec::Lz4 => limited(&mut lz4_flex::frame::FrameDecoder::new(compressed), "lz4"),
         Codec::Zstd => {
@@ -243,10 +259,10 @@ pub fn records(data: &[u8], count: i32) -> Result<Vec<RecordView<'_>>, BatchErro
     Ok(out)
 }
 
-struct Cursor<'a>(&'a [u8]);
+pub(crate) struct Cursor<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if n > self.0.len() {
             return None;
         }
@@ -256,7 +272,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A zigzag varint (Kafka's signed varint / varlong).
-    fn varint(&mut self) -> Option<i64> {
+    pub(crate) fn varint(&mut self) -> Option<i64> {
         let mut v: u64 = 0;
         for i in 0..10 {
             let b = *self.0.first()?;
@@ -270,7 +286,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Varint-length bytes; length -1 is null.
-    fn bytes_varint(&mut self) -> Option<Option<&'a [u8]>> {
+    pub(crate) fn bytes_varint(&mut self) -> Option<Option<&'a [u8]>> {
         let n = self.varint()?;
         if n < 0 {
             return Some(None);
@@ -490,7 +506,9 @@ mod tests {
                 magic: 2,
             },
             record_count: 0,
+            control: false,
             records: Bytes::from(gz.finish().unwrap()),
+            raw: Bytes::new(),
         };
         assert_eq!(
             record_bytes(&b, 1000).unwrap_err(),

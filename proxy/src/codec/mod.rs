@@ -5,7 +5,9 @@
 //! bytes unless a rewrite needs it decoded (see [`crate::routing::rewrite`]).
 
 pub mod batch;
+pub mod compression;
 mod header;
+pub mod records;
 
 pub use header::{
     peek_produce_acks, scan_produce_topics, FrameError, RequestPeek, TopicRef, PEEK_LEN,

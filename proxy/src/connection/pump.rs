@@ -173,7 +173,14 @@ pub async fn requests(
                 pos = 0;
                 let frame = buf.split_to(4 + len).freeze();
                 let outcome = match peek.api_key {
-                    0 => enforce::produce(&policies, shared, peek.api_version, acks_at, frame),
+                    0 => enforce::produce(
+                        &policies,
+                        shared,
+                        peek.api_version,
+                        acks_at,
+                        shared.limits.max_decompressed_bytes,
+                        frame,
+                    ),
                     1 => enforce::fetch(&policies, shared, &mut state, peek.api_version, frame),
                     key => enforce::admin(&policies, shared, key, peek.api_version, frame),
                 }

@@ -14,14 +14,14 @@ use strait_policies::decide::{self, AcksVerdict, NewTopic};
 use strait_policies::{Policy, PolicySet, Violation};
 use uuid::Uuid;
 
-use crate::codec::{batch, scan_produce_topics, TopicRef};
+use crate::codec::batch::{self, Batch, BatchError};
+use crate::codec::{scan_produce_topics, TopicRef};
+use crate::pipeline::{self, Traced};
 
 /// Kafka's UNKNOWN_TOPIC_ID (retriable: the client refreshes its metadata).
 const UNKNOWN_TOPIC_ID: i16 = 100;
 /// Resource type TOPIC in AlterConfigs.
 const TOPIC_RESOURCE: i8 = 2;
-/// Cap on a decompressed batch inspected for record-level rules.
-const MAX_INSPECT_BYTES: usize = 64 * 1024 * 1024;
 
 /// Whether policies inspect this api key under the current set.
 pub fn inspects(set: &PolicySet, api_key: i16) -> bool {
@@ -58,6 +58,20 @@ pub struct Patch {
     /// A fetch Strait forced to read_committed for a read_uncommitted client:
     /// drop aborted transactions' batches from the response, as the client would not.
     pub filter_aborted: bool,
+    /// Trace ids given to produced records, indexed once the response names offsets.
+    pub traces: Vec<PendingTraces>,
+}
+
+/// A partition's traced records, waiting for the broker's base offset.
+#[derive(Debug, Clone)]
+pub struct PendingTraces {
+    pub topic: String,
+    /// As the client named it (None: by id).
+    pub name: Option<StrBytes>,
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub client: Option<String>,
+    pub traced: Vec<Traced>,
 }
 
 /// What to do with an inspected request.
@@ -117,15 +131,24 @@ fn record(d: Decision<'_>) {
 
 /// Splits a request frame (after the length prefix) into header length and body.
 fn split_header(api: ApiKey, version: i16, body: &Bytes) -> Result<usize, EnforceError> {
+    decode_header(api, version, body).map(|(len, _)| len)
+}
+
+fn decode_header(
+    api: ApiKey,
+    version: i16,
+    body: &Bytes,
+) -> Result<(usize, RequestHeader), EnforceError> {
     let mut b = body.clone();
-    RequestHeader::decode(&mut b, api.request_header_version(version)).map_err(|e| {
-        EnforceError::Decode {
-            api,
-            version,
-            why: e.to_string(),
-        }
-    })?;
-    Ok(body.len() - b.len())
+    let header =
+        RequestHeader::decode(&mut b, api.request_header_version(version)).map_err(|e| {
+            EnforceError::Decode {
+                api,
+                version,
+                why: e.to_string(),
+            }
+        })?;
+    Ok((body.len() - b.len(), header))
 }
 
 fn frame_with(
@@ -173,12 +196,15 @@ fn reject(name: Option<StrBytes>, topic_id: Uuid, partition: i32, v: &Violation)
     }
 }
 
-/// Applies produce rules. `frame` is the whole frame, length prefix included.
+/// Applies produce rules, then the record pipeline of topics whose policy
+/// has stages. `frame` is the whole frame, length prefix included; `cap`
+/// bounds a batch's decompressed size.
 pub fn produce(
     set: &PolicySet,
     names: &dyn TopicNames,
     version: i16,
     acks_at: usize,
+    cap: usize,
     frame: Bytes,
 ) -> Result<Outcome, EnforceError> {
     let api = ApiKey::Produce;
@@ -187,10 +213,10 @@ pub fn produce(
         TopicRef::Name(n) => std::str::from_utf8(n)
             .ok()
             .and_then(|n| set.resolve(n))
-            .is_some_and(|p| p.produce.is_some()),
+            .is_some_and(|p| p.inspects_produce()),
         TopicRef::Id(id) => names
             .name_of(&Uuid::from_bytes(id))
-            .is_none_or(|n| set.resolve(&n).is_some_and(|p| p.produce.is_some())),
+            .is_none_or(|n| set.resolve(&n).is_some_and(|p| p.inspects_produce())),
     };
     let any =
         scan_produce_topics(&frame[4..], version, policed).map_err(|e| EnforceError::Decode {
@@ -202,7 +228,8 @@ pub fn produce(
         return Ok(Outcome::Forward { frame, patch: None });
     }
     let body = frame.slice(4..);
-    let header_len = split_header(api, version, &body)?;
+    let (header_len, header) = decode_header(api, version, &body)?;
+    let client_id = header.client_id.as_ref().map(|c| c.as_str());
     let mut b = body.slice(header_len..);
     let mut req = ProduceRequest::decode(&mut b, version).map_err(|e| EnforceError::Decode {
         api,
@@ -211,7 +238,12 @@ pub fn produce(
     })?;
     let txn = req.transactional_id.is_some();
     let mut rejected: Vec<Rejected> = Vec::new();
+    let mut traces: Vec<PendingTraces> = Vec::new();
+    let mut rewritten = false;
     let mut upgrade = false;
+    let received_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     for topic in &mut req.topic_data {
         let name = if topic.name.0.is_empty() {
             match names.name_of(&topic.topic_id) {
@@ -237,9 +269,9 @@ pub fn produce(
         let Some(policy) = set.resolve(&name) else {
             continue;
         };
-        let Some(rules) = &policy.produce else {
+        if !policy.inspects_produce() {
             continue;
-        };
+        }
         let client_name = (!topic.name.0.is_empty()).then(|| topic.name.0.clone());
         let verdict = decide::decide_acks(policy, req.acks);
         if let AcksVerdict::Reject(v) = &verdict {
@@ -264,16 +296,48 @@ pub fn produce(
             continue;
         }
         upgrade |= verdict == AcksVerdict::UpgradeToAll;
+        let stages = pipeline::stages(policy);
         let mut kept = Vec::with_capacity(topic.partition_data.len());
-        for p in topic.partition_data.drain(..) {
-            let check = check_partition(policy, txn, rules.needs_records(), p.records.clone());
+        for mut p in topic.partition_data.drain(..) {
+            let mut check = check_partition(policy, txn, p.records.clone(), cap);
+            if let (Ok(batches), false) = (&check, stages.is_empty()) {
+                let mut traced = Vec::new();
+                let mut cx = pipeline::Context {
+                    topic: &name,
+                    partition: p.index,
+                    client_id,
+                    api_version: version,
+                    received_at_ms,
+                    traced: &mut traced,
+                    records_before: 0,
+                };
+                match pipeline::run(&stages, batches, cap, &mut cx) {
+                    Ok(new) => {
+                        if let Some(new) = new {
+                            p.records = Some(new);
+                            rewritten = true;
+                        }
+                        if !traced.is_empty() {
+                            traces.push(PendingTraces {
+                                topic: name.clone(),
+                                name: client_name.clone(),
+                                topic_id: topic.topic_id,
+                                partition: p.index,
+                                client: client_id.map(str::to_string),
+                                traced,
+                            });
+                        }
+                    }
+                    Err(e) => check = Err(pipeline_violation(policy, e)),
+                }
+            }
             record(Decision {
                 topic: &name,
                 policy,
                 violation: check.as_ref().err(),
             });
             match check {
-                Ok(()) => kept.push(p),
+                Ok(_) => kept.push(p),
                 Err(v) => {
                     if req.acks == 0 {
                         return Ok(Outcome::Close(format!(
@@ -286,15 +350,22 @@ pub fn produce(
         }
         topic.partition_data = kept;
     }
-    if rejected.is_empty() {
+    let traces_patch = |traces: Vec<PendingTraces>| {
+        (!traces.is_empty()).then(|| Patch {
+            traces,
+            ..Patch::default()
+        })
+    };
+    if rejected.is_empty() && !rewritten {
+        let patch = traces_patch(traces);
         if !upgrade {
-            return Ok(Outcome::Forward { frame, patch: None });
+            return Ok(Outcome::Forward { frame, patch });
         }
         let mut out = BytesMut::from(&frame[..]);
         out[acks_at..acks_at + 2].copy_from_slice(&(-1i16).to_be_bytes());
         return Ok(Outcome::Forward {
             frame: out.freeze(),
-            patch: None,
+            patch,
         });
     }
     if upgrade && req.acks == 1 {
@@ -302,45 +373,85 @@ pub fn produce(
     }
     req.topic_data.retain(|t| !t.partition_data.is_empty());
     let frame = frame_with(&body[..header_len], &req, api, version)?;
-    Ok(Outcome::Forward {
-        frame,
-        patch: Some(Patch {
+    let patch = if rejected.is_empty() {
+        traces_patch(traces)
+    } else {
+        Some(Patch {
             rejected,
-            filter_aborted: false,
-        }),
-    })
+            traces,
+            ..Patch::default()
+        })
+    };
+    Ok(Outcome::Forward { frame, patch })
 }
 
+/// A batch Strait cannot read: CORRUPT_MESSAGE where the broker would say so
+/// too (bad CRC, malformed records), else POLICY_VIOLATION; the message names
+/// the policy.
+fn unreadable(policy: &Policy, rule: strait_policies::Rule, e: &BatchError) -> Violation {
+    let error_code = match e {
+        BatchError::Crc { .. } | BatchError::Record(_) | BatchError::Truncated(_) => {
+            decide::CORRUPT_MESSAGE
+        }
+        _ => decide::POLICY_VIOLATION,
+    };
+    Violation {
+        rule,
+        error_code,
+        message: format!(
+            "Strait policy {:?} ({}, topics {}) cannot {} this batch: {e}",
+            policy.name,
+            policy.source.file,
+            policy.selector,
+            if policy.rewrites_records() {
+                "rewrite"
+            } else {
+                "inspect"
+            }
+        ),
+        record_errors: vec![],
+    }
+}
+
+fn pipeline_violation(policy: &Policy, e: pipeline::PipelineError) -> Violation {
+    let rule = match e.stage {
+        "compress" => strait_policies::Rule::Compress,
+        "trace" => strait_policies::Rule::Trace,
+        _ => strait_policies::Rule::Readable,
+    };
+    let mut v = unreadable(policy, rule, &e.error);
+    v.message = format!("{} (stage {})", v.message, e.stage);
+    v
+}
+
+/// Checks a partition's batches; returns them split for the pipeline (empty
+/// when neither the rules nor a stage needs them).
 fn check_partition(
     policy: &Policy,
     txn: bool,
-    needs_records: bool,
     records: Option<Bytes>,
-) -> Result<(), Violation> {
+    cap: usize,
+) -> Result<Vec<Batch>, Violation> {
     let Some(records) = records else {
-        return Ok(());
+        return Ok(Vec::new());
     };
-    let unreadable = |why: String| Violation {
-        rule: strait_policies::Rule::RequireIdempotent,
-        error_code: decide::POLICY_VIOLATION,
-        message: format!(
-            "Strait policy {:?} ({}, topics {}) cannot inspect this batch: {why}",
-            policy.name, policy.source.file, policy.selector
-        ),
-        record_errors: vec![],
-    };
-    let batches = batch::batches(records).map_err(|e| unreadable(e.to_string()))?;
+    let rules = policy.produce.as_ref();
+    let needs_records = rules.is_some_and(|r| r.needs_records());
+    if !policy.rewrites_records() && !rules.is_some_and(|r| r.needs_batches()) {
+        // acks rules alone: old message formats and anything else pass as bytes.
+        return Ok(Vec::new());
+    }
+    let readable = |e: BatchError| unreadable(policy, strait_policies::Rule::Readable, &e);
+    let batches = batch::batches(records).map_err(readable)?;
     for b in &batches {
         decide::decide_batch(policy, txn, &b.facts)?;
         if needs_records {
-            let bytes =
-                batch::record_bytes(b, MAX_INSPECT_BYTES).map_err(|e| unreadable(e.to_string()))?;
-            let views =
-                batch::records(&bytes, b.record_count).map_err(|e| unreadable(e.to_string()))?;
+            let bytes = batch::record_bytes(b, cap).map_err(readable)?;
+            let views = batch::records(&bytes, b.record_count).map_err(readable)?;
             decide::decide_records(policy, views)?;
         }
     }
-    Ok(())
+    Ok(batches)
 }
 
 /// Byte offset of `isolation_level` in a Fetch request body (v4+): after
@@ -392,8 +503,8 @@ pub fn fetch(
         out[at] = 1;
         metrics::counter!("strait_policy_fetch_read_committed_total").increment(1);
         let patch = Patch {
-            rejected: Vec::new(),
             filter_aborted: true,
+            ..Patch::default()
         };
         return Ok(Outcome::Forward {
             frame: out.freeze(),
@@ -541,7 +652,7 @@ pub fn admin(
             frame: f,
             patch: Some(Patch {
                 rejected,
-                filter_aborted: false,
+                ..Patch::default()
             }),
         },
     })
@@ -598,7 +709,7 @@ mod tests {
         .unwrap();
         let (frame, at) = produce_frame("t", 1);
         let Outcome::Forward { frame: out, patch } =
-            produce(&set, &NoIds, 9, at, frame.clone()).unwrap()
+            produce(&set, &NoIds, 9, at, 1 << 20, frame.clone()).unwrap()
         else {
             panic!("forwarded")
         };
@@ -616,7 +727,7 @@ mod tests {
         );
         let (other, at) = produce_frame("unpoliced", 1);
         let Outcome::Forward { frame: same, .. } =
-            produce(&set, &NoIds, 9, at, other.clone()).unwrap()
+            produce(&set, &NoIds, 9, at, 1 << 20, other.clone()).unwrap()
         else {
             panic!("forwarded")
         };

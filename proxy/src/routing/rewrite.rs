@@ -353,6 +353,27 @@ impl Decoded {
         }
     }
 
+    /// The base offset the broker gave a produced partition, if it took it.
+    pub fn produce_base_offset(
+        &self,
+        name: Option<&StrBytes>,
+        topic_id: &uuid::Uuid,
+        partition: i32,
+    ) -> Option<i64> {
+        let Body::Produce(p) = &self.body else {
+            return None;
+        };
+        p.responses
+            .iter()
+            .filter(|t| match name {
+                Some(n) => t.name.0 == *n,
+                None => t.topic_id == *topic_id,
+            })
+            .flat_map(|t| &t.partition_responses)
+            .find(|r| r.index == partition && r.error_code == 0 && r.base_offset >= 0)
+            .map(|r| r.base_offset)
+    }
+
     /// Merges policy rejections into the broker's answer, so the client sees
     /// one response naming every part of its request.
     pub fn apply_patch(&mut self, patch: &Patch) {

@@ -1,0 +1,319 @@
+//! The record pipeline: per topic, from policy, ordered stages that rewrite
+//! produced record batches (DESIGN.md: enforce → dedupe → trace headers →
+//! large records → compress). Policy checks ([`crate::policy::enforce`]) run
+//! first; the pipeline then edits each batch of a partition through a
+//! [`BatchEdit`] and re-seals only the batches a stage changed.
+//!
+//! Adding a stage: one file with a type implementing [`Stage`], plus one line
+//! in [`stages`].
+
+pub mod compress;
+pub mod index;
+pub mod trace;
+
+use bytes::{Bytes, BytesMut};
+use strait_policies::Policy;
+
+use crate::codec::batch::{Batch, BatchError};
+use crate::codec::records::BatchEdit;
+
+pub use index::{TraceIndex, TraceLocation};
+
+/// What a stage knows about the request it is rewriting.
+pub struct Context<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub client_id: Option<&'a str>,
+    /// Produce request version (zstd needs v7+).
+    pub api_version: i16,
+    /// When Strait received the request, milliseconds since the Unix epoch.
+    pub received_at_ms: i64,
+    /// Trace ids of this partition's records, for the trace index once the
+    /// broker has assigned offsets.
+    pub traced: &'a mut Vec<Traced>,
+    /// Records of earlier batches of this partition in the request (their
+    /// offsets precede this batch's).
+    pub records_before: i64,
+}
+
+/// A record's trace id and its offset relative to the partition's first
+/// offset in the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Traced {
+    pub relative_offset: i64,
+    pub trace_id: u128,
+}
+
+/// One transformation of a batch. A stage may change bytes and sizes but
+/// never the record count: the broker checks idempotent sequences per batch.
+pub trait Stage {
+    /// For metrics and errors.
+    fn name(&self) -> &'static str;
+    /// Edits the batch in place (or leaves it untouched).
+    fn apply(&self, batch: &mut BatchEdit, cx: &mut Context<'_>) -> Result<(), BatchError>;
+}
+
+/// The stages a policy asks for, in pipeline order.
+pub fn stages(policy: &Policy) -> Vec<Box<dyn Stage + '_>> {
+    let mut v: Vec<Box<dyn Stage + '_>> = Vec::new();
+    if let Some(t) = &policy.trace {
+        v.push(Box::new(trace::Trace::new(t)));
+    }
+    if let Some(c) = &policy.compress {
+        v.push(Box::new(compress::Compress::new(c)));
+    }
+    v
+}
+
+/// Why a partition's batches could not be rewritten.
+#[derive(Debug, thiserror::Error)]
+#[error("stage {stage}: {error}")]
+pub struct PipelineError {
+    pub stage: &'static str,
+    pub error: BatchError,
+}
+
+/// Runs `stages` over a partition's batches (as split by
+/// [`crate::codec::batch::batches`]). Returns the new records when a stage
+/// changed a batch, `None` when every batch passes as it came. Control
+/// batches always pass as bytes.
+pub fn run(
+    stages: &[Box<dyn Stage + '_>],
+    batches: &[Batch],
+    cap: usize,
+    cx: &mut Context<'_>,
+) -> Result<Option<Bytes>, PipelineError> {
+    let mut out: Vec<Bytes> = Vec::with_capacity(batches.len());
+    let mut changed = false;
+    for b in batches {
+        cx.records_before = out_records(batches, out.len());
+        if b.control || stages.is_empty() {
+            out.push(b.raw.clone());
+            continue;
+        }
+        let mut edit = BatchEdit::new(b.raw.clone(), cap).map_err(|error| PipelineError {
+            stage: "decode",
+            error,
+        })?;
+        for s in stages {
+            s.apply(&mut edit, cx).map_err(|error| PipelineError {
+                stage: s.name(),
+                error,
+            })?;
+        }
+        changed |= edit.changed();
+        out.push(edit.finish().map_err(|error| PipelineError {
+            stage: "encode",
+            error,
+        })?);
+    }
+    if !changed {
+        return Ok(None);
+    }
+    let mut all = BytesMut::with_capacity(out.iter().map(Bytes::len).sum());
+    for b in &out {
+        all.extend_from_slice(b);
+    }
+    Ok(Some(all.freeze()))
+}
+
+/// Records in the first `n` batches.
+fn out_records(batches: &[Batch], n: usize) -> i64 {
+    batches[..n].iter().map(|b| i64::from(b.record_count)).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::batch::batches;
+    use crate::codec::records::{build_batch, Producer};
+    use strait_policies::{Codec, PolicySet};
+
+    fn policy(body: &str) -> PolicySet {
+        PolicySet::parse(&[(
+            "p.toml".into(),
+            format!("[[policy]]\nname = \"p\"\ntopics = {{ exact = \"t\" }}\n{body}"),
+        )])
+        .unwrap()
+    }
+
+    fn idempotent(seq: i32) -> Producer {
+        Producer {
+            id: 77,
+            epoch: 1,
+            base_sequence: seq,
+            transactional: false,
+        }
+    }
+
+    fn run_on(set: &PolicySet, data: Bytes, version: i16) -> (Option<Bytes>, Vec<Traced>) {
+        let p = set.resolve("t").unwrap();
+        let stages = stages(p);
+        let mut traced = Vec::new();
+        let mut cx = Context {
+            topic: "t",
+            partition: 0,
+            client_id: Some("client-1"),
+            api_version: version,
+            received_at_ms: 1_700_000_000_123,
+            traced: &mut traced,
+            records_before: 0,
+        };
+        let out = run(&stages, &batches(data).unwrap(), 1 << 24, &mut cx).unwrap();
+        (out, traced)
+    }
+
+    const KEPT: &[u8] = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn sample(seq: i32) -> Bytes {
+        let value = vec![b'v'; 2000];
+        let recs: Vec<(Option<&[u8]>, Option<&[u8]>, &[(&[u8], Option<&[u8]>)])> = (0..20)
+            .map(|i| {
+                let hs: &[(&[u8], Option<&[u8]>)] = if i == 3 {
+                    &[
+                        (b"traceparent", Some(KEPT)),
+                        (b"dup", Some(b"1")),
+                        (b"dup", Some(b"2")),
+                    ]
+                } else {
+                    &[(b"dup", Some(b"1")), (b"dup", Some(b"2"))]
+                };
+                (Some(&b"key"[..]), Some(&value[..]), hs)
+            })
+            .collect();
+        build_batch(idempotent(seq), 1000, &recs)
+    }
+
+    #[test]
+    fn trace_then_zstd_keeps_producer_fields_records_and_existing_traceparents() {
+        let set = policy(
+            "[policy.compress]\ncodec = \"zstd\"\n[policy.trace]\nclient_id_header = \"client\"\n",
+        );
+        let input = sample(40);
+        let (out, traced) = run_on(&set, input.clone(), 9);
+        let out = out.expect("rewritten");
+        assert!(
+            out.len() < input.len() / 4,
+            "zstd shrank {} to {}",
+            input.len(),
+            out.len()
+        );
+        let b = &batches(out.clone()).unwrap()[0];
+        assert_eq!(b.facts.compression, Codec::Zstd);
+        let mut edit = BatchEdit::new(b.raw.clone(), 1 << 24).expect("CRC verifies");
+        assert_eq!(
+            (
+                edit.producer_id(),
+                edit.producer_epoch(),
+                edit.base_sequence(),
+                edit.record_count()
+            ),
+            (77, 1, 40, 20)
+        );
+        let records = edit.peek_records().unwrap().to_vec();
+        for (i, r) in records.iter().enumerate() {
+            let tp = r.header(b"traceparent").flatten().unwrap();
+            assert!(trace::parse_trace_id(tp).is_some());
+            if i == 3 {
+                assert_eq!(tp, KEPT, "an existing traceparent is kept");
+            }
+            let dups: Vec<_> = r
+                .headers()
+                .filter(|(k, _)| *k == b"dup")
+                .map(|(_, v)| v)
+                .collect();
+            assert_eq!(
+                dups,
+                vec![Some(&b"1"[..]), Some(&b"2"[..])],
+                "duplicate keys kept in order"
+            );
+            assert_eq!(r.header(b"client"), Some(Some(&b"client-1"[..])));
+            assert_eq!(r.value.as_ref().unwrap().len(), 2000);
+            assert_eq!(r.offset_delta, i as i64);
+        }
+        assert_eq!(traced.len(), 20);
+        assert_eq!(traced[3].trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
+        // A retry of the same batch gets the same ids (and so the same bytes).
+        let (again, traced_again) = run_on(&set, input, 9);
+        assert_eq!(again.unwrap(), out);
+        assert_eq!(traced_again, traced);
+    }
+
+    #[test]
+    fn every_codec_and_the_not_smaller_rule() {
+        for codec in ["gzip", "snappy", "lz4", "zstd"] {
+            let set = policy(&format!("[policy.compress]\ncodec = \"{codec}\"\n"));
+            let (out, traced) = run_on(&set, sample(0), 9);
+            let out = out.unwrap_or_else(|| panic!("{codec} compresses"));
+            let b = &batches(out).unwrap()[0];
+            assert_eq!(b.facts.compression.name(), codec);
+            assert!(traced.is_empty(), "no trace stage");
+            let mut e = BatchEdit::new(b.raw.clone(), 1 << 24).unwrap();
+            assert_eq!(e.peek_records().unwrap().len(), 20, "{codec}");
+        }
+        // Incompressible values: the original is kept.
+        let noise: Vec<u8> = (0..500)
+            .flat_map(|i| trace::ids(9, i).1.to_le_bytes())
+            .collect();
+        let batch = build_batch(Producer::NONE, 0, &[(None, Some(&noise[..]), &[])]);
+        let set = policy("[policy.compress]\ncodec = \"lz4\"\n");
+        assert_eq!(run_on(&set, batch, 9).0, None, "not smaller: untouched");
+    }
+
+    #[test]
+    fn codecs_the_client_chose_are_kept_unless_recompress_and_zstd_needs_v7() {
+        let set = policy("[policy.compress]\ncodec = \"gzip\"\n");
+        let lz4 = run_on(
+            &policy("[policy.compress]\ncodec = \"lz4\"\n"),
+            sample(0),
+            9,
+        )
+        .0
+        .unwrap();
+        assert_eq!(
+            run_on(&set, lz4.clone(), 9).0,
+            None,
+            "lz4 from the client stays"
+        );
+        let re = policy("[policy.compress]\ncodec = \"gzip\"\nrecompress = true\n");
+        let out = run_on(&re, lz4, 9).0.unwrap();
+        assert_eq!(batches(out).unwrap()[0].facts.compression, Codec::Gzip);
+        let z = policy("[policy.compress]\ncodec = \"zstd\"\n");
+        assert_eq!(
+            run_on(&z, sample(0), 3).0,
+            None,
+            "Produce v3 cannot carry zstd"
+        );
+    }
+
+    #[test]
+    fn several_batches_and_control_batches() {
+        let set = policy("[policy.trace]\n");
+        let mut control = build_batch(
+            idempotent(0),
+            0,
+            &[(Some(&[0, 0, 0, 0][..]), Some(&[0, 0, 0, 0, 0, 0][..]), &[])],
+        )
+        .to_vec();
+        control[22] |= 0x30; // transactional + control
+        let crc = crc32c::crc32c(&control[21..]);
+        control[17..21].copy_from_slice(&crc.to_be_bytes());
+        let mut data = sample(0).to_vec();
+        data.extend_from_slice(&control);
+        data.extend_from_slice(&sample(20));
+        let (out, traced) = run_on(&set, Bytes::from(data), 9);
+        let bs = batches(out.unwrap()).unwrap();
+        assert_eq!(bs.len(), 3);
+        assert_eq!(
+            &bs[1].raw[..],
+            &control[..],
+            "control batch passes as bytes"
+        );
+        assert_eq!(traced.len(), 40);
+        assert_eq!(
+            traced[39].relative_offset,
+            20 + 1 + 19,
+            "offsets continue across batches"
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! Trace-context stage: gives every record a W3C `traceparent` header
+//! (version 00, sampled) unless it has one, which it keeps untouched;
+//! optionally adds the producing client's id and Strait's receive time. The
+//! trace id of every record (new or kept) goes to the trace index.
+//!
+//! Ids: for idempotent batches they derive from (topic, partition, producer
+//! id, epoch, base sequence) under a per-process random key, so a retried
+//! batch gets the ids its first attempt got and the index agrees with what
+//! the broker kept; other batches get a fresh random seed.
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use strait_policies::TraceRules;
+
+use super::{Context, Stage, Traced};
+use crate::codec::batch::BatchError;
+use crate::codec::records::BatchEdit;
+
+/// `00-` + 32 hex + `-` + 16 hex + `-01`.
+pub const TRACEPARENT_LEN: usize = 55;
+
+static KEY: LazyLock<std::hash::RandomState> = LazyLock::new(std::hash::RandomState::new);
+static UNSEEDED: AtomicU64 = AtomicU64::new(0);
+
+pub struct Trace {
+    header: Bytes,
+    client_id_header: Option<Bytes>,
+    received_at_header: Option<Bytes>,
+}
+
+impl Trace {
+    pub fn new(rules: &TraceRules) -> Trace {
+        let b = |s: &String| Bytes::copy_from_slice(s.as_bytes());
+        Trace {
+            header: b(&rules.header),
+            client_id_header: rules.client_id_header.as_ref().map(b),
+            received_at_header: rules.received_at_header.as_ref().map(b),
+        }
+    }
+}
+
+impl Stage for Trace {
+    fn name(&self) -> &'static str {
+        "trace"
+    }
+
+    fn apply(&self, batch: &mut BatchEdit, cx: &mut Context<'_>) -> Result<(), BatchError> {
+        let seed = if batch.producer_id() >= 0 {
+            KEY.hash_one((
+                cx.topic,
+                cx.partition,
+                batch.producer_id(),
+                batch.producer_epoch(),
+                batch.base_sequence(),
+            ))
+        } else {
+            KEY.hash_one((UNSEEDED.fetch_add(1, Ordering::Relaxed), cx.received_at_ms))
+        };
+        let extra = self.client_id_header.is_some() || self.received_at_header.is_some();
+        let missing = batch
+            .peek_records()?
+            .iter()
+            .filter(|r| r.header(&self.header).is_none())
+            .count();
+        if missing == 0 && !extra {
+            // Nothing to add: the batch passes as it came; index the kept ids.
+            for r in batch.peek_records()? {
+                if let Some(id) = r.header(&self.header).flatten().and_then(parse_trace_id) {
+                    cx.traced.push(Traced {
+                        relative_offset: cx.records_before + r.offset_delta,
+                        trace_id: id,
+                    });
+                }
+            }
+            return Ok(());
+        }
+        let client = match (&self.client_id_header, cx.client_id) {
+            (Some(_), Some(c)) => Some(Bytes::copy_from_slice(c.as_bytes())),
+            _ => None,
+        };
+        let received = self
+            .received_at_header
+            .as_ref()
+            .map(|_| Bytes::from(cx.received_at_ms.to_string()));
+        let mut values = BytesMut::with_capacity(missing * TRACEPARENT_LEN);
+        let records_before = cx.records_before;
+        for (i, r) in batch.records()?.iter_mut().enumerate() {
+            let id = match r.header(&self.header) {
+                Some(v) => v.and_then(parse_trace_id),
+                None => {
+                    let (trace_id, span_id) = ids(seed, i as u64);
+                    write_traceparent(&mut values, trace_id, span_id);
+                    r.add_header(self.header.clone(), Some(values.split().freeze()));
+                    Some(trace_id)
+                }
+            };
+            if let Some(trace_id) = id {
+                cx.traced.push(Traced {
+                    relative_offset: records_before + r.offset_delta,
+                    trace_id,
+                });
+            }
+            if let (Some(h), Some(c)) = (&self.client_id_header, &client) {
+                r.add_header(h.clone(), Some(c.clone()));
+            }
+            if let (Some(h), Some(t)) = (&self.received_at_header, &received) {
+                r.add_header(h.clone(), Some(t.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// splitmix64's output function.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The trace and span id of record `i` of a batch seeded with `seed`
+/// (never all zero, which W3C reserves as invalid).
+pub fn ids(seed: u64, i: u64) -> (u128, u64) {
+    const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+    let at = |k: u64| mix(seed.wrapping_add((3 * i + k).wrapping_mul(GOLDEN)));
+    let trace = (u128::from(at(1)) << 64 | u128::from(at(2))).max(1);
+    (trace, at(3).max(1))
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `00-{trace id}-{span id}-01` in lowercase hex.
+pub fn write_traceparent(out: &mut BytesMut, trace_id: u128, span_id: u64) {
+    out.put_slice(b"00-");
+    for i in (0..32).rev() {
+        out.put_u8(HEX[((trace_id >> (i * 4)) & 0xf) as usize]);
+    }
+    out.put_u8(b'-');
+    for i in (0..16).rev() {
+        out.put_u8(HEX[((span_id >> (i * 4)) & 0xf) as usize]);
+    }
+    out.put_slice(b"-01");
+}
+
+/// The trace id of a valid W3C traceparent (version 00 layout; future
+/// versions may append fields), else `None`.
+pub fn parse_trace_id(v: &[u8]) -> Option<u128> {
+    if v.len() < TRACEPARENT_LEN || v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
+        return None;
+    }
+    if &v[..2] == b"ff" || (v.len() > TRACEPARENT_LEN && (&v[..2] == b"00" || v[55] != b'-')) {
+        return None;
+    }
+    let hex = |s: &[u8]| -> Option<u128> {
+        s.iter().try_fold(0u128, |acc, &c| {
+            let d = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                _ => return None,
+            };
+            Some(acc << 4 | u128::from(d))
+        })
+    };
+    hex(&v[..2])?;
+    let trace = hex(&v[3..35])?;
+    let span = hex(&v[36..52])?;
+    hex(&v[53..55])?;
+    (trace != 0 && span != 0).then_some(trace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_is_w3c_and_parses_back() {
+        let (t, s) = ids(42, 7);
+        let mut b = BytesMut::new();
+        write_traceparent(&mut b, t, s);
+        assert_eq!(b.len(), TRACEPARENT_LEN);
+        assert_eq!(parse_trace_id(&b), Some(t));
+        assert_eq!(ids(42, 7), (t, s), "deterministic per seed and index");
+        assert_ne!(ids(42, 8).0, t);
+        assert_ne!(ids(43, 7).0, t);
+        let known = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            parse_trace_id(known),
+            Some(0x4bf92f3577b34da6a3ce929d0e0e4736)
+        );
+        for bad in [
+            &b"00-00000000000000000000000000000000-00f067aa0ba902b7-01"[..],
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            b"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+            b"not a traceparent",
+        ] {
+            assert_eq!(
+                parse_trace_id(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}
