@@ -399,14 +399,15 @@ impl Producer {
     };
 }
 
+/// A header as (key, value); a null value is `None`.
+pub type HeaderSpec<'a> = (&'a [u8], Option<&'a [u8]>);
+/// A record as (key, value, headers) for [`build_batch`].
+pub type RecordSpec<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, &'a [HeaderSpec<'a>]);
+
 /// Builds an uncompressed magic-2 batch of records given as (key, value,
 /// headers), the way a client would: offset deltas 0.., timestamp deltas 0..
 /// from `base_timestamp`. For tests, benchmarks and fuzzing.
-pub fn build_batch(
-    producer: Producer,
-    base_timestamp: i64,
-    records: &[(Option<&[u8]>, Option<&[u8]>, &[(&[u8], Option<&[u8]>)])],
-) -> Bytes {
+pub fn build_batch(producer: Producer, base_timestamp: i64, records: &[RecordSpec<'_>]) -> Bytes {
     let records: Vec<Record> = records
         .iter()
         .enumerate()
@@ -469,11 +470,7 @@ fn read<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
 mod tests {
     use super::*;
 
-    type Spec<'a> = (
-        Option<&'a [u8]>,
-        Option<&'a [u8]>,
-        &'a [(&'a [u8], Option<&'a [u8]>)],
-    );
+    type Spec<'a> = RecordSpec<'a>;
 
     fn producer() -> Producer {
         Producer {

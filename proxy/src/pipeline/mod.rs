@@ -126,7 +126,7 @@ fn out_records(batches: &[Batch], n: usize) -> i64 {
 mod tests {
     use super::*;
     use crate::codec::batch::batches;
-    use crate::codec::records::{build_batch, Producer};
+    use crate::codec::records::{build_batch, Producer, RecordSpec};
     use strait_policies::{Codec, PolicySet};
 
     fn policy(body: &str) -> PolicySet {
@@ -167,7 +167,7 @@ mod tests {
 
     fn sample(seq: i32) -> Bytes {
         let value = vec![b'v'; 2000];
-        let recs: Vec<(Option<&[u8]>, Option<&[u8]>, &[(&[u8], Option<&[u8]>)])> = (0..20)
+        let recs: Vec<RecordSpec<'_>> = (0..20)
             .map(|i| {
                 let hs: &[(&[u8], Option<&[u8]>)] = if i == 3 {
                     &[
