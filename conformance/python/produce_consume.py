@@ -7,6 +7,13 @@ them with a fresh consumer group from the earliest offset and checks, for every 
 key, value, headers (names, values and order) and that it is read at the offset its
 delivery report gave.
 
+With --trace-header NAME (Strait's trace stage on the topic), every consumed record must
+carry the headers it was produced with, in order, followed by Strait's added headers, among
+them exactly one NAME header holding a valid W3C traceparent; with --own-traceparent-every K, every K-th record is produced with its own
+traceparent (first header), which it must keep unchanged, and gets no second one.
+With --skip-foreign-keys, records whose key is not "key-<i>" (another producer's, on a
+shared topic) are skipped and counted as "foreign" instead of failing the run.
+
 Output: one JSON object per line on stdout; the last is {"type":"summary","ok":...}.
 Logs go to stderr. Exit 0 ok, 1 failed, 2 usage, 3 watchdog (timeout-ms + grace exceeded).
 Every wait is bounded by --timeout-ms (default 60000).
@@ -14,6 +21,7 @@ Every wait is bounded by --timeout-ms (default 60000).
 
 import argparse
 import os
+import re
 import sys
 import time
 import uuid
@@ -40,12 +48,40 @@ def expected_value(run_id, i):
     return ("value-%s-%d-" % (run_id, i)).encode() + bytes((i * 31 + j * 7) % 256 for j in range(24))
 
 
+# Set from the command line: (header name, every K-th record has its own traceparent).
+TRACE = {"header": None, "own_every": 0, "skip_foreign": False}
+TRACEPARENT = re.compile(rb"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+def own_traceparent(i):
+    return ("00-%032x-%016x-01" % (0xABC0000 + i + 1, 0xDEF000 + i + 1)).encode()
+
+
+def has_own(i):
+    return TRACE["own_every"] > 0 and i % TRACE["own_every"] == 0
+
+
 def expected_headers(i):
-    return [
+    own = [(TRACE["header"], own_traceparent(i))] if has_own(i) else []
+    return own + [
         ("strait-index", str(i).encode()),
         ("dup", ("first-%d" % i).encode()),
         ("dup", ("second-%d" % i).encode()),
     ]
+
+
+def headers_match(i, got):
+    """Whether consumed headers are the produced ones (plus a valid traceparent
+    appended by Strait when the record had none of its own)."""
+    want = expected_headers(i)
+    if TRACE["header"] is None:
+        return got == want
+    if got[:len(want)] != want:
+        return False
+    added = [v for (k, v) in got[len(want):] if k == TRACE["header"]]
+    if has_own(i):
+        return not added
+    return len(added) == 1 and TRACEPARENT.match(added[0] or b"") is not None
 
 
 def index_of(key):
@@ -148,8 +184,10 @@ def consume(conf, topic, n, run_id, delivered, deadline):
                     if err.fatal():
                         raise RuntimeError("fatal consumer error: %s" % err)
                     continue
-                consumed += 1
                 i = index_of(m.key())
+                if i is None and TRACE["skip_foreign"]:
+                    continue
+                consumed += 1
                 problems = []
                 if i is None or not (0 <= i < n):
                     problems.append("unexpected key %r" % (m.key(),))
@@ -157,7 +195,7 @@ def consume(conf, topic, n, run_id, delivered, deadline):
                     if m.value() != expected_value(run_id, i):
                         problems.append("value differs")
                     got_headers = m.headers() or []
-                    if list(got_headers) != expected_headers(i):
+                    if not headers_match(i, list(got_headers)):
                         problems.append("headers differ: %r" % (got_headers,))
                     want = delivered.get(i)
                     if want is not None and want != (m.partition(), m.offset()):
@@ -200,7 +238,18 @@ def main(argv):
     ap.add_argument("--producer-prop", action="append", metavar="K=V", help="extra producer config (repeatable)")
     ap.add_argument("--consumer-prop", action="append", metavar="K=V", help="extra consumer config (repeatable)")
     ap.add_argument("--admin-prop", action="append", metavar="K=V", help="extra admin config (repeatable)")
+    ap.add_argument("--trace-header", default=None, help="header Strait's trace stage adds (see above)")
+    ap.add_argument("--skip-foreign-keys", action="store_true",
+                    help="skip records whose key is not key-<i> (see above)")
+    ap.add_argument("--own-traceparent-every", type=int, default=0, metavar="K",
+                    help="every K-th record is produced with its own traceparent (needs --trace-header)")
     args = ap.parse_args(argv)
+    if args.own_traceparent_every and not args.trace_header:
+        ap.error("--own-traceparent-every needs --trace-header")
+    if args.own_traceparent_every < 0:
+        ap.error("--own-traceparent-every must be >= 0")
+    TRACE.update(header=args.trace_header, own_every=args.own_traceparent_every,
+                 skip_foreign=args.skip_foreign_keys)
     if args.records < 1:
         ap.error("--records must be >= 1")
     if args.timeout_ms <= 0:

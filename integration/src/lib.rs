@@ -336,6 +336,29 @@ pub fn run(cmd: &mut Command) -> Output {
     }
 }
 
+/// Spawns a command whose stdout is JSON lines (Kafka's Verifiable* tools),
+/// handing each parsed line to the receiver as it comes.
+pub fn spawn_lines(cmd: &mut Command) -> (Child, std::sync::mpsc::Receiver<Value>) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    (child, rx)
+}
+
 /// A Java conformance driver (`conformance/java/run CLASS ARGS`).
 pub fn java(class: &str, args: &[&str]) -> Command {
     let mut c = Command::new(repo().join("conformance/java/run"));
@@ -416,6 +439,51 @@ pub fn values_on_broker(bootstrap: &str, topic: &str) -> Vec<String> {
     ]));
     out.assert_ok("kcat consume");
     out.stdout.lines().map(str::to_string).collect()
+}
+
+/// The batches of a partition as the broker stored them: (codec, record
+/// count) per data batch, read from the log segments of a harness cluster
+/// with Kafka's own DumpLogSegments (control batches are left out).
+pub fn stored_batches(brokers: u32, topic: &str, partition: u32) -> Vec<(String, u64)> {
+    let run_dir = repo().join("integration/.run").join(cluster_name(brokers));
+    let part = format!("{topic}-{partition}");
+    let dir = std::fs::read_dir(&run_dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", run_dir.display()))
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("data").join(&part))
+        .find(|d| d.is_dir())
+        .unwrap_or_else(|| panic!("no broker of {} stores {part}", run_dir.display()));
+    let mut logs: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .map(|p| p.display().to_string())
+        .collect();
+    logs.sort();
+    assert!(!logs.is_empty(), "no log segment in {}", dir.display());
+    let mut args = vec!["tool", "kafka.tools.DumpLogSegments", "--files"];
+    let joined = logs.join(",");
+    args.push(&joined);
+    let out = run(&mut harness(&args));
+    out.assert_ok("DumpLogSegments");
+    let field = |line: &str, key: &str| -> Option<String> {
+        let at = line.find(key)? + key.len();
+        line[at..].split_whitespace().next().map(str::to_string)
+    };
+    out.stdout
+        .lines()
+        .filter(|l| l.starts_with("baseOffset:"))
+        .filter(|l| field(l, "isControl:").as_deref() != Some("true"))
+        .map(|l| {
+            (
+                field(l, "compresscodec:").unwrap_or_else(|| panic!("no codec in {l}")),
+                field(l, "count:")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or_else(|| panic!("no count in {l}")),
+            )
+        })
+        .collect()
 }
 
 /// Temporary directories, removed on drop.

@@ -1,39 +1,19 @@
 //! Invariant 3 under a broker crash: Kafka's VerifiableProducer (acks=all,
 //! idempotent by default) and VerifiableConsumer through Strait against three
 //! brokers; the partition leader is killed (SIGKILL) and restarted mid-run.
-//! Every acknowledged record must be consumed, none twice.
+//! Every acknowledged record must be consumed, none twice: passthrough, and
+//! through the record pipeline (every batch re-sealed in zstd with trace
+//! headers), where retries must also never end in OutOfOrderSequence.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use strait_integration::{cluster, cluster_name, harness, run, unique, Strait};
+use strait_integration::tempdir::Dir;
+use strait_integration::{
+    cluster, cluster_name, harness, run, spawn_lines, stored_batches, unique, Strait,
+};
 
 const RECORDS: u32 = 100_000;
-
-fn spawn_lines(cmd: &mut Command) -> (Child, mpsc::Receiver<Value>) {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                if tx.send(v).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    (child, rx)
-}
 
 fn leader_of(bootstrap: &str, topic: &str) -> u32 {
     let out = run(&mut harness(&[
@@ -65,22 +45,33 @@ fn node(cmd: &str, id: u32) {
     .assert_ok(cmd);
 }
 
-#[test]
-fn no_acknowledged_record_is_lost_when_the_leader_dies() {
-    let upstream = cluster(3);
-    let strait = Strait::quick(&upstream);
-    strait.wait_ready();
-    let topic = unique("failover");
-    strait_integration::create_topic(&upstream, &topic, 1, 3);
-    let leader = leader_of(&upstream, &topic);
+/// The tests of this file kill and restart brokers of the one shared
+/// 3-node cluster: one at a time.
+static NODES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// What a produce-through-a-crash run saw.
+struct Crash {
+    leader: u32,
+    acked: usize,
+    /// Exception class of every failed send (not acknowledged, so not owed).
+    send_errors: Vec<String>,
+    consumed_distinct: usize,
+    missing: usize,
+    duplicates: u32,
+}
+
+/// VerifiableProducer through Strait; the partition leader is SIGKILLed after
+/// 20,000 acknowledgements and restarted after 50,000; then
+/// VerifiableConsumer reads the topic back through Strait.
+fn produce_through_a_leader_crash(strait: &Strait, upstream: &str, topic: &str) -> Crash {
+    let leader = leader_of(upstream, topic);
     let (mut producer, events) = spawn_lines(&mut harness(&[
         "tool",
         "org.apache.kafka.tools.VerifiableProducer",
         "--bootstrap-server",
         &strait.bootstrap,
         "--topic",
-        &topic,
+        topic,
         "--max-messages",
         &RECORDS.to_string(),
         "--throughput",
@@ -89,7 +80,7 @@ fn no_acknowledged_record_is_lost_when_the_leader_dies() {
         "-1",
     ]));
     let mut acked: HashSet<String> = HashSet::new();
-    let mut send_errors = 0u64;
+    let mut send_errors = Vec::new();
     let (mut killed, mut restarted) = (false, false);
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
@@ -101,7 +92,9 @@ fn no_acknowledged_record_is_lost_when_the_leader_dies() {
             Some("producer_send_success") => {
                 acked.insert(ev["value"].as_str().unwrap().to_string());
             }
-            Some("producer_send_error") => send_errors += 1,
+            Some("producer_send_error") => {
+                send_errors.push(ev["exception"].as_str().unwrap_or("?").to_string())
+            }
             _ => {}
         }
         if !killed && acked.len() >= 20_000 {
@@ -133,7 +126,7 @@ fn no_acknowledged_record_is_lost_when_the_leader_dies() {
         "--bootstrap-server",
         &strait.bootstrap,
         "--topic",
-        &topic,
+        topic,
         "--group-id",
         &group,
         "--verbose",
@@ -159,13 +152,88 @@ fn no_acknowledged_record_is_lost_when_the_leader_dies() {
     }
     let _ = consumer.kill();
     let _ = consumer.wait();
-    let duplicates: u32 = seen.values().map(|n| n - 1).sum();
-    println!(
-        "failover: produced {RECORDS}, acknowledged {}, send errors {send_errors}, consumed {} distinct, \
-         acknowledged but not consumed {missing}, duplicates {duplicates} (leader node {leader} killed and restarted)",
-        acked.len(),
-        seen.len()
+    Crash {
+        leader,
+        acked: acked.len(),
+        send_errors,
+        consumed_distinct: seen.len(),
+        missing,
+        duplicates: seen.values().map(|n| n - 1).sum(),
+    }
+}
+
+impl Crash {
+    fn report(&self, what: &str) {
+        println!(
+            "{what}: produced {RECORDS}, acknowledged {}, send errors {}, consumed {} distinct, \
+             acknowledged but not consumed {}, duplicates {} (leader node {} killed and restarted)",
+            self.acked,
+            self.send_errors.len(),
+            self.consumed_distinct,
+            self.missing,
+            self.duplicates,
+            self.leader
+        );
+    }
+}
+
+#[test]
+fn no_acknowledged_record_is_lost_when_the_leader_dies() {
+    let _one_at_a_time = NODES.lock().unwrap_or_else(|e| e.into_inner());
+    let upstream = cluster(3);
+    let strait = Strait::quick(&upstream);
+    strait.wait_ready();
+    let topic = unique("failover");
+    strait_integration::create_topic(&upstream, &topic, 1, 3);
+    let crash = produce_through_a_leader_crash(&strait, &upstream, &topic);
+    crash.report("failover");
+    assert_eq!(crash.missing, 0, "acknowledged records were lost");
+    assert_eq!(
+        crash.duplicates, 0,
+        "an idempotent producer wrote duplicates"
     );
-    assert_eq!(missing, 0, "acknowledged records were lost");
-    assert_eq!(duplicates, 0, "an idempotent producer wrote duplicates");
+}
+
+/// The record pipeline re-seals every batch (zstd + trace headers): retries
+/// after the crash must still be recognised by the broker as the same
+/// idempotent batches.
+#[test]
+fn idempotent_producer_through_the_record_pipeline_survives_a_leader_crash() {
+    let _one_at_a_time = NODES.lock().unwrap_or_else(|e| e.into_inner());
+    let upstream = cluster(3);
+    let topic = unique("failover-pipeline");
+    let dir = Dir::new("policies");
+    std::fs::write(
+        dir.path().join("pipeline.toml"),
+        format!(
+            "[[policy]]\nname = \"rewrite-all\"\ntopics = {{ exact = \"{topic}\" }}\n\
+             [policy.compress]\ncodec = \"zstd\"\n[policy.trace]\n"
+        ),
+    )
+    .unwrap();
+    let strait = Strait::with_policies(&upstream, dir.path());
+    strait.wait_ready();
+    strait_integration::create_topic(&upstream, &topic, 1, 3);
+    let crash = produce_through_a_leader_crash(&strait, &upstream, &topic);
+    crash.report("failover through the record pipeline");
+    let out_of_order = crash
+        .send_errors
+        .iter()
+        .filter(|e| e.contains("OutOfOrderSequence"))
+        .count();
+    assert_eq!(
+        out_of_order, 0,
+        "OutOfOrderSequence errors: {:?}",
+        crash.send_errors
+    );
+    assert_eq!(crash.missing, 0, "acknowledged records were lost");
+    assert_eq!(
+        crash.duplicates, 0,
+        "rewritten idempotent batches were duplicated"
+    );
+    let stored = stored_batches(3, &topic, 0);
+    assert!(
+        !stored.is_empty() && stored.iter().all(|(codec, _)| codec == "zstd"),
+        "the broker stores zstd batches: {stored:?}"
+    );
 }

@@ -1,9 +1,10 @@
-//! The admin listener: Prometheus `/metrics`, `/healthz` and `/readyz`.
+//! The admin listener: Prometheus `/metrics`, `/healthz`, `/readyz`, the
+//! broker map (`/brokers`) and the trace index (`/traces/{trace_id}`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
@@ -30,6 +31,7 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/brokers", get(brokers))
+        .route("/traces/{trace_id}", get(trace_route))
         .with_state(AdminState { metrics, shared });
     let stop = async move {
         let _ = shutdown.changed().await;
@@ -65,4 +67,41 @@ async fn brokers(State(s): State<AdminState>) -> String {
         .into_iter()
         .map(|(id, n)| format!("{id} {} {}\n", n.port, n.upstream))
         .collect()
+}
+
+/// `topic partition offset client` per line: where the records of a trace
+/// (32 hex digits, as in `traceparent`) landed, oldest first.
+async fn trace_route(
+    State(s): State<AdminState>,
+    Path(trace_id): Path<String>,
+) -> (StatusCode, String) {
+    let id = match u128::from_str_radix(&trace_id, 16) {
+        Ok(id) if trace_id.len() == 32 => id,
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("{trace_id:?} is not a trace id (32 hex digits)\n"),
+            )
+        }
+    };
+    let hops = s.shared.traces.lookup(id);
+    if hops.is_empty() {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("trace {trace_id} is not in the trace index\n"),
+        );
+    }
+    let body = hops
+        .iter()
+        .map(|h| {
+            format!(
+                "{} {} {} {}\n",
+                h.topic,
+                h.partition,
+                h.offset,
+                h.client.as_deref().unwrap_or("-")
+            )
+        })
+        .collect();
+    (StatusCode::OK, body)
 }

@@ -25,7 +25,7 @@ import org.apache.kafka.common.header.Header;
 public final class ReadTopic {
     static final String USAGE =
         "usage: ReadTopic --bootstrap HOST:PORT --topic T [--isolation read_committed|read_uncommitted]\n"
-        + "                 [--expect N] [--quiet] [options]\n"
+        + "                 [--expect N] [--quiet] [--values] [options]\n"
         + "  Assigns every partition of T (no group, allow.auto.create.topics=false), seeks to the\n"
         + "  beginning and reads until each partition's position reaches the end offset taken at the\n"
         + "  start with consumer.endOffsets under the same isolation level (read_committed: the last\n"
@@ -33,11 +33,12 @@ public final class ReadTopic {
         + "  A topic that does not exist reads as 0 partitions, 0 records (summary topic_exists=false).\n"
         + "  Output per record (unless --quiet): {\"type\":\"record\",\"partition\",\"offset\",\"timestamp\",\"key\",\n"
         + "  \"headers\":[[k,v],...],\"value_len\"} (key and header values as UTF-8 text, null when null;\n"
-        + "  value_len null for a null value); summary count, per_partition, begin_offsets, end_offsets.\n"
+        + "  value_len null for a null value; with --values also \"value\" as UTF-8 text); summary count,\n"
+        + "  per_partition, begin_offsets, end_offsets.\n"
         + "  ok: all end offsets reached within --timeout-ms and, with --expect N, exactly N records read.\n";
 
     public static void main(String[] argv) {
-        Common.main("ReadTopic", USAGE, argv, setOf("bootstrap", "topic", "isolation", "expect"), setOf("quiet"),
+        Common.main("ReadTopic", USAGE, argv, setOf("bootstrap", "topic", "isolation", "expect"), setOf("quiet", "values"),
             ReadTopic::run);
     }
 
@@ -50,6 +51,7 @@ public final class ReadTopic {
         Long expect = args.str("expect", null) == null ? null : args.longOpt("expect", 0);
         if (expect != null && expect < 0) throw new UsageException("--expect must be >= 0");
         boolean quiet = args.flag("quiet");
+        boolean values = args.flag("values");
         Json summary = CONTEXT.put("driver", "ReadTopic").put("bootstrap", bootstrap).put("topic", topic)
             .put("isolation", isolation).put("expect", expect);
 
@@ -106,9 +108,11 @@ public final class ReadTopic {
                             pair.add(str(h.value()));
                             hs.add(pair);
                         }
-                        emit(Json.of("record").put("partition", r.partition()).put("offset", r.offset())
+                        Json rec = Json.of("record").put("partition", r.partition()).put("offset", r.offset())
                             .put("timestamp", r.timestamp()).put("key", str(r.key())).put("headers", hs)
-                            .put("value_len", r.value() == null ? null : r.value().length));
+                            .put("value_len", r.value() == null ? null : r.value().length);
+                        if (values) rec.put("value", str(r.value()));
+                        emit(rec);
                     }
                 }
                 List<TopicPartition> still = new ArrayList<>();
