@@ -165,10 +165,11 @@ fn produce_through_a_leader_crash(strait: &Strait, upstream: &str, topic: &str) 
 impl Crash {
     fn report(&self, what: &str) {
         println!(
-            "{what}: produced {RECORDS}, acknowledged {}, send errors {}, consumed {} distinct, \
+            "{what}: produced {RECORDS}, acknowledged {}, send errors {} {:?}, consumed {} distinct, \
              acknowledged but not consumed {}, duplicates {} (leader node {} killed and restarted)",
             self.acked,
             self.send_errors.len(),
+            self.send_errors.iter().collect::<std::collections::BTreeSet<_>>(),
             self.consumed_distinct,
             self.missing,
             self.duplicates,

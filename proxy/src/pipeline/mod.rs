@@ -88,6 +88,7 @@ pub fn run(
     for b in batches {
         cx.records_before = out_records(batches, out.len());
         if b.control || stages.is_empty() {
+            metrics::counter!("strait_pipeline_batches_total", "outcome" => "passed").increment(1);
             out.push(b.raw.clone());
             continue;
         }
@@ -102,6 +103,8 @@ pub fn run(
             })?;
         }
         changed |= edit.changed();
+        let outcome = if edit.changed() { "rewritten" } else { "unchanged" };
+        metrics::counter!("strait_pipeline_batches_total", "outcome" => outcome).increment(1);
         out.push(edit.finish().map_err(|error| PipelineError {
             stage: "encode",
             error,
