@@ -103,7 +103,11 @@ pub fn run(
             })?;
         }
         changed |= edit.changed();
-        let outcome = if edit.changed() { "rewritten" } else { "unchanged" };
+        let outcome = if edit.changed() {
+            "rewritten"
+        } else {
+            "unchanged"
+        };
         metrics::counter!("strait_pipeline_batches_total", "outcome" => outcome).increment(1);
         out.push(edit.finish().map_err(|error| PipelineError {
             stage: "encode",

@@ -672,6 +672,11 @@ mod tests {
     }
 
     fn produce_frame(topic: &str, acks: i16) -> (Bytes, usize) {
+        produce_frame_with(&[(topic, None)], acks)
+    }
+
+    /// A Produce v9 frame with one partition per (topic, records).
+    fn produce_frame_with(topics: &[(&str, Option<Bytes>)], acks: i16) -> (Bytes, usize) {
         use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
         let mut b = BytesMut::new();
         b.extend_from_slice(&[0; 4]);
@@ -683,11 +688,18 @@ mod tests {
             .unwrap();
         ProduceRequest::default()
             .with_acks(acks)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_string(topic.into())))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(None)])])
+            .with_topic_data(
+                topics
+                    .iter()
+                    .map(|(topic, records)| {
+                        TopicProduceData::default()
+                            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                            .with_partition_data(vec![PartitionProduceData::default()
+                                .with_index(0)
+                                .with_records(records.clone())])
+                    })
+                    .collect(),
+            )
             .encode(&mut b, 9)
             .unwrap();
         let len = (b.len() - 4) as i32;
@@ -732,6 +744,44 @@ mod tests {
             panic!("forwarded")
         };
         assert_eq!(same, other, "a topic without policy passes byte for byte");
+    }
+
+    #[test]
+    fn pipeline_rewrites_only_its_topic_and_hands_trace_ids_to_the_response() {
+        use crate::codec::records::{build_batch, Producer};
+        let set = PolicySet::parse(&[(
+            "p.toml".into(),
+            "[[policy]]\nname = \"traced\"\ntopics = { exact = \"t\" }\n[policy.trace]\n".into(),
+        )])
+        .unwrap();
+        let record: crate::codec::records::RecordSpec<'_> = (None, Some(&b"v"[..]), &[]);
+        let batch = build_batch(Producer::NONE, 0, &[record; 3]);
+        let (frame, at) = produce_frame_with(
+            &[("t", Some(batch.clone())), ("other", Some(batch.clone()))],
+            -1,
+        );
+        let Outcome::Forward { frame: out, patch } =
+            produce(&set, &NoIds, 9, at, 1 << 20, frame).unwrap()
+        else {
+            panic!("forwarded")
+        };
+        let patch = patch.expect("trace ids wait for the response");
+        assert_eq!(patch.traces.len(), 1);
+        assert_eq!(patch.traces[0].topic, "t");
+        assert_eq!(patch.traces[0].traced.len(), 3);
+        assert!(patch.rejected.is_empty());
+        let body = out.slice(4..);
+        let header_len = split_header(ApiKey::Produce, 9, &body).unwrap();
+        let req = ProduceRequest::decode(&mut body.slice(header_len..), 9).unwrap();
+        let records = |i: usize| req.topic_data[i].partition_data[0].records.clone().unwrap();
+        assert_eq!(
+            records(1),
+            batch,
+            "the unpoliced topic's batch passes as bytes"
+        );
+        let mut edit = crate::codec::records::BatchEdit::new(records(0), 1 << 20).unwrap();
+        let rs = edit.peek_records().unwrap();
+        assert!(rs.iter().all(|r| r.header(b"traceparent").is_some()));
     }
 
     #[test]
