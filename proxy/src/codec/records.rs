@@ -277,11 +277,11 @@ impl BatchEdit {
     }
 
     /// The codec the records section is in now.
+    /// Decoded records are written back in the client's codec unless a
+    /// stage sets another section.
     pub fn codec(&self) -> Codec {
         match &self.section {
-            _ if !self.dirty => self.original_codec(),
-            Section::Original => self.original_codec(),
-            Section::Records(_) => Codec::None,
+            Section::Original | Section::Records(_) => self.original_codec(),
             Section::Encoded { codec, .. } => *codec,
         }
     }
@@ -329,7 +329,8 @@ impl BatchEdit {
         }
     }
 
-    /// Bytes the records section takes as it stands.
+    /// Bytes the records section takes as it stands (decoded records:
+    /// uncompressed, an upper bound of what they will take).
     pub fn section_len(&self) -> usize {
         match &self.section {
             _ if !self.dirty => self.original.len() - BATCH_HEADER_LEN,
@@ -362,7 +363,14 @@ impl BatchEdit {
                         bytes: 0,
                     });
                 }
-                (Codec::None, encode_records(&r))
+                let codec = Codec::from_attributes(attributes).expect("checked in new");
+                let plain = encode_records(&r);
+                let level = match codec {
+                    Codec::Gzip => strait_policies::set::GZIP_DEFAULT_LEVEL,
+                    Codec::Zstd => strait_policies::set::ZSTD_DEFAULT_LEVEL,
+                    _ => 0,
+                };
+                (codec, super::compression::compress(codec, level, &plain)?)
             }
             Section::Encoded { codec, bytes } => (codec, bytes),
         };

@@ -294,6 +294,27 @@ mod tests {
     }
 
     #[test]
+    fn trace_alone_keeps_the_clients_codec() {
+        let lz4 = run_on(
+            &policy("[policy.compress]\ncodec = \"lz4\"\n"),
+            sample(0),
+            9,
+        )
+        .0
+        .unwrap();
+        let (out, traced) = run_on(&policy("[policy.trace]\n"), lz4.clone(), 9);
+        let out = out.unwrap();
+        assert_eq!(traced.len(), 20);
+        let b = &batches(out).unwrap()[0];
+        assert_eq!(
+            b.facts.compression,
+            Codec::Lz4,
+            "re-sealed in the client's codec"
+        );
+        assert!(b.raw.len() < lz4.len() + 20 * 80, "still compressed");
+    }
+
+    #[test]
     fn several_batches_and_control_batches() {
         let set = policy("[policy.trace]\n");
         let mut control = build_batch(
