@@ -186,7 +186,7 @@ fn uncompressed_producers_are_stored_compressed_and_read_intact_with_traceparent
             let key = r["key"].as_str().unwrap();
             if let Some(i) = key.strip_prefix("key-") {
                 let i: usize = i.parse().unwrap();
-                if i % 10 == 0 {
+                if i.is_multiple_of(10) {
                     assert_eq!(
                         tps[0],
                         format!("00-{:032x}-{:016x}-01", 0xABC0000 + i + 1, 0xDEF000 + i + 1)
