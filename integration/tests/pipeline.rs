@@ -457,6 +457,20 @@ fn corrupt_and_old_format_batches_are_refused_not_resealed() {
         "{msg}"
     );
 
+    // The same batch to a topic no policy rewrites passes as bytes: the broker answers.
+    let free = unique("pipe-free");
+    create_topic(&upstream, &free, 1, 1);
+    let mut old = batch_of(&good);
+    old[16] = 1;
+    let resp: ProduceResponse = w.call(
+        ApiKey::Produce,
+        9,
+        &with_batch(produce_request(&free, -1, b"payload-payload-payload"), old),
+    );
+    let (code, msg) = partition_error(&resp);
+    println!("broker's answer to a magic-1 batch: error {code} {msg:?}");
+    assert!(!msg.contains("Strait"), "Strait left it to the broker: {msg}");
+
     // A record count past the records: refused, nothing allocated for it.
     let mut hostile = batch_of(&good);
     hostile[57..61].copy_from_slice(&i32::MAX.to_be_bytes());

@@ -189,10 +189,11 @@ pub async fn requests(
                     Outcome::Close(reason) => return Err(ConnError::PolicyClose(reason)),
                     Outcome::Forward { frame, patch } => (frame, patch),
                 };
+                // Request bytes count what the client sent, before any rewrite.
                 if !admit(
                     &in_flight,
                     peek,
-                    frame.len(),
+                    4 + len,
                     expects_response,
                     rewrite,
                     patch,
