@@ -179,18 +179,31 @@ pub fn encode_records(records: &[Record]) -> Bytes {
     out.freeze()
 }
 
+/// Appends records to `out` (uncompressed), for sealing in place.
+fn encode_records_into(records: &[Record], out: &mut BytesMut) {
+    out.reserve(records.iter().map(Record::encoded_len).sum());
+    for r in records {
+        r.encode(out);
+    }
+}
+
 fn varint_len(v: i64) -> usize {
     let z = ((v << 1) ^ (v >> 63)) as u64;
     (64 - (z | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn put_varint(out: &mut BytesMut, v: i64) {
+    // One slice write: BytesMut::put_u8 per byte costs a capacity check each.
+    let mut buf = [0u8; 10];
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    let mut n = 0;
     while z >= 0x80 {
-        out.put_u8((z as u8) | 0x80);
+        buf[n] = (z as u8) | 0x80;
         z >>= 7;
+        n += 1;
     }
-    out.put_u8(z as u8);
+    buf[n] = z as u8;
+    out.put_slice(&buf[..=n]);
 }
 
 /// The records section as it stands after the stages so far.
@@ -354,7 +367,9 @@ impl BatchEdit {
         if !self.dirty {
             return Ok(self.original);
         }
-        let (codec, section) = match self.section {
+        let mut out = BytesMut::new();
+        let header = &self.original[..BATCH_HEADER_LEN];
+        let codec = match self.section {
             Section::Original => return Ok(self.original),
             Section::Records(r) => {
                 if r.len() != count as usize {
@@ -364,19 +379,30 @@ impl BatchEdit {
                     });
                 }
                 let codec = Codec::from_attributes(attributes).expect("checked in new");
-                let plain = encode_records(&r);
-                let level = match codec {
-                    Codec::Gzip => strait_policies::set::GZIP_DEFAULT_LEVEL,
-                    Codec::Zstd => strait_policies::set::ZSTD_DEFAULT_LEVEL,
-                    _ => 0,
-                };
-                (codec, super::compression::compress(codec, level, &plain)?)
+                if codec == Codec::None {
+                    // Encoded straight after the header: one pass, no copy.
+                    out.put_slice(header);
+                    encode_records_into(&r, &mut out);
+                } else {
+                    let level = match codec {
+                        Codec::Gzip => strait_policies::set::GZIP_DEFAULT_LEVEL,
+                        Codec::Zstd => strait_policies::set::ZSTD_DEFAULT_LEVEL,
+                        _ => 0,
+                    };
+                    let packed = super::compression::compress(codec, level, &encode_records(&r))?;
+                    out.reserve(BATCH_HEADER_LEN + packed.len());
+                    out.put_slice(header);
+                    out.put_slice(&packed);
+                }
+                codec
             }
-            Section::Encoded { codec, bytes } => (codec, bytes),
+            Section::Encoded { codec, bytes } => {
+                out.reserve(BATCH_HEADER_LEN + bytes.len());
+                out.put_slice(header);
+                out.put_slice(&bytes);
+                codec
+            }
         };
-        let mut out = BytesMut::with_capacity(BATCH_HEADER_LEN + section.len());
-        out.put_slice(&self.original[..BATCH_HEADER_LEN]);
-        out.put_slice(&section);
         let len =
             i32::try_from(out.len() - 12).map_err(|_| BatchError::TooLarge(i32::MAX as usize))?;
         out[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&len.to_be_bytes());

@@ -117,6 +117,9 @@ pub fn run(
     if !changed {
         return Ok(None);
     }
+    if out.len() == 1 {
+        return Ok(out.pop()); // the usual case: one batch per partition
+    }
     let mut all = BytesMut::with_capacity(out.iter().map(Bytes::len).sum());
     for b in &out {
         all.extend_from_slice(b);

@@ -134,15 +134,14 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Appends `00-{trace id}-{span id}-01` in lowercase hex.
 pub fn write_traceparent(out: &mut BytesMut, trace_id: u128, span_id: u64) {
-    out.put_slice(b"00-");
-    for i in (0..32).rev() {
-        out.put_u8(HEX[((trace_id >> (i * 4)) & 0xf) as usize]);
+    let mut v = *b"00-00000000000000000000000000000000-0000000000000000-01";
+    for i in 0..32 {
+        v[34 - i] = HEX[((trace_id >> (i * 4)) & 0xf) as usize];
     }
-    out.put_u8(b'-');
-    for i in (0..16).rev() {
-        out.put_u8(HEX[((span_id >> (i * 4)) & 0xf) as usize]);
+    for i in 0..16 {
+        v[51 - i] = HEX[((span_id >> (i * 4)) & 0xf) as usize];
     }
-    out.put_slice(b"-01");
+    out.put_slice(&v);
 }
 
 /// The trace id of a valid W3C traceparent (version 00 layout; future
