@@ -18,9 +18,12 @@ fn main() {
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(200);
     let values: Vec<Vec<u8>> = (0..100)
         .map(|i| {
-            format!("{{\"order\":{i},\"status\":\"paid\",\"city\":\"Lisbon\",\"amount\":{}}}", i * 37)
-                .repeat(16)
-                .into_bytes()
+            format!(
+                "{{\"order\":{i},\"status\":\"paid\",\"city\":\"Lisbon\",\"amount\":{}}}",
+                i * 37
+            )
+            .repeat(16)
+            .into_bytes()
         })
         .collect();
     let recs: Vec<RecordSpec<'_>> = values
@@ -71,5 +74,8 @@ fn main() {
             .expect("run")
             .map_or(0, |b| b.len());
     }
-    println!("{which}: {n} runs of a {}-byte batch, {out} bytes out", batch.len());
+    println!(
+        "{which}: {n} runs of a {}-byte batch, {out} bytes out",
+        batch.len()
+    );
 }

@@ -469,7 +469,10 @@ fn corrupt_and_old_format_batches_are_refused_not_resealed() {
     );
     let (code, msg) = partition_error(&resp);
     println!("broker's answer to a magic-1 batch: error {code} {msg:?}");
-    assert!(!msg.contains("Strait"), "Strait left it to the broker: {msg}");
+    assert!(
+        !msg.contains("Strait"),
+        "Strait left it to the broker: {msg}"
+    );
 
     // A record count past the records: refused, nothing allocated for it.
     let mut hostile = batch_of(&good);

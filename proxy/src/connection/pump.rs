@@ -190,16 +190,7 @@ pub async fn requests(
                     Outcome::Forward { frame, patch } => (frame, patch),
                 };
                 // Request bytes count what the client sent, before any rewrite.
-                if !admit(
-                    &in_flight,
-                    peek,
-                    4 + len,
-                    expects_response,
-                    rewrite,
-                    patch,
-                )
-                .await
-                {
+                if !admit(&in_flight, peek, 4 + len, expects_response, rewrite, patch).await {
                     return Ok(());
                 }
                 upstream
