@@ -359,6 +359,39 @@ pub fn spawn_lines(cmd: &mut Command) -> (Child, std::sync::mpsc::Receiver<Value
     (child, rx)
 }
 
+/// Kafka's TransactionalMessageCopier: copies `records` records of
+/// `input` partition 0 to `output` in transactions of 100, aborting some at
+/// random, as transactional id `{base}-txn` and group `{base}-group`.
+pub fn copy_transactionally(
+    bootstrap: &str,
+    base: &str,
+    input: &str,
+    output: &str,
+    records: usize,
+) -> Output {
+    run(&mut harness(&[
+        "tool",
+        "org.apache.kafka.tools.TransactionalMessageCopier",
+        "--broker-list",
+        bootstrap,
+        "--transactional-id",
+        &format!("{base}-txn"),
+        "--consumer-group",
+        &format!("{base}-group"),
+        "--input-topic",
+        input,
+        "--input-partition",
+        "0",
+        "--output-topic",
+        output,
+        "--max-messages",
+        &records.to_string(),
+        "--transaction-size",
+        "100",
+        "--enable-random-aborts",
+    ]))
+}
+
 /// A Java conformance driver (`conformance/java/run CLASS ARGS`).
 pub fn java(class: &str, args: &[&str]) -> Command {
     let mut c = Command::new(repo().join("conformance/java/run"));

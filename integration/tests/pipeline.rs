@@ -13,8 +13,8 @@ use serde_json::Value;
 use strait_integration::tempdir::Dir;
 use strait_integration::wire::{produce_request, Wire};
 use strait_integration::{
-    cluster, create_topic, harness, java, python, run, spawn_lines, stored_batches, unique,
-    values_on_broker, Strait,
+    cluster, copy_transactionally, create_topic, harness, java, python, run, spawn_lines,
+    stored_batches, unique, values_on_broker, Strait,
 };
 
 /// A traceparent a producer sets itself (W3C's example).
@@ -285,28 +285,8 @@ fn transactional_copier_is_exactly_once_through_rewriting() {
     ))
     .assert_ok("input records through Strait");
     // Consume-transform-produce with random aborts, both sides through Strait.
-    run(&mut harness(&[
-        "tool",
-        "org.apache.kafka.tools.TransactionalMessageCopier",
-        "--broker-list",
-        &strait.bootstrap,
-        "--transactional-id",
-        &format!("{base}-txn"),
-        "--consumer-group",
-        &format!("{base}-group"),
-        "--input-topic",
-        &input,
-        "--input-partition",
-        "0",
-        "--output-topic",
-        &output,
-        "--max-messages",
-        &RECORDS.to_string(),
-        "--transaction-size",
-        "100",
-        "--enable-random-aborts",
-    ]))
-    .assert_ok("TransactionalMessageCopier through the pipeline");
+    copy_transactionally(&strait.bootstrap, &base, &input, &output, RECORDS)
+        .assert_ok("TransactionalMessageCopier through the pipeline");
 
     let config = Dir::new("consumer");
     let props = config.path().join("consumer.properties");

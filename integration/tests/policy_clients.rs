@@ -5,7 +5,7 @@
 
 use strait_integration::tempdir::Dir;
 use strait_integration::{
-    cluster, create_topic, harness, java, python, run, unique, Output, Strait,
+    cluster, copy_transactionally, create_topic, harness, java, python, run, unique, Output, Strait,
 };
 
 fn start(upstream: &str, dir: &Dir) -> Strait {
@@ -304,7 +304,7 @@ fn admin_guardrails_against_the_java_admin_client() {
 
 #[test]
 fn transactional_copier_is_exactly_once_with_read_committed_forced() {
-    const RECORDS: &str = "3000";
+    const RECORDS: usize = 3000;
     let upstream = cluster(1);
     let base = unique("eos");
     let (input, output) = (format!("{base}-in"), format!("{base}-out"));
@@ -328,32 +328,12 @@ fn transactional_copier_is_exactly_once_with_read_committed_forced() {
             "--topic",
             &input,
             "--records",
-            RECORDS,
+            &RECORDS.to_string(),
         ],
     ))
     .assert_ok("input records");
     // The copier commits and (randomly) aborts transactions through Strait.
-    let out = run(&mut harness(&[
-        "tool",
-        "org.apache.kafka.tools.TransactionalMessageCopier",
-        "--broker-list",
-        &strait.bootstrap,
-        "--transactional-id",
-        &format!("{base}-txn"),
-        "--consumer-group",
-        &format!("{base}-group"),
-        "--input-topic",
-        &input,
-        "--input-partition",
-        "0",
-        "--output-topic",
-        &output,
-        "--max-messages",
-        RECORDS,
-        "--transaction-size",
-        "100",
-        "--enable-random-aborts",
-    ]));
+    let out = copy_transactionally(&strait.bootstrap, &base, &input, &output, RECORDS);
     out.assert_ok("TransactionalMessageCopier through Strait (require_transactional passes)");
     // A read_uncommitted consumer through Strait is forced to read_committed.
     let through = run(&mut java(
@@ -395,11 +375,7 @@ fn transactional_copier_is_exactly_once_with_read_committed_forced() {
         keys.len(),
         distinct.len()
     );
-    assert_eq!(
-        keys.len().to_string(),
-        RECORDS,
-        "each input record exactly once"
-    );
+    assert_eq!(keys.len(), RECORDS, "each input record exactly once");
     assert_eq!(distinct.len(), keys.len(), "no duplicates");
     // A plain producer is refused on the output topic.
     let out = java_produce(&strait.bootstrap, &output, &[], true);

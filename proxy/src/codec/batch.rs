@@ -13,10 +13,14 @@ use thiserror::Error;
 
 /// Bytes before the records in a v2 batch.
 pub const BATCH_HEADER_LEN: usize = 61;
-const MAGIC_OFFSET: usize = 16;
-const ATTRIBUTES_OFFSET: usize = 21;
-const PRODUCER_ID_OFFSET: usize = 43;
-const RECORD_COUNT_OFFSET: usize = 57;
+// The v2 batch header, by byte offset (shared with `records`).
+pub(crate) const LENGTH_OFFSET: usize = 8;
+pub(crate) const MAGIC_OFFSET: usize = 16;
+pub(crate) const CRC_OFFSET: usize = 17;
+pub(crate) const ATTRIBUTES_OFFSET: usize = 21;
+pub(crate) const PRODUCER_ID_OFFSET: usize = 43;
+pub(crate) const BASE_SEQUENCE_OFFSET: usize = 53;
+pub(crate) const RECORD_COUNT_OFFSET: usize = 57;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum BatchError {

@@ -13,15 +13,11 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use strait_policies::Codec;
 
-use super::batch::{decompress, BatchError, Cursor, BATCH_HEADER_LEN};
+use super::batch::{
+    decompress, BatchError, Cursor, ATTRIBUTES_OFFSET, BASE_SEQUENCE_OFFSET, BATCH_HEADER_LEN,
+    CRC_OFFSET, LENGTH_OFFSET, MAGIC_OFFSET, PRODUCER_ID_OFFSET, RECORD_COUNT_OFFSET,
+};
 
-const LENGTH_OFFSET: usize = 8;
-const MAGIC_OFFSET: usize = 16;
-const CRC_OFFSET: usize = 17;
-const ATTRIBUTES_OFFSET: usize = 21;
-const PRODUCER_ID_OFFSET: usize = 43;
-const BASE_SEQUENCE_OFFSET: usize = 53;
-const RECORD_COUNT_OFFSET: usize = 57;
 const CODEC_MASK: i16 = 0x07;
 const TRANSACTIONAL: i16 = 0x10;
 const CONTROL: i16 = 0x20;
