@@ -375,6 +375,49 @@ fn transactional_copier_is_exactly_once_through_rewriting() {
         .all(|(c, _)| c == "zstd"));
 }
 
+/// librdkafka's transactional producer and read_committed consumer through
+/// the pipeline: committed records once, aborted ones never, each with a
+/// traceparent; stored in zstd.
+#[test]
+fn librdkafka_transactions_through_rewriting_are_read_committed_once() {
+    let upstream = cluster(1);
+    let topic = unique("txn-pipe");
+    create_topic(&upstream, &topic, 1, 1);
+    let dir = Dir::new("policies");
+    write_policy(&dir, &topic, &pipeline("zstd"));
+    let strait = Strait::with_policies(&upstream, dir.path());
+    let out = run(&mut python(
+        "transactions.py",
+        &[
+            "--bootstrap",
+            &strait.bootstrap,
+            "--topic",
+            &topic,
+            "--transactions",
+            "30",
+            "--per-transaction",
+            "50",
+            "--abort-every",
+            "3",
+            "--trace-header",
+            "traceparent",
+        ],
+    ));
+    out.assert_ok("confluent-kafka transactions through the pipeline");
+    let s = out.summary();
+    println!("librdkafka transactions through the pipeline: {s}");
+    assert_eq!(
+        (s["committed"].as_u64(), s["aborted"].as_u64()),
+        (Some(1000), Some(500))
+    );
+    assert_eq!(s["distinct"].as_u64(), Some(1000));
+    let stored = stored_batches(1, &topic, 0);
+    assert!(
+        !stored.is_empty() && stored.iter().all(|(c, _)| c == "zstd"),
+        "the broker stores zstd batches: {stored:?}"
+    );
+}
+
 fn partition_error(resp: &ProduceResponse) -> (i16, String) {
     let p = &resp.responses[0].partition_responses[0];
     (
