@@ -1,8 +1,8 @@
-//! Real clients through Strait: a Java consumer group that rebalances and
-//! commits, librdkafka (confluent-kafka) producing and consuming, and the
+//! Real clients through Strait: Java and librdkafka consumer groups that
+//! rebalance, commit and resume, librdkafka producing and consuming, and the
 //! `/metrics` counts those runs leave behind.
 
-use strait_integration::{cluster, java, python, run, unique, Strait};
+use strait_integration::{cluster, create_topic, java, python, run, unique, Strait};
 
 #[test]
 fn java_consumer_group_joins_rebalances_and_commits() {
@@ -32,6 +32,39 @@ fn java_consumer_group_joins_rebalances_and_commits() {
         "unexpected warnings: {:#?}",
         strait.warnings()
     );
+}
+
+#[test]
+fn librdkafka_consumer_group_joins_rebalances_commits_and_resumes() {
+    let upstream = cluster(1);
+    let strait = Strait::quick(&upstream);
+    strait.wait_ready();
+    let topic = unique("rdgroup");
+    create_topic(&upstream, &topic, 3, 1);
+    let out = run(&mut python(
+        "group.py",
+        &["--bootstrap", &strait.bootstrap, "--topic", &topic],
+    ));
+    out.assert_ok("confluent-kafka consumer group through Strait");
+    let steps: Vec<String> = out
+        .json_lines()
+        .iter()
+        .filter(|l| l["type"] == "step")
+        .map(|l| l["step"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "produced",
+            "A joined",
+            "B joined, rebalanced",
+            "B left, rebalanced",
+            "C resumed"
+        ],
+        "{}",
+        out.stdout
+    );
+    println!("librdkafka group: {}", out.summary());
 }
 
 #[test]
