@@ -6,11 +6,12 @@
 //! headers), where retries must also never end in OutOfOrderSequence.
 
 use std::collections::{HashMap, HashSet};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use strait_integration::tempdir::Dir;
 use strait_integration::{
-    cluster, cluster_name, harness, run, spawn_lines, stored_batches, unique, Strait,
+    cluster, cluster_name, harness, python, run, spawn_lines, stored_batches, unique, Strait,
 };
 
 const RECORDS: u32 = 100_000;
@@ -60,12 +61,9 @@ struct Crash {
     duplicates: u32,
 }
 
-/// VerifiableProducer through Strait; the partition leader is SIGKILLed after
-/// 20,000 acknowledgements and restarted after 50,000; then
-/// VerifiableConsumer reads the topic back through Strait.
-fn produce_through_a_leader_crash(strait: &Strait, upstream: &str, topic: &str) -> Crash {
-    let leader = leader_of(upstream, topic);
-    let (mut producer, events) = spawn_lines(&mut harness(&[
+/// Kafka's VerifiableProducer (acks=-1, idempotent by default) through Strait.
+fn java_producer(strait: &Strait, topic: &str) -> Command {
+    harness(&[
         "tool",
         "org.apache.kafka.tools.VerifiableProducer",
         "--bootstrap-server",
@@ -78,7 +76,21 @@ fn produce_through_a_leader_crash(strait: &Strait, upstream: &str, topic: &str) 
         "10000",
         "--acks",
         "-1",
-    ]));
+    ])
+}
+
+/// The producer (printing VerifiableProducer's JSON lines) runs through
+/// Strait; the partition leader is SIGKILLed after 20,000 acknowledgements
+/// and restarted after 50,000; then VerifiableConsumer reads the topic back
+/// through Strait.
+fn produce_through_a_leader_crash(
+    strait: &Strait,
+    upstream: &str,
+    topic: &str,
+    mut producer: Command,
+) -> Crash {
+    let leader = leader_of(upstream, topic);
+    let (mut producer, events) = spawn_lines(&mut producer);
     let mut acked: HashSet<String> = HashSet::new();
     let mut send_errors = Vec::new();
     let (mut killed, mut restarted) = (false, false);
@@ -186,12 +198,66 @@ fn no_acknowledged_record_is_lost_when_the_leader_dies() {
     strait.wait_ready();
     let topic = unique("failover");
     strait_integration::create_topic(&upstream, &topic, 1, 3);
-    let crash = produce_through_a_leader_crash(&strait, &upstream, &topic);
+    let crash =
+        produce_through_a_leader_crash(&strait, &upstream, &topic, java_producer(&strait, &topic));
     crash.report("failover");
     assert_eq!(crash.missing, 0, "acknowledged records were lost");
     assert_eq!(
         crash.duplicates, 0,
         "an idempotent producer wrote duplicates"
+    );
+}
+
+/// Strait with zstd + trace on `topic`, created with RF 3.
+fn pipeline_strait(upstream: &str, topic: &str) -> (Strait, Dir) {
+    let dir = Dir::new("policies");
+    std::fs::write(
+        dir.path().join("pipeline.toml"),
+        format!(
+            "[[policy]]\nname = \"rewrite-all\"\ntopics = {{ exact = \"{topic}\" }}\n\
+             [policy.compress]\ncodec = \"zstd\"\n[policy.trace]\n"
+        ),
+    )
+    .unwrap();
+    let strait = Strait::with_policies(upstream, dir.path());
+    strait.wait_ready();
+    strait_integration::create_topic(upstream, topic, 1, 3);
+    (strait, dir)
+}
+
+/// librdkafka's idempotent producer through the pipeline, same crash: no
+/// loss, no duplicates, no fatal idempotence error.
+#[test]
+fn librdkafka_idempotent_producer_through_the_record_pipeline_survives_a_leader_crash() {
+    let _one_at_a_time = NODES.lock().unwrap_or_else(|e| e.into_inner());
+    let upstream = cluster(3);
+    let topic = unique("failover-rdkafka");
+    let (strait, _dir) = pipeline_strait(&upstream, &topic);
+    let producer = python(
+        "verifiable_producer.py",
+        &[
+            "--bootstrap-server",
+            &strait.bootstrap,
+            "--topic",
+            &topic,
+            "--max-messages",
+            &RECORDS.to_string(),
+            "--throughput",
+            "10000",
+        ],
+    );
+    let crash = produce_through_a_leader_crash(&strait, &upstream, &topic, producer);
+    crash.report("librdkafka failover through the record pipeline");
+    let fatal: Vec<&String> = crash
+        .send_errors
+        .iter()
+        .filter(|e| e.contains("OUT_OF_ORDER") || e.contains("FATAL") || e.contains("INCONSISTENT"))
+        .collect();
+    assert!(fatal.is_empty(), "idempotence errors: {fatal:?}");
+    assert_eq!(crash.missing, 0, "acknowledged records were lost");
+    assert_eq!(
+        crash.duplicates, 0,
+        "rewritten idempotent batches were duplicated"
     );
 }
 
@@ -203,19 +269,9 @@ fn idempotent_producer_through_the_record_pipeline_survives_a_leader_crash() {
     let _one_at_a_time = NODES.lock().unwrap_or_else(|e| e.into_inner());
     let upstream = cluster(3);
     let topic = unique("failover-pipeline");
-    let dir = Dir::new("policies");
-    std::fs::write(
-        dir.path().join("pipeline.toml"),
-        format!(
-            "[[policy]]\nname = \"rewrite-all\"\ntopics = {{ exact = \"{topic}\" }}\n\
-             [policy.compress]\ncodec = \"zstd\"\n[policy.trace]\n"
-        ),
-    )
-    .unwrap();
-    let strait = Strait::with_policies(&upstream, dir.path());
-    strait.wait_ready();
-    strait_integration::create_topic(&upstream, &topic, 1, 3);
-    let crash = produce_through_a_leader_crash(&strait, &upstream, &topic);
+    let (strait, _dir) = pipeline_strait(&upstream, &topic);
+    let crash =
+        produce_through_a_leader_crash(&strait, &upstream, &topic, java_producer(&strait, &topic));
     crash.report("failover through the record pipeline");
     let out_of_order = crash
         .send_errors
