@@ -157,6 +157,74 @@ fn mtls_accepts_a_valid_client_certificate_and_refuses_the_rest() {
     out.assert_ok("TlsClient with a certificate from another CA is refused");
 }
 
+/// librdkafka (confluent-kafka) as an mTLS client: a full produce / consume
+/// round trip with the client certificate; kcat with a certificate from
+/// another CA is refused.
+#[test]
+fn librdkafka_over_mtls() {
+    let pki = pki();
+    let (strait, _config) = start(&pki, true);
+    let props = [
+        "security.protocol=ssl".to_string(),
+        format!("ssl.ca.location={}", pki.path("ca.crt").display()),
+        format!(
+            "ssl.certificate.location={}",
+            pki.path("client.crt").display()
+        ),
+        format!("ssl.key.location={}", pki.path("client.key").display()),
+    ];
+    let topic = unique("rdtls");
+    let mut args = vec![
+        "--bootstrap",
+        &strait.bootstrap,
+        "--topic",
+        &topic,
+        "--records",
+        "300",
+        "--timeout-ms",
+        "60000",
+    ];
+    for p in &props {
+        for kind in ["--producer-prop", "--consumer-prop", "--admin-prop"] {
+            args.extend([kind, p.as_str()]);
+        }
+    }
+    let out = run(&mut strait_integration::python("produce_consume.py", &args));
+    out.assert_ok("confluent-kafka over mTLS through Strait");
+    assert_eq!(out.summary()["verified"], 300);
+
+    let kcat = |cert: &str| {
+        run(std::process::Command::new("kcat").args([
+            "-L",
+            "-b",
+            &strait.bootstrap,
+            "-m",
+            "10",
+            "-X",
+            "security.protocol=ssl",
+            "-X",
+            &format!("ssl.ca.location={}", pki.path("ca.crt").display()),
+            "-X",
+            &format!(
+                "ssl.certificate.location={}",
+                pki.path(&format!("{cert}.crt")).display()
+            ),
+            "-X",
+            &format!(
+                "ssl.key.location={}",
+                pki.path(&format!("{cert}.key")).display()
+            ),
+        ]))
+    };
+    kcat("client").assert_ok("kcat with the client certificate");
+    let refused = kcat("intruder");
+    assert!(
+        !refused.ok,
+        "a certificate from another CA is refused:\n{}",
+        refused.stdout
+    );
+}
+
 /// TLS to the brokers (`[upstream.tls]`). The suite's brokers speak plaintext,
 /// so a second Strait with client-facing TLS is the TLS endpoint in front of
 /// them: client -> Strait B (plaintext in, TLS out) -> Strait A (TLS in) -> broker.
