@@ -96,3 +96,17 @@ def key_values(items, option):
 
 
 # ---------------------------------------------------------------- record content
+
+
+def crashed(e, deadline):
+    """The summary for an unexpected exception: traceback to stderr, the error in the summary."""
+    import traceback
+    traceback.print_exc(file=sys.stderr)
+    return summary(False, error="%s: %s" % (type(e).__name__, e), elapsed_ms=deadline.elapsed_ms())
+
+
+def exit_with(code):
+    """Flushes and exits without waiting for librdkafka's background threads at shutdown."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

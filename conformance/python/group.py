@@ -21,12 +21,11 @@ Output: one JSON object per line ({"type":"step",...} per step); the last is
 """
 
 import argparse
-import os
 import sys
 import uuid
 
 from driver import (  # noqa: E402  (shared driver plumbing next to this script)
-    CONTEXT, Deadline, Parser, emit, key_values, log, start_watchdog, summary,
+    CONTEXT, Deadline, Parser, emit, crashed, exit_with, key_values, log, start_watchdog, summary,
 )
 
 CONTEXT["driver"] = "group.py"
@@ -174,13 +173,8 @@ def main(argv):
             fields["error"] = fields_error
         return summary(ok, **fields)
     except Exception as e:  # report, never hang
-        import traceback
-        traceback.print_exc(file=sys.stderr)
-        return summary(False, error="%s: %s" % (type(e).__name__, e), elapsed_ms=deadline.elapsed_ms())
+        return crashed(e, deadline)
 
 
 if __name__ == "__main__":
-    code = main(sys.argv[1:])
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    exit_with(main(sys.argv[1:]))

@@ -37,13 +37,12 @@ with exactly one listed record, that record gets the partition error code and th
 
 import argparse
 import logging
-import os
 import re
 import sys
 import threading
 
 from driver import (  # noqa: E402  (shared driver plumbing next to this script)
-    CONTEXT, Deadline, Parser, emit, key_values, log, start_watchdog, summary,
+    CONTEXT, Deadline, Parser, emit, crashed, exit_with, key_values, log, start_watchdog, summary,
 )
 
 CONTEXT["driver"] = "policy_produce.py"
@@ -286,14 +285,8 @@ def main(argv):
                                       "" if first is None else "; first error: %s" % first.str()))
         return summary(ok, **fields)
     except Exception as e:  # report, never hang
-        import traceback
-        traceback.print_exc(file=sys.stderr)
-        return summary(False, error="%s: %s" % (type(e).__name__, e), elapsed_ms=deadline.elapsed_ms())
+        return crashed(e, deadline)
 
 
 if __name__ == "__main__":
-    code = main(sys.argv[1:])
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # os._exit: do not wait for librdkafka background threads at interpreter shutdown.
-    os._exit(code)
+    exit_with(main(sys.argv[1:]))

@@ -20,14 +20,13 @@ Every wait is bounded by --timeout-ms (default 60000).
 """
 
 import argparse
-import os
 import re
 import sys
 import time
 import uuid
 
 from driver import (  # noqa: E402  (shared driver plumbing next to this script)
-    CONTEXT, Deadline, Parser, emit, key_values, log, start_watchdog, summary,
+    CONTEXT, Deadline, Parser, emit, crashed, exit_with, key_values, log, start_watchdog, summary,
 )
 
 CONTEXT["driver"] = "produce_consume.py"
@@ -267,7 +266,6 @@ def main(argv):
         import confluent_kafka
         CONTEXT.update(client="confluent-kafka %s" % confluent_kafka.__version__,
                        librdkafka=confluent_kafka.libversion()[0])
-        timeout_ms = max(1000, int(deadline.remaining() * 1000))
 
         def error_cb(err):
             log("client error: %s" % err)
@@ -330,14 +328,8 @@ def main(argv):
             fields["error"] = "; ".join(why)
         return summary(ok, **fields)
     except Exception as e:  # report, never hang
-        import traceback
-        traceback.print_exc(file=sys.stderr)
-        return summary(False, error="%s: %s" % (type(e).__name__, e), elapsed_ms=deadline.elapsed_ms())
+        return crashed(e, deadline)
 
 
 if __name__ == "__main__":
-    code = main(sys.argv[1:])
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # os._exit: do not wait for librdkafka background threads at interpreter shutdown.
-    os._exit(code)
+    exit_with(main(sys.argv[1:]))

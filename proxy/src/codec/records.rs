@@ -168,10 +168,8 @@ pub fn decode_records(data: &Bytes, count: i32) -> Result<Vec<Record>, BatchErro
 
 /// Encodes records back to an (uncompressed) records section.
 pub fn encode_records(records: &[Record]) -> Bytes {
-    let mut out = BytesMut::with_capacity(records.iter().map(Record::encoded_len).sum());
-    for r in records {
-        r.encode(&mut out);
-    }
+    let mut out = BytesMut::new();
+    encode_records_into(records, &mut out);
     out.freeze()
 }
 
@@ -308,8 +306,7 @@ impl BatchEdit {
     /// The records, to change: the batch counts as changed. Stages may add
     /// headers; the count must stay.
     pub fn records(&mut self) -> Result<&mut Vec<Record>, BatchError> {
-        self.decoded()?;
-        self.dirty = true;
+        self.dirty = true; // on error the edit is dropped, so nothing is half-changed
         self.decoded()
     }
 
@@ -342,10 +339,9 @@ impl BatchEdit {
     /// uncompressed, an upper bound of what they will take).
     pub fn section_len(&self) -> usize {
         match &self.section {
-            _ if !self.dirty => self.original.len() - BATCH_HEADER_LEN,
-            Section::Original => self.original.len() - BATCH_HEADER_LEN,
-            Section::Records(r) => r.iter().map(Record::encoded_len).sum(),
+            Section::Records(r) if self.dirty => r.iter().map(Record::encoded_len).sum(),
             Section::Encoded { bytes, .. } => bytes.len(),
+            _ => self.original.len() - BATCH_HEADER_LEN,
         }
     }
 

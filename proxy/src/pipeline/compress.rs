@@ -60,6 +60,10 @@ impl Stage for Compress {
         "compress"
     }
 
+    fn rule(&self) -> strait_policies::Rule {
+        strait_policies::Rule::Compress
+    }
+
     fn apply(&self, batch: &mut BatchEdit, cx: &mut Context<'_>) -> Result<(), BatchError> {
         let (codec, level) = self.target(batch, cx.api_version);
         if codec == Codec::None || batch.codec() == codec {

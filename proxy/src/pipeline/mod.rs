@@ -12,7 +12,7 @@ pub mod index;
 pub mod trace;
 
 use bytes::{Bytes, BytesMut};
-use strait_policies::Policy;
+use strait_policies::{Policy, Rule};
 
 use crate::codec::batch::{Batch, BatchError};
 use crate::codec::records::BatchEdit;
@@ -49,6 +49,8 @@ pub struct Traced {
 pub trait Stage {
     /// For metrics and errors.
     fn name(&self) -> &'static str;
+    /// The policy rule a refusal by this stage is reported under.
+    fn rule(&self) -> Rule;
     /// Edits the batch in place (or leaves it untouched).
     fn apply(&self, batch: &mut BatchEdit, cx: &mut Context<'_>) -> Result<(), BatchError>;
 }
@@ -70,6 +72,8 @@ pub fn stages(policy: &Policy) -> Vec<Box<dyn Stage + '_>> {
 #[error("stage {stage}: {error}")]
 pub struct PipelineError {
     pub stage: &'static str,
+    /// The stage's rule; reading and re-sealing batches report `batch.readable`.
+    pub rule: Rule,
     pub error: BatchError,
 }
 
@@ -85,20 +89,23 @@ pub fn run(
 ) -> Result<Option<Bytes>, PipelineError> {
     let mut out: Vec<Bytes> = Vec::with_capacity(batches.len());
     let mut changed = false;
+    cx.records_before = 0;
     for b in batches {
-        cx.records_before = out_records(batches, out.len());
         if b.control || stages.is_empty() {
             metrics::counter!("strait_pipeline_batches_total", "outcome" => "passed").increment(1);
             out.push(b.raw.clone());
+            cx.records_before += i64::from(b.record_count);
             continue;
         }
         let mut edit = BatchEdit::new(b.raw.clone(), cap).map_err(|error| PipelineError {
             stage: "decode",
+            rule: Rule::Readable,
             error,
         })?;
         for s in stages {
             s.apply(&mut edit, cx).map_err(|error| PipelineError {
                 stage: s.name(),
+                rule: s.rule(),
                 error,
             })?;
         }
@@ -111,8 +118,10 @@ pub fn run(
         metrics::counter!("strait_pipeline_batches_total", "outcome" => outcome).increment(1);
         out.push(edit.finish().map_err(|error| PipelineError {
             stage: "encode",
+            rule: Rule::Readable,
             error,
         })?);
+        cx.records_before += i64::from(b.record_count);
     }
     if !changed {
         return Ok(None);
@@ -125,11 +134,6 @@ pub fn run(
         all.extend_from_slice(b);
     }
     Ok(Some(all.freeze()))
-}
-
-/// Records in the first `n` batches.
-fn out_records(batches: &[Batch], n: usize) -> i64 {
-    batches[..n].iter().map(|b| i64::from(b.record_count)).sum()
 }
 
 #[cfg(test)]

@@ -47,7 +47,29 @@ impl Stage for Trace {
         "trace"
     }
 
+    fn rule(&self) -> strait_policies::Rule {
+        strait_policies::Rule::Trace
+    }
+
     fn apply(&self, batch: &mut BatchEdit, cx: &mut Context<'_>) -> Result<(), BatchError> {
+        let extra = self.client_id_header.is_some() || self.received_at_header.is_some();
+        let missing = batch
+            .peek_records()?
+            .iter()
+            .filter(|r| r.header(&self.header).is_none())
+            .count();
+        if missing == 0 && !extra {
+            // Nothing to add: the batch passes as it came; index the kept ids.
+            let records_before = cx.records_before;
+            cx.traced
+                .extend(batch.peek_records()?.iter().filter_map(|r| {
+                    Some(Traced {
+                        relative_offset: records_before + r.offset_delta,
+                        trace_id: r.header(&self.header).flatten().and_then(parse_trace_id)?,
+                    })
+                }));
+            return Ok(());
+        }
         let seed = if batch.producer_id() >= 0 {
             KEY.hash_one((
                 cx.topic,
@@ -59,24 +81,6 @@ impl Stage for Trace {
         } else {
             KEY.hash_one((UNSEEDED.fetch_add(1, Ordering::Relaxed), cx.received_at_ms))
         };
-        let extra = self.client_id_header.is_some() || self.received_at_header.is_some();
-        let missing = batch
-            .peek_records()?
-            .iter()
-            .filter(|r| r.header(&self.header).is_none())
-            .count();
-        if missing == 0 && !extra {
-            // Nothing to add: the batch passes as it came; index the kept ids.
-            for r in batch.peek_records()? {
-                if let Some(id) = r.header(&self.header).flatten().and_then(parse_trace_id) {
-                    cx.traced.push(Traced {
-                        relative_offset: cx.records_before + r.offset_delta,
-                        trace_id: id,
-                    });
-                }
-            }
-            return Ok(());
-        }
         let client = match (&self.client_id_header, cx.client_id) {
             (Some(_), Some(c)) => Some(Bytes::copy_from_slice(c.as_bytes())),
             _ => None,

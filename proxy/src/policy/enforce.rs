@@ -312,23 +312,21 @@ pub fn produce(
                     records_before: 0,
                 };
                 match pipeline::run(&stages, batches, cap, &mut cx) {
-                    Ok(new) => {
-                        if let Some(new) = new {
-                            p.records = Some(new);
-                            rewritten = true;
-                        }
-                        if !traced.is_empty() {
-                            traces.push(PendingTraces {
-                                topic: name.clone(),
-                                name: client_name.clone(),
-                                topic_id: topic.topic_id,
-                                partition: p.index,
-                                client: client_id.map(str::to_string),
-                                traced,
-                            });
-                        }
-                    }
                     Err(e) => check = Err(pipeline_violation(policy, e)),
+                    Ok(new) => {
+                        rewritten |= new.is_some();
+                        p.records = new.or(p.records.take());
+                    }
+                }
+                if check.is_ok() && !traced.is_empty() {
+                    traces.push(PendingTraces {
+                        topic: name.clone(),
+                        name: client_name.clone(),
+                        topic_id: topic.topic_id,
+                        partition: p.index,
+                        client: client_id.map(str::to_string),
+                        traced,
+                    });
                 }
             }
             record(Decision {
@@ -414,12 +412,7 @@ fn unreadable(policy: &Policy, rule: strait_policies::Rule, e: &BatchError) -> V
 }
 
 fn pipeline_violation(policy: &Policy, e: pipeline::PipelineError) -> Violation {
-    let rule = match e.stage {
-        "compress" => strait_policies::Rule::Compress,
-        "trace" => strait_policies::Rule::Trace,
-        _ => strait_policies::Rule::Readable,
-    };
-    let mut v = unreadable(policy, rule, &e.error);
+    let mut v = unreadable(policy, e.rule, &e.error);
     v.message = format!("{} (stage {})", v.message, e.stage);
     v
 }
