@@ -12,8 +12,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use strait_proxy::codec::{frame_len, peek_produce_acks, scan_produce_topics, RequestPeek};
-use strait_proxy::config::LeaderEndpoints;
-use strait_proxy::routing::rewrite::{AddressMap, Decoded, Rewrite};
+use strait_proxy::response::{AddressMap, Decoded, Kind};
 
 fn produce_frame(version: i16) -> Bytes {
     let mut b = BytesMut::new();
@@ -118,8 +117,8 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(meta.len() as u64));
     g.bench_function("metadata_v12_6_brokers", |b| {
         b.iter(|| {
-            let mut d = Decoded::decode(Rewrite::Metadata, 3, 12, black_box(meta.clone())).unwrap();
-            d.rewrite(&Map, LeaderEndpoints::Clamp).unwrap();
+            let mut d = Decoded::decode(Kind::Metadata, 3, 12, black_box(meta.clone())).unwrap();
+            d.rewrite_addresses(&Map).unwrap();
             d.encode().unwrap()
         })
     });

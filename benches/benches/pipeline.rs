@@ -10,8 +10,9 @@ use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use strait_policies::PolicySet;
 use strait_proxy::codec::batch::{batches, Batch};
-use strait_proxy::codec::records::{build_batch, BatchEdit, HeaderSpec, Producer, RecordSpec};
-use strait_proxy::pipeline::{run, stages, Context, Traced};
+use strait_proxy::codec::build::{build_batch, HeaderSpec, Producer, RecordSpec};
+use strait_proxy::codec::edit::BatchEdit;
+use strait_proxy::pipeline::{Context, Pipeline, Traced};
 
 const CAP: usize = 1 << 24;
 
@@ -91,8 +92,7 @@ fn policy(body: &str) -> PolicySet {
 }
 
 /// Runs the policy's pipeline over a partition's batches.
-fn rewrite(set: &PolicySet, input: &[Batch], traced: &mut Vec<Traced>) -> Option<Bytes> {
-    let stages = stages(set.resolve("t").expect("policy for t"));
+fn rewrite(pipeline: &Pipeline, input: &[Batch], traced: &mut Vec<Traced>) -> Option<Bytes> {
     traced.clear();
     let mut cx = Context {
         topic: "t",
@@ -103,17 +103,23 @@ fn rewrite(set: &PolicySet, input: &[Batch], traced: &mut Vec<Traced>) -> Option
         traced,
         records_before: 0,
     };
-    run(&stages, input, CAP, &mut cx).expect("pipeline runs")
+    pipeline.run(input, CAP, &mut cx).expect("pipeline runs")
 }
 
-/// Times the pipeline of `set` over `input` (building the stage list each
-/// time, as the proxy does per partition).
+/// The pipeline the proxy compiles for the policy of topic `t`.
+fn pipeline_of(set: &PolicySet) -> Pipeline {
+    Pipeline::for_policy(set.resolve("t").expect("policy for t"))
+}
+
+/// Times the pipeline of `set` over `input` (built once, as the proxy does
+/// when it loads the policies).
 fn bench_policy(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     name: &str,
     set: &PolicySet,
     input: &Bytes,
 ) {
+    let set = &pipeline_of(set);
     let split = batches(input.clone()).expect("valid batch");
     let mut traced = Vec::new();
     let out = rewrite(set, &split, &mut traced).expect("the pipeline rewrites the batch");
@@ -131,7 +137,8 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(plain_len));
     g.bench_function("decode+encode/none", |b| {
         b.iter(|| {
-            let mut e = BatchEdit::new(black_box(batch.clone()), CAP).unwrap();
+            let b = batches(black_box(batch.clone())).unwrap().remove(0);
+            let mut e = BatchEdit::new(b, CAP).unwrap();
             e.records().unwrap();
             e.finish().unwrap()
         })
@@ -143,8 +150,12 @@ fn bench(c: &mut Criterion) {
     let to_zstd = policy("[policy.compress]\ncodec = \"zstd\"\nrecompress = true\n");
     for from in ["lz4", "gzip", "snappy"] {
         let set = policy(&format!("[policy.compress]\ncodec = \"{from}\"\n"));
-        let packed =
-            rewrite(&set, &batches(batch.clone()).unwrap(), &mut Vec::new()).expect("compresses");
+        let packed = rewrite(
+            &pipeline_of(&set),
+            &batches(batch.clone()).unwrap(),
+            &mut Vec::new(),
+        )
+        .expect("compresses");
         bench_policy(
             &mut g,
             &format!("decompress+recompress/{from}->zstd"),

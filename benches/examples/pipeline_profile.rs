@@ -9,8 +9,9 @@
 use bytes::Bytes;
 use strait_policies::PolicySet;
 use strait_proxy::codec::batch::batches;
-use strait_proxy::codec::records::{build_batch, BatchEdit, Producer, RecordSpec};
-use strait_proxy::pipeline::{run, stages, Context};
+use strait_proxy::codec::build::{build_batch, Producer, RecordSpec};
+use strait_proxy::codec::edit::BatchEdit;
+use strait_proxy::pipeline::{Context, Pipeline};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -49,17 +50,16 @@ fn main() {
         format!("[[policy]]\nname = \"p\"\ntopics = {{ exact = \"t\" }}\n{body}"),
     )])
     .expect("policy");
-    let policy = set.resolve("t").expect("resolves");
+    let pipeline = Pipeline::for_policy(set.resolve("t").expect("resolves"));
     let split = batches(batch.clone()).expect("batch");
     let mut out = 0usize;
     for _ in 0..n {
         if which == "decode" {
-            let mut e = BatchEdit::new(batch.clone(), 1 << 24).expect("edit");
+            let mut e = BatchEdit::new(split[0].clone(), 1 << 24).expect("edit");
             e.records().expect("records");
             out += e.finish().expect("finish").len();
             continue;
         }
-        let st = stages(policy);
         let mut traced = Vec::new();
         let mut cx = Context {
             topic: "t",
@@ -70,7 +70,8 @@ fn main() {
             traced: &mut traced,
             records_before: 0,
         };
-        out += run(&st, &split, 1 << 24, &mut cx)
+        out += pipeline
+            .run(&split, 1 << 24, &mut cx)
             .expect("run")
             .map_or(0, |b| b.len());
     }

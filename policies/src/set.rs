@@ -232,13 +232,37 @@ impl PolicySet {
 
     /// The policy that applies to a topic: the most specific match, else the default, else none.
     pub fn resolve(&self, topic: &str) -> Option<&Arc<Policy>> {
+        self.resolve_index(topic).map(|i| &self.policies[i])
+    }
+
+    /// Like [`PolicySet::resolve`], as an index into [`PolicySet::policies`].
+    pub fn resolve_index(&self, topic: &str) -> Option<usize> {
         if let Some(&i) = self.exact.get(topic) {
-            return Some(&self.policies[i]);
+            return Some(i);
         }
         self.policies
             .iter()
-            .filter(|p| !matches!(p.selector, Selector::Exact(_)) && p.selector.matches(topic))
-            .max_by(|a, b| a.selector.cmp_precedence(&b.selector))
+            .enumerate()
+            .filter(|(_, p)| !matches!(p.selector, Selector::Exact(_)) && p.selector.matches(topic))
+            .max_by(|(_, a), (_, b)| a.selector.cmp_precedence(&b.selector))
+            .map(|(i, _)| i)
+    }
+
+    /// The index of the policy whose `exact` selector names `topic`, the
+    /// cheap first step of [`PolicySet::resolve_index`].
+    pub fn exact_index(&self, topic: &str) -> Option<usize> {
+        self.exact.get(topic).copied()
+    }
+
+    /// Whether any selector is not `exact` (prefix, glob, regex or default),
+    /// so resolving a topic may take more than one lookup.
+    pub fn has_patterns(&self) -> bool {
+        self.exact.len() < self.policies.len()
+    }
+
+    /// Every policy, in load order.
+    pub fn policies(&self) -> &[Arc<Policy>] {
+        &self.policies
     }
 
     /// Every policy matching a topic, most specific first (for `explain`).

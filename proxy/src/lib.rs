@@ -1,20 +1,46 @@
 //! Strait: a transparent Kafka-wire-protocol proxy.
 //!
-//! Clients connect to the bootstrap listener; Strait forwards every frame to a
-//! real broker over one upstream connection per client connection, rewrites
-//! the responses that name brokers so clients keep talking to Strait, and
-//! streams everything else through unchanged.
+//! Clients connect to the bootstrap listener (or a broker's listener);
+//! Strait forwards every frame to a real broker over one upstream connection
+//! per client connection, applies per-topic policies to the requests they
+//! name, rewrites the responses that must change (broker addresses, policy
+//! rejections), and streams everything else through unchanged.
+//!
+//! # Where each step of the data flow lives
+//!
+//! | step | module |
+//! | --- | --- |
+//! | listeners, accept loops, start and stop (the top; nothing imports it) | [`server`] |
+//! | one client connection: its two pumps, request order, admission | [`connection`] |
+//! | frames: length prefix, request-header peek, produce topic scan | [`codec`] |
+//! | record batches: header view, records, lossless edit, compression | [`codec::batch`], [`codec::edit`], [`codec::compression`] |
+//! | policies on the request: load, compile, enforce per api | [`policy`] |
+//! | the record pipeline: stages per topic, trace index | [`pipeline`] |
+//! | CPU-heavy batch work, off the reactor | [`offload`] |
+//! | Strait's own broker connections: dialer, framed requests | [`upstream`] |
+//! | the cluster view: routes, topic ids, discovery | [`cluster`] |
+//! | the response side: plans and their steps | [`response`] |
+//! | metrics, admin HTTP, config, TLS | [`metrics`], [`admin`], [`config`], [`tls`] |
+//!
+//! Imports go one way, down this list's dependency order: `server` →
+//! `connection` → `policy` → `response` → `pipeline` / `cluster` →
+//! `upstream` → `codec`; `codec` knows nothing of policies. See
+//! ARCHITECTURE.md for the invariants each step keeps.
 
 pub mod admin;
+pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod connection;
+pub mod io;
 pub mod metrics;
+pub mod offload;
 pub mod pipeline;
 pub mod policy;
-pub mod routing;
+pub mod response;
 pub mod server;
 pub mod tls;
+pub mod upstream;
 
 pub use config::{Config, Validated};
 pub use server::Proxy;

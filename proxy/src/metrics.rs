@@ -1,4 +1,8 @@
-//! Metrics: one place that names every series. Per-api-key handles are
+//! Metrics: the one place that names every series and its labels. Every
+//! label set is bounded: api keys (a fixed table), listener kinds, error
+//! kinds, rule and outcome names are static; policy names come from the
+//! operator's policy files. Topics are never a label (a cluster may have any
+//! number of them); per-topic detail goes to the log. Per-api-key handles are
 //! created once so the per-frame cost is an atomic add, not a label lookup.
 
 use std::sync::OnceLock;
@@ -111,4 +115,44 @@ pub fn error(side: &'static str, kind: &'static str) {
 
 pub fn upstream_connect_failed() {
     counter!("strait_upstream_connect_errors_total").increment(1);
+}
+
+/// One policy decision: the policy's name (bounded by the policy files),
+/// the rule (`all` when allowed) and the outcome.
+pub fn policy_decision(policy: &str, rule: &'static str, outcome: &'static str) {
+    counter!("strait_policy_decisions_total",
+        "policy" => policy.to_string(), "rule" => rule, "outcome" => outcome)
+    .increment(1);
+}
+
+/// A policy directory reload: `ok` or `rejected`.
+pub fn policy_reload(outcome: &'static str) {
+    counter!("strait_policy_reloads_total", "outcome" => outcome).increment(1);
+}
+
+/// A fetch Strait forced to read_committed.
+pub fn fetch_read_committed() {
+    counter!("strait_policy_fetch_read_committed_total").increment(1);
+}
+
+/// A produced batch through the record pipeline: `rewritten`, `unchanged`
+/// or `passed` (control batches, policies without stages).
+pub fn pipeline_batch(outcome: &'static str) {
+    counter!("strait_pipeline_batches_total", "outcome" => outcome).increment(1);
+}
+
+/// The compression stage replaced `before` bytes of records with `after`.
+pub fn compressed(before: usize, after: usize) {
+    counter!("strait_pipeline_compress_bytes_total", "direction" => "in").increment(before as u64);
+    counter!("strait_pipeline_compress_bytes_total", "direction" => "out").increment(after as u64);
+}
+
+/// The compression stage left a batch as it was, and why.
+pub fn compress_skipped(reason: &'static str) {
+    counter!("strait_pipeline_compress_skipped_total", "reason" => reason).increment(1);
+}
+
+/// A job handed to the blocking pool (batch work off the reactor).
+pub fn offload_job() {
+    counter!("strait_offload_jobs_total").increment(1);
 }

@@ -9,8 +9,8 @@ use strait_proxy::codec::batch;
 fuzz_target!(|data: &[u8]| {
     let Ok(batches) = batch::batches(Bytes::copy_from_slice(data)) else { return };
     for b in &batches {
-        if let Ok(bytes) = batch::record_bytes(b, 1 << 20) {
-            let _ = batch::records(&bytes, b.record_count);
+        if let Ok(bytes) = b.record_bytes(1 << 20) {
+            let _ = batch::records(&bytes, b.record_count());
         }
     }
 });

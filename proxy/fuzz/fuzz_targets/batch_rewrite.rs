@@ -21,11 +21,14 @@ use std::sync::LazyLock;
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use strait_policies::{Codec, PolicySet, TraceRules};
+use strait_policies::{PolicySet, TraceRules};
 use strait_proxy::codec::batch::{batches, Batch};
-use strait_proxy::codec::records::{BatchEdit, Record};
+use strait_proxy::codec::edit::BatchEdit;
+use strait_proxy::codec::records::Record;
+use strait_proxy::codec::Compression;
+use strait_proxy::pipeline::compress::wire_codec;
 use strait_proxy::pipeline::trace::parse_trace_id;
-use strait_proxy::pipeline::{run, stages, Context, Traced};
+use strait_proxy::pipeline::{Context, Pipeline, Traced};
 
 const CAP: usize = 1 << 20;
 const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
@@ -121,10 +124,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let policy = set.resolve("t").expect("policy for t");
     let trace = policy.trace.as_ref();
-    let codec = policy.compress.as_ref().map(|c| c.codec);
+    let codec = policy.compress.as_ref().map(|c| wire_codec(c.codec));
     let api_version = if mode & 0x80 != 0 { 3 } else { 9 };
 
-    let stages = stages(policy);
+    let pipeline = Pipeline::for_policy(policy);
     let mut traced = Vec::new();
     let mut cx = Context {
         topic: "t",
@@ -135,7 +138,7 @@ fuzz_target!(|data: &[u8]| {
         traced: &mut traced,
         records_before: 0,
     };
-    let Ok(Some(out)) = run(&stages, &input, CAP, &mut cx) else {
+    let Ok(Some(out)) = pipeline.run(&input, CAP, &mut cx) else {
         return;
     };
 
@@ -145,7 +148,7 @@ fuzz_target!(|data: &[u8]| {
     let mut records_before = 0i64;
     for (i, (a, b)) in input.iter().zip(&output).enumerate() {
         check_batch(i, a, b, trace, codec, records_before, &mut want_traced);
-        records_before += i64::from(a.record_count);
+        records_before += i64::from(a.record_count());
     }
     if trace.is_some() {
         assert_eq!(traced, want_traced, "trace index entries");
@@ -157,39 +160,39 @@ fn check_batch(
     a: &Batch,
     b: &Batch,
     trace: Option<&TraceRules>,
-    codec: Option<Codec>,
+    codec: Option<Compression>,
     records_before: i64,
     want_traced: &mut Vec<Traced>,
 ) {
-    if a.control {
-        assert_eq!(a.raw, b.raw, "batch {i}: a control batch passes as bytes");
+    if a.is_control() {
+        assert_eq!(a.raw(), b.raw(), "batch {i}: a control batch passes as bytes");
         return;
     }
-    let mut ea = BatchEdit::new(a.raw.clone(), CAP)
+    let mut ea = BatchEdit::new(a.clone(), CAP)
         .unwrap_or_else(|e| panic!("batch {i}: rewritten, but the input fails: {e}"));
-    let mut eb = BatchEdit::new(b.raw.clone(), CAP)
+    let mut eb = BatchEdit::new(b.clone(), CAP)
         .unwrap_or_else(|e| panic!("batch {i}: the output fails: {e}"));
     assert_eq!(
         (
-            eb.producer_id(),
-            eb.producer_epoch(),
-            eb.base_sequence(),
-            eb.record_count(),
-            eb.is_transactional(),
-            eb.is_control(),
+            b.producer_id(),
+            b.producer_epoch(),
+            b.base_sequence(),
+            b.record_count(),
+            b.is_transactional(),
+            b.is_control(),
         ),
         (
-            ea.producer_id(),
-            ea.producer_epoch(),
-            ea.base_sequence(),
-            ea.record_count(),
-            ea.is_transactional(),
-            ea.is_control(),
+            a.producer_id(),
+            a.producer_epoch(),
+            a.base_sequence(),
+            a.record_count(),
+            a.is_transactional(),
+            a.is_control(),
         ),
         "batch {i}: producer fields and record count"
     );
     // Only the length, the codec bits and the CRC may change in the header.
-    let (ha, hb) = (&a.raw[..61], &b.raw[..61]);
+    let (ha, hb) = (&a.raw()[..61], &b.raw()[..61]);
     assert_eq!(ha[..8], hb[..8], "batch {i}: base offset");
     assert_eq!(ha[12..17], hb[12..17], "batch {i}: leader epoch, magic");
     assert_eq!(ha[21], hb[21], "batch {i}: attributes (high byte)");
@@ -199,9 +202,9 @@ fn check_batch(
         "batch {i}: attributes but the codec"
     );
     assert_eq!(ha[23..], hb[23..], "batch {i}: header after the attributes");
-    let (ca, cb) = (a.facts.compression, b.facts.compression);
+    let (ca, cb) = (a.compression(), b.compression());
     assert!(
-        cb == ca || Some(cb) == codec || cb == Codec::None,
+        cb == ca || Some(cb) == codec || cb == Compression::None,
         "batch {i}: {ca:?} became {cb:?} under {codec:?}"
     );
 
@@ -214,7 +217,7 @@ fn check_batch(
                 trace.is_none(),
                 "batch {i}: traced undecodable records: {e}"
             );
-            if a.raw != b.raw {
+            if a.raw() != b.raw() {
                 let (pa, pb) = (ea.plain(), eb.plain());
                 assert_eq!(
                     pa.as_ref().ok(),

@@ -1,7 +1,6 @@
 //! The admin listener: Prometheus `/metrics`, `/healthz`, `/readyz`, the
 //! broker map (`/brokers`) and the trace index (`/traces/{trace_id}`).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -12,27 +11,25 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::server::Shared;
+use crate::cluster::ClusterView;
+use crate::pipeline::TraceIndex;
 
+/// What the admin endpoints read.
 #[derive(Clone)]
-struct AdminState {
-    metrics: PrometheusHandle,
-    shared: Arc<Shared>,
+pub struct AdminState {
+    pub metrics: PrometheusHandle,
+    pub cluster: Arc<ClusterView>,
+    pub traces: Arc<TraceIndex>,
 }
 
-pub async fn serve(
-    listener: TcpListener,
-    metrics: PrometheusHandle,
-    shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(listener: TcpListener, state: AdminState, mut shutdown: watch::Receiver<bool>) {
     let app = Router::new()
         .route("/metrics", get(render_metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/brokers", get(brokers))
         .route("/traces/{trace_id}", get(trace_route))
-        .with_state(AdminState { metrics, shared });
+        .with_state(state);
     let stop = async move {
         let _ = shutdown.changed().await;
     };
@@ -49,7 +46,7 @@ async fn render_metrics(State(s): State<AdminState>) -> String {
 }
 
 async fn ready(State(s): State<AdminState>) -> (StatusCode, &'static str) {
-    if s.shared.ready.load(Ordering::Acquire) {
+    if s.cluster.is_ready() {
         (StatusCode::OK, "ready\n")
     } else {
         (
@@ -61,8 +58,8 @@ async fn ready(State(s): State<AdminState>) -> (StatusCode, &'static str) {
 
 /// `node_id proxy_port upstream` per line: the port-per-broker map.
 async fn brokers(State(s): State<AdminState>) -> String {
-    s.shared
-        .router
+    s.cluster
+        .routes()
         .snapshot()
         .into_iter()
         .map(|(id, n)| format!("{id} {} {}\n", n.port, n.upstream))
@@ -84,7 +81,7 @@ async fn trace_route(
             )
         }
     };
-    let hops = s.shared.traces.lookup(id);
+    let hops = s.traces.lookup(id);
     if hops.is_empty() {
         return (
             StatusCode::NOT_FOUND,

@@ -1,13 +1,20 @@
-//! The Kafka frame codec: length prefix, request-header peek and the few body
-//! fields Strait reads without decoding a message (produce `acks`).
+//! The wire codec: frames (length prefix, request-header peek and the few
+//! body fields Strait reads without decoding a message: produce `acks`, the
+//! topics of a produce) and record batches (header view, records, lossless
+//! editing, compression, the aborted-transaction filter).
 //!
-//! Everything here is bounds-checked and allocation-free: a frame stays raw
-//! bytes unless a rewrite needs it decoded (see [`crate::routing::rewrite`]).
+//! Everything here is bounds-checked and knows nothing of policies: a frame
+//! stays raw bytes unless a policy or a response step needs it decoded.
 
+pub mod aborted;
 pub mod batch;
+pub mod build;
 pub mod compression;
+pub mod edit;
 mod header;
 pub mod records;
+
+pub use compression::Compression;
 
 pub use header::{
     peek_produce_acks, scan_produce_topics, FrameError, RequestPeek, TopicRef, PEEK_LEN,

@@ -1,24 +1,32 @@
 //! One proxied client connection: its upstream connection (1:1), the two
-//! pumps, and the log line that says why it ended.
+//! pumps (requests in the connection's task, responses in a task of their
+//! own), and the log line that says why it ended.
 
-mod pump;
+mod buffer;
+mod requests;
+mod responses;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use crate::cluster::{ClusterView, Target};
 use crate::codec::FrameError;
+use crate::config::LimitsConfig;
+use crate::io::Io;
 use crate::metrics;
-use crate::routing::rewrite::{RewriteError, Unsupported};
-use crate::server::{Shared, Target};
+use crate::policy::{EnforceError, Enforcer};
+use crate::response::{ResponseEnv, RewriteError, Unsupported};
 
-pub use pump::InFlight;
-
-pub type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
-pub type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+/// What a connection needs from the rest of the proxy.
+pub struct Env {
+    pub limits: LimitsConfig,
+    pub cluster: Arc<ClusterView>,
+    pub enforcer: Enforcer,
+    pub responses: ResponseEnv,
+}
 
 /// Why a connection ended. Every variant is contained to its own connection.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +56,9 @@ pub enum ConnError {
     #[error("cannot rewrite response: {0}")]
     Rewrite(RewriteError),
     #[error("cannot apply policies: {0}")]
-    Enforce(crate::policy::enforce::EnforceError),
+    Enforce(EnforceError),
+    #[error("the response side of the connection failed: {0}")]
+    Internal(String),
     #[error("policy violation with no response to carry it: {0}")]
     PolicyClose(String),
 }
@@ -68,18 +78,14 @@ impl ConnError {
             ConnError::Rewrite(_) => ("internal", "rewrite"),
             ConnError::Enforce(_) => ("client", "undecodable_request"),
             ConnError::PolicyClose(_) => ("client", "policy_violation_acks0"),
+            ConnError::Internal(_) => ("internal", "task"),
         }
     }
 }
 
 /// Serves one accepted (and TLS-terminated) client connection to its end.
-pub async fn serve(
-    shared: Arc<Shared>,
-    client: (BoxRead, BoxWrite),
-    peer: SocketAddr,
-    target: Target,
-) {
-    let (upstream, upstream_addr) = match shared.connect_for(target).await {
+pub async fn serve(env: Arc<Env>, client: Io, peer: SocketAddr, target: Target) {
+    let (upstream, upstream_addr) = match env.cluster.connect(target).await {
         Ok(u) => u,
         Err(e) => {
             metrics::upstream_connect_failed();
@@ -88,16 +94,7 @@ pub async fn serve(
         }
     };
     debug!(client = %peer, listener = %target, upstream = %upstream_addr, "connection opened");
-    let (client_r, client_w) = client;
-    let (up_r, up_w) = upstream;
-    let (tx, rx) = mpsc::channel(shared.limits.max_in_flight);
-    let requests = pump::requests(&shared, client_r, up_w, tx);
-    let responses = pump::responses(&shared, up_r, client_w, rx);
-    let result = tokio::select! {
-        r = requests => r,
-        r = responses => r,
-    };
-    match result {
+    match run(env, client, upstream).await {
         Ok(()) => debug!(client = %peer, upstream = %upstream_addr, "client closed the connection"),
         Err(ConnError::UpstreamClosed { in_flight: 0 }) => {
             info!(client = %peer, listener = %target, upstream = %upstream_addr, "broker closed the connection; closing client connection")
@@ -107,5 +104,33 @@ pub async fn serve(
             metrics::error(side, kind);
             warn!(client = %peer, listener = %target, upstream = %upstream_addr, side, error = %e, "closing connection");
         }
+    }
+}
+
+/// Proxies between a client and its upstream connection until either ends.
+/// A client that closes its sending side (half-close) still gets every
+/// response in flight; an error on either side ends both.
+pub async fn run(env: Arc<Env>, client: Io, upstream: Io) -> Result<(), ConnError> {
+    let (client_r, client_w) = client;
+    let (up_r, mut up_w) = upstream;
+    let (tx, rx) = mpsc::channel(env.limits.max_in_flight);
+    let mut responses = tokio::spawn({
+        let env = env.clone();
+        async move { responses::responses(&env, up_r, client_w, rx).await }
+    });
+    let joined = |r: Result<Result<(), ConnError>, tokio::task::JoinError>| {
+        r.unwrap_or_else(|e| Err(ConnError::Internal(e.to_string())))
+    };
+    tokio::select! {
+        r = requests::requests(&env, client_r, &mut up_w, tx) => match r {
+            // The client is done sending (or the response side ended and
+            // says why): wait for the responses it is owed.
+            Ok(()) => joined((&mut responses).await),
+            Err(e) => {
+                responses.abort();
+                Err(e)
+            }
+        },
+        r = &mut responses => joined(r),
     }
 }

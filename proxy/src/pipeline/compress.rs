@@ -4,19 +4,19 @@
 //! batch's records only when it is smaller. zstd needs Produce v7+; older
 //! requests keep their codec.
 
-use strait_policies::set::{GZIP_DEFAULT_LEVEL, ZSTD_DEFAULT_LEVEL};
 use strait_policies::{Codec, CompressRules};
 
 use super::{Context, Stage};
 use crate::codec::batch::BatchError;
-use crate::codec::compression::compress;
-use crate::codec::records::BatchEdit;
+use crate::codec::compression::{compress, Compression};
+use crate::codec::edit::BatchEdit;
+use crate::metrics;
 
 /// The first Produce version that may carry zstd batches.
 pub const ZSTD_MIN_PRODUCE_VERSION: i16 = 7;
 
 pub struct Compress {
-    codec: Codec,
+    codec: Compression,
     level: i32,
     recompress: bool,
 }
@@ -24,34 +24,37 @@ pub struct Compress {
 impl Compress {
     pub fn new(rules: &CompressRules) -> Compress {
         Compress {
-            codec: rules.codec,
+            codec: wire_codec(rules.codec),
             level: rules.level,
             recompress: rules.recompress,
         }
     }
 
     /// The codec (and level) this batch should end up in.
-    fn target(&self, batch: &BatchEdit, api_version: i16) -> (Codec, i32) {
+    fn target(&self, batch: &BatchEdit, api_version: i16) -> (Compression, i32) {
         let original = batch.original_codec();
-        let wanted = if original == Codec::None || original == self.codec || self.recompress {
+        let wanted = if original == Compression::None || original == self.codec || self.recompress
+        {
             (self.codec, self.level)
         } else {
-            (original, default_level(original))
+            (original, original.default_level())
         };
-        if wanted.0 == Codec::Zstd && api_version < ZSTD_MIN_PRODUCE_VERSION {
-            metrics::counter!("strait_pipeline_compress_skipped_total", "reason" => "zstd_needs_produce_v7")
-                .increment(1);
-            return (original, default_level(original));
+        if wanted.0 == Compression::Zstd && api_version < ZSTD_MIN_PRODUCE_VERSION {
+            metrics::compress_skipped("zstd_needs_produce_v7");
+            return (original, original.default_level());
         }
         wanted
     }
 }
 
-fn default_level(codec: Codec) -> i32 {
+/// The wire codec for a policy file's `codec` name.
+pub fn wire_codec(codec: Codec) -> Compression {
     match codec {
-        Codec::Gzip => GZIP_DEFAULT_LEVEL,
-        Codec::Zstd => ZSTD_DEFAULT_LEVEL,
-        _ => 0,
+        Codec::None => Compression::None,
+        Codec::Gzip => Compression::Gzip,
+        Codec::Snappy => Compression::Snappy,
+        Codec::Lz4 => Compression::Lz4,
+        Codec::Zstd => Compression::Zstd,
     }
 }
 
@@ -66,20 +69,16 @@ impl Stage for Compress {
 
     fn apply(&self, batch: &mut BatchEdit, cx: &mut Context<'_>) -> Result<(), BatchError> {
         let (codec, level) = self.target(batch, cx.api_version);
-        if codec == Codec::None || batch.codec() == codec {
+        if codec == Compression::None || batch.codec() == codec {
             return Ok(());
         }
         let plain = batch.plain()?;
         let packed = compress(codec, level, &plain)?;
         if packed.len() < batch.section_len() {
-            metrics::counter!("strait_pipeline_compress_bytes_total", "direction" => "in")
-                .increment(batch.section_len() as u64);
-            metrics::counter!("strait_pipeline_compress_bytes_total", "direction" => "out")
-                .increment(packed.len() as u64);
+            metrics::compressed(batch.section_len(), packed.len());
             batch.set_section(codec, packed);
         } else {
-            metrics::counter!("strait_pipeline_compress_skipped_total", "reason" => "not_smaller")
-                .increment(1);
+            metrics::compress_skipped("not_smaller");
         }
         Ok(())
     }

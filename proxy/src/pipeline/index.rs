@@ -1,12 +1,19 @@
 //! The trace index: where each traced record landed (topic, partition,
-//! offset) and which client produced it, for the trace-route view. Bounded:
-//! the oldest entries go first. Filled from produce responses, once the
-//! broker has assigned offsets; one lock per produce response.
+//! offset) and which client produced it, for the trace-route view. Filled
+//! from produce responses, once the broker has assigned offsets.
+//!
+//! Keyed by trace id, so a lookup is one hash probe. Bounded by
+//! `limits.trace_index_entries` records, oldest first out: the index is a
+//! log of recent events, not a cache (what is read is not kept longer, which
+//! is why it is not a `moka` cache, whose eviction follows use). Sharded by
+//! trace id, so producers recording and operators looking up rarely contend.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use super::Traced;
+
+const SHARDS: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceLocation {
@@ -16,17 +23,32 @@ pub struct TraceLocation {
     pub client: Option<Arc<str>>,
 }
 
+#[derive(Default)]
+struct Shard {
+    /// Every indexed record of a trace, oldest first.
+    by_id: HashMap<u128, VecDeque<TraceLocation>>,
+    /// Trace ids in the order their records were indexed, for eviction.
+    order: VecDeque<u128>,
+}
+
 pub struct TraceIndex {
-    entries: Mutex<VecDeque<(u128, TraceLocation)>>,
-    cap: usize,
+    shards: Vec<Mutex<Shard>>,
+    /// Records each shard holds at most.
+    per_shard: usize,
 }
 
 impl TraceIndex {
+    /// An index of at most `cap` records (0 turns it off).
     pub fn new(cap: usize) -> TraceIndex {
         TraceIndex {
-            entries: Mutex::new(VecDeque::new()),
-            cap,
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            per_shard: cap.div_ceil(SHARDS),
         }
+    }
+
+    fn shard(&self, trace_id: u128) -> &Mutex<Shard> {
+        // Trace ids are random: their low bits spread evenly.
+        &self.shards[(trace_id as usize) % SHARDS]
     }
 
     /// Records a partition's traced records once its base offset is known.
@@ -38,43 +60,59 @@ impl TraceIndex {
         client: Option<&str>,
         traced: &[Traced],
     ) {
-        if self.cap == 0 || traced.is_empty() {
+        if self.per_shard == 0 || traced.is_empty() {
             return;
         }
         let topic: Arc<str> = Arc::from(topic);
         let client: Option<Arc<str>> = client.map(Arc::from);
-        let mut e = self.entries.lock().expect("trace index lock");
-        for t in traced.iter().skip(traced.len().saturating_sub(self.cap)) {
-            if e.len() == self.cap {
-                e.pop_front();
+        for t in traced {
+            let mut s = self.shard(t.trace_id).lock().expect("trace index lock");
+            if s.order.len() == self.per_shard {
+                let oldest = s.order.pop_front().expect("full");
+                if let Some(locs) = s.by_id.get_mut(&oldest) {
+                    locs.pop_front();
+                    if locs.is_empty() {
+                        s.by_id.remove(&oldest);
+                    }
+                }
             }
-            e.push_back((
-                t.trace_id,
-                TraceLocation {
+            s.order.push_back(t.trace_id);
+            s.by_id
+                .entry(t.trace_id)
+                .or_default()
+                .push_back(TraceLocation {
                     topic: topic.clone(),
                     partition,
                     offset: base_offset + t.relative_offset,
                     client: client.clone(),
-                },
-            ));
+                });
         }
     }
 
     /// Every indexed record of a trace, oldest first.
     pub fn lookup(&self, trace_id: u128) -> Vec<TraceLocation> {
-        let e = self.entries.lock().expect("trace index lock");
-        e.iter()
-            .filter(|(id, _)| *id == trace_id)
-            .map(|(_, l)| l.clone())
-            .collect()
+        let s = self.shard(trace_id).lock().expect("trace index lock");
+        s.by_id
+            .get(&trace_id)
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
+    /// Records indexed.
     pub fn len(&self) -> usize {
-        self.entries.lock().expect("trace index lock").len()
+        self.shards
+            .iter()
+            .map(|s| s.lock().expect("trace index lock").order.len())
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The most records the index holds.
+    pub fn capacity(&self) -> usize {
+        self.per_shard * SHARDS
     }
 }
 
@@ -82,23 +120,45 @@ impl TraceIndex {
 mod tests {
     use super::*;
 
-    #[test]
-    fn bounded_oldest_first_out() {
-        let ix = TraceIndex::new(3);
-        let t = |id: u128, rel: i64| Traced {
+    fn t(id: u128, rel: i64) -> Traced {
+        Traced {
             relative_offset: rel,
             trace_id: id,
-        };
-        ix.record("a", 0, 100, Some("c1"), &[t(1, 0), t(2, 1)]);
-        ix.record("b", 2, 7, None, &[t(3, 0), t(1, 1)]);
+        }
+    }
+
+    #[test]
+    fn oldest_first_out_per_trace() {
+        // One shard's worth: ids that share a shard (same residue mod 16).
+        let ix = TraceIndex::new(3 * SHARDS);
+        let id = |n: u128| n * SHARDS as u128 + 5;
+        ix.record("a", 0, 100, Some("c1"), &[t(id(1), 0), t(id(2), 1)]);
+        ix.record("b", 2, 7, None, &[t(id(3), 0), t(id(1), 1)]);
         assert_eq!(ix.len(), 3);
-        assert!(ix.lookup(2).len() == 1);
-        let one = ix.lookup(1);
+        assert_eq!(ix.lookup(id(2)).len(), 1);
+        let one = ix.lookup(id(1));
         assert_eq!(one.len(), 1, "the oldest entry of trace 1 was evicted");
         assert_eq!(
             (&*one[0].topic, one[0].partition, one[0].offset),
             ("b", 2, 8)
         );
-        assert!(ix.lookup(9).is_empty());
+        assert!(ix.lookup(id(9)).is_empty());
+    }
+
+    #[test]
+    fn bounded_by_its_configured_size() {
+        let ix = TraceIndex::new(1000);
+        let traced: Vec<Traced> = (0..50_000u128)
+            .map(|i| t(i.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835), i as i64))
+            .collect();
+        ix.record("t", 0, 0, None, &traced);
+        assert!(ix.len() <= ix.capacity());
+        assert!(ix.capacity() < 1000 + SHARDS, "{}", ix.capacity());
+        let last = traced.last().unwrap();
+        assert_eq!(ix.lookup(last.trace_id)[0].offset, 49_999, "newest kept");
+        assert!(ix.lookup(traced[0].trace_id).is_empty(), "oldest gone");
+        let off = TraceIndex::new(0);
+        off.record("t", 0, 0, None, &traced);
+        assert!(off.is_empty(), "0 turns it off");
     }
 }

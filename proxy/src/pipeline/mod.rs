@@ -4,8 +4,10 @@
 //! first; the pipeline then edits each batch of a partition through a
 //! [`BatchEdit`] and re-seals only the batches a stage changed.
 //!
+//! A policy's [`Pipeline`] is built once, when the policies are loaded
+//! ([`crate::policy::compiled`]), and shared by every request to its topics.
 //! Adding a stage: one file with a type implementing [`Stage`], plus one line
-//! in [`stages`].
+//! in [`Pipeline::for_policy`].
 
 pub mod compress;
 pub mod index;
@@ -15,7 +17,8 @@ use bytes::{Bytes, BytesMut};
 use strait_policies::{Policy, Rule};
 
 use crate::codec::batch::{Batch, BatchError};
-use crate::codec::records::BatchEdit;
+use crate::codec::edit::BatchEdit;
+use crate::metrics;
 
 pub use index::{TraceIndex, TraceLocation};
 
@@ -45,8 +48,10 @@ pub struct Traced {
 }
 
 /// One transformation of a batch. A stage may change bytes and sizes but
-/// never the record count: the broker checks idempotent sequences per batch.
-pub trait Stage {
+/// never the record count: the broker checks idempotent sequences per batch
+/// (a stage sees the records as a slice, so it cannot). Stages are built
+/// once per policy load and shared across threads.
+pub trait Stage: Send + Sync {
     /// For metrics and errors.
     fn name(&self) -> &'static str;
     /// The policy rule a refusal by this stage is reported under.
@@ -55,16 +60,33 @@ pub trait Stage {
     fn apply(&self, batch: &mut BatchEdit, cx: &mut Context<'_>) -> Result<(), BatchError>;
 }
 
-/// The stages a policy asks for, in pipeline order.
-pub fn stages(policy: &Policy) -> Vec<Box<dyn Stage + '_>> {
-    let mut v: Vec<Box<dyn Stage + '_>> = Vec::new();
-    if let Some(t) = &policy.trace {
-        v.push(Box::new(trace::Trace::new(t)));
+/// A policy's stages, in pipeline order.
+#[derive(Default)]
+pub struct Pipeline {
+    stages: Vec<Box<dyn Stage>>,
+}
+
+impl Pipeline {
+    /// The stages `policy` asks for.
+    pub fn for_policy(policy: &Policy) -> Pipeline {
+        let mut stages: Vec<Box<dyn Stage>> = Vec::new();
+        if let Some(t) = &policy.trace {
+            stages.push(Box::new(trace::Trace::new(t)));
+        }
+        if let Some(c) = &policy.compress {
+            stages.push(Box::new(compress::Compress::new(c)));
+        }
+        Pipeline { stages }
     }
-    if let Some(c) = &policy.compress {
-        v.push(Box::new(compress::Compress::new(c)));
+
+    pub fn is_empty(&self) -> bool {
+        self.stages.is_empty()
     }
-    v
+
+    /// Stage names, in order (for logs and `explain`).
+    pub fn names(&self) -> Vec<&'static str> {
+        self.stages.iter().map(|s| s.name()).collect()
+    }
 }
 
 /// Why a partition's batches could not be rewritten.
@@ -77,12 +99,23 @@ pub struct PipelineError {
     pub error: BatchError,
 }
 
-/// Runs `stages` over a partition's batches (as split by
-/// [`crate::codec::batch::batches`]). Returns the new records when a stage
-/// changed a batch, `None` when every batch passes as it came. Control
-/// batches always pass as bytes.
-pub fn run(
-    stages: &[Box<dyn Stage + '_>],
+impl Pipeline {
+    /// Runs the stages over a partition's batches (as split by
+    /// [`crate::codec::batch::batches`]). Returns the new records when a stage
+    /// changed a batch, `None` when every batch passes as it came. Control
+    /// batches always pass as bytes.
+    pub fn run(
+        &self,
+        batches: &[Batch],
+        cap: usize,
+        cx: &mut Context<'_>,
+    ) -> Result<Option<Bytes>, PipelineError> {
+        run(&self.stages, batches, cap, cx)
+    }
+}
+
+fn run(
+    stages: &[Box<dyn Stage>],
     batches: &[Batch],
     cap: usize,
     cx: &mut Context<'_>,
@@ -91,13 +124,13 @@ pub fn run(
     let mut changed = false;
     cx.records_before = 0;
     for b in batches {
-        if b.control || stages.is_empty() {
-            metrics::counter!("strait_pipeline_batches_total", "outcome" => "passed").increment(1);
-            out.push(b.raw.clone());
-            cx.records_before += i64::from(b.record_count);
+        if b.is_control() || stages.is_empty() {
+            metrics::pipeline_batch("passed");
+            out.push(b.raw().clone());
+            cx.records_before += i64::from(b.record_count());
             continue;
         }
-        let mut edit = BatchEdit::new(b.raw.clone(), cap).map_err(|error| PipelineError {
+        let mut edit = BatchEdit::new(b.clone(), cap).map_err(|error| PipelineError {
             stage: "decode",
             rule: Rule::Readable,
             error,
@@ -115,13 +148,13 @@ pub fn run(
         } else {
             "unchanged"
         };
-        metrics::counter!("strait_pipeline_batches_total", "outcome" => outcome).increment(1);
+        metrics::pipeline_batch(outcome);
         out.push(edit.finish().map_err(|error| PipelineError {
             stage: "encode",
             rule: Rule::Readable,
             error,
         })?);
-        cx.records_before += i64::from(b.record_count);
+        cx.records_before += i64::from(b.record_count());
     }
     if !changed {
         return Ok(None);
@@ -140,8 +173,9 @@ pub fn run(
 mod tests {
     use super::*;
     use crate::codec::batch::batches;
-    use crate::codec::records::{build_batch, Producer, RecordSpec};
-    use strait_policies::{Codec, PolicySet};
+    use crate::codec::build::{build_batch, Producer, RecordSpec};
+    use crate::codec::Compression;
+    use strait_policies::PolicySet;
 
     fn policy(body: &str) -> PolicySet {
         PolicySet::parse(&[(
@@ -161,8 +195,7 @@ mod tests {
     }
 
     fn run_on(set: &PolicySet, data: Bytes, version: i16) -> (Option<Bytes>, Vec<Traced>) {
-        let p = set.resolve("t").unwrap();
-        let stages = stages(p);
+        let pipeline = Pipeline::for_policy(set.resolve("t").unwrap());
         let mut traced = Vec::new();
         let mut cx = Context {
             topic: "t",
@@ -173,7 +206,9 @@ mod tests {
             traced: &mut traced,
             records_before: 0,
         };
-        let out = run(&stages, &batches(data).unwrap(), 1 << 24, &mut cx).unwrap();
+        let out = pipeline
+            .run(&batches(data).unwrap(), 1 << 24, &mut cx)
+            .unwrap();
         (out, traced)
     }
 
@@ -213,14 +248,14 @@ mod tests {
             out.len()
         );
         let b = &batches(out.clone()).unwrap()[0];
-        assert_eq!(b.facts.compression, Codec::Zstd);
-        let mut edit = BatchEdit::new(b.raw.clone(), 1 << 24).expect("CRC verifies");
+        assert_eq!(b.compression(), Compression::Zstd);
+        let mut edit = BatchEdit::new(b.clone(), 1 << 24).expect("CRC verifies");
         assert_eq!(
             (
-                edit.producer_id(),
-                edit.producer_epoch(),
-                edit.base_sequence(),
-                edit.record_count()
+                b.producer_id(),
+                b.producer_epoch(),
+                b.base_sequence(),
+                b.record_count()
             ),
             (77, 1, 40, 20)
         );
@@ -260,9 +295,9 @@ mod tests {
             let (out, traced) = run_on(&set, sample(0), 9);
             let out = out.unwrap_or_else(|| panic!("{codec} compresses"));
             let b = &batches(out).unwrap()[0];
-            assert_eq!(b.facts.compression.name(), codec);
+            assert_eq!(b.compression().name(), codec);
             assert!(traced.is_empty(), "no trace stage");
-            let mut e = BatchEdit::new(b.raw.clone(), 1 << 24).unwrap();
+            let mut e = BatchEdit::new(b.clone(), 1 << 24).unwrap();
             assert_eq!(e.peek_records().unwrap().len(), 20, "{codec}");
         }
         // Incompressible values: the original is kept.
@@ -291,7 +326,7 @@ mod tests {
         );
         let re = policy("[policy.compress]\ncodec = \"gzip\"\nrecompress = true\n");
         let out = run_on(&re, lz4, 9).0.unwrap();
-        assert_eq!(batches(out).unwrap()[0].facts.compression, Codec::Gzip);
+        assert_eq!(batches(out).unwrap()[0].compression(), Compression::Gzip);
         let z = policy("[policy.compress]\ncodec = \"zstd\"\n");
         assert_eq!(
             run_on(&z, sample(0), 3).0,
@@ -314,11 +349,11 @@ mod tests {
         assert_eq!(traced.len(), 20);
         let b = &batches(out).unwrap()[0];
         assert_eq!(
-            b.facts.compression,
-            Codec::Lz4,
+            b.compression(),
+            Compression::Lz4,
             "re-sealed in the client's codec"
         );
-        assert!(b.raw.len() < lz4.len() + 20 * 80, "still compressed");
+        assert!(b.raw().len() < lz4.len() + 20 * 80, "still compressed");
     }
 
     #[test]
@@ -340,7 +375,7 @@ mod tests {
         let bs = batches(out.unwrap()).unwrap();
         assert_eq!(bs.len(), 3);
         assert_eq!(
-            &bs[1].raw[..],
+            &bs[1].raw()[..],
             &control[..],
             "control batch passes as bytes"
         );

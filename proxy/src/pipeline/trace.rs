@@ -17,7 +17,7 @@ use strait_policies::TraceRules;
 
 use super::{Context, Stage, Traced};
 use crate::codec::batch::BatchError;
-use crate::codec::records::BatchEdit;
+use crate::codec::edit::BatchEdit;
 
 /// `00-` + 32 hex + `-` + 16 hex + `-01`.
 pub const TRACEPARENT_LEN: usize = 55;
@@ -70,13 +70,14 @@ impl Stage for Trace {
                 }));
             return Ok(());
         }
-        let seed = if batch.producer_id() >= 0 {
+        let b = batch.batch();
+        let seed = if b.producer_id() >= 0 {
             KEY.hash_one((
                 cx.topic,
                 cx.partition,
-                batch.producer_id(),
-                batch.producer_epoch(),
-                batch.base_sequence(),
+                b.producer_id(),
+                b.producer_epoch(),
+                b.base_sequence(),
             ))
         } else {
             KEY.hash_one((UNSEEDED.fetch_add(1, Ordering::Relaxed), cx.received_at_ms))

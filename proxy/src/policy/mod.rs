@@ -1,7 +1,14 @@
-//! Policies in the proxy: loading the policy directory, hot reload (file
-//! changes and SIGHUP, keeping the last good set), and enforcement on the wire.
+//! Policies in the proxy, the request side of the data flow: loading and
+//! compiling the policy directory ([`compiled`]), hot reload (file changes
+//! and SIGHUP, keeping the last good set), and enforcement on the wire, one
+//! file per api ([`produce`], [`fetch`], [`admin`]) behind one entry point
+//! ([`request::enforce`]).
 
-pub mod enforce;
+pub mod admin;
+pub mod compiled;
+pub mod fetch;
+pub mod produce;
+pub mod request;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,7 +16,12 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use strait_policies::{PolicySet, Problem};
+use tokio::sync::watch;
 use tracing::{error, info};
+
+use crate::metrics;
+pub use compiled::{Compiled, TopicPlan};
+pub use request::{enforce, ConnState, EnforceError, Enforcer, Outcome};
 
 /// Reads every `*.toml` file of a directory (sorted by name) and validates them as one set.
 pub fn load_dir(dir: &Path) -> Result<PolicySet, Vec<Problem>> {
@@ -40,8 +52,11 @@ pub fn load_dir(dir: &Path) -> Result<PolicySet, Vec<Problem>> {
     PolicySet::parse(&files)
 }
 
+/// The policy files' names, sizes and modification times.
+type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
+
 /// A fingerprint of the policy files: names, sizes and modification times.
-fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+fn fingerprint(dir: &Path) -> Fingerprint {
     let mut v: Vec<_> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
@@ -61,15 +76,19 @@ fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
     v
 }
 
-/// The policy set in force, swapped atomically on reload.
+/// The compiled policy set in force, swapped atomically on reload.
 pub struct PolicyStore {
-    current: ArcSwap<PolicySet>,
+    current: ArcSwap<Compiled>,
     dir: Option<PathBuf>,
+    cache_topics: usize,
+    /// Bumped after every reload attempt, so tests and benchmarks can wait
+    /// for one instead of sleeping.
+    reloads: watch::Sender<u64>,
 }
 
 impl PolicyStore {
     /// Loads the directory once; a bad set at start-up is an error (nothing to fall back to).
-    pub fn open(dir: Option<&Path>) -> anyhow::Result<PolicyStore> {
+    pub fn open(dir: Option<&Path>, cache_topics: usize) -> anyhow::Result<PolicyStore> {
         let set = match dir {
             None => PolicySet::default(),
             Some(d) => load_dir(d).map_err(|problems| {
@@ -88,29 +107,43 @@ impl PolicyStore {
             info!(dir = %d.display(), policies = set.len(), "policies loaded");
         }
         Ok(PolicyStore {
-            current: ArcSwap::from_pointee(set),
+            current: ArcSwap::from_pointee(Compiled::new(set, cache_topics)),
             dir: dir.map(Path::to_path_buf),
+            cache_topics,
+            reloads: watch::channel(0).0,
         })
     }
 
-    pub fn get(&self) -> arc_swap::Guard<Arc<PolicySet>> {
+    pub fn get(&self) -> arc_swap::Guard<Arc<Compiled>> {
         self.current.load()
     }
 
+    /// The set in force, to hand to work that outlives a borrow.
+    pub fn get_full(&self) -> Arc<Compiled> {
+        self.current.load_full()
+    }
+
+    /// Reload attempts so far; changes after each one.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.reloads.subscribe()
+    }
+
     /// Reloads from disk; keeps the current set when the new one is invalid.
+    /// Blocking (file I/O, regex compilation): the watcher calls it on a
+    /// blocking thread.
     pub fn reload(&self, why: &str) -> bool {
         let Some(dir) = &self.dir else { return false };
-        match load_dir(dir) {
+        let ok = match load_dir(dir) {
             Ok(set) => {
                 let n = set.len();
-                self.current.store(Arc::new(set));
-                metrics::counter!("strait_policy_reloads_total", "outcome" => "ok").increment(1);
+                self.current
+                    .store(Arc::new(Compiled::new(set, self.cache_topics)));
+                metrics::policy_reload("ok");
                 info!(dir = %dir.display(), policies = n, trigger = why, "policies reloaded");
                 true
             }
             Err(problems) => {
-                metrics::counter!("strait_policy_reloads_total", "outcome" => "rejected")
-                    .increment(1);
+                metrics::policy_reload("rejected");
                 for p in &problems {
                     error!(problem = %p, "policy problem");
                 }
@@ -118,13 +151,20 @@ impl PolicyStore {
                        "policy reload rejected; the previous policies stay in force");
                 false
             }
-        }
+        };
+        self.reloads.send_modify(|n| *n += 1);
+        ok
     }
 
     /// Watches the directory (polling, 250 ms) and SIGHUP until `shutdown`.
-    pub async fn watch(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    /// The directory is read on blocking threads, never on the reactor.
+    pub async fn watch(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let Some(dir) = self.dir.clone() else { return };
-        let mut last = fingerprint(&dir);
+        let blocking = |f: Box<dyn FnOnce() -> Fingerprint + Send>| async move {
+            tokio::task::spawn_blocking(f).await.unwrap_or_default()
+        };
+        let d = dir.clone();
+        let mut last = blocking(Box::new(move || fingerprint(&d))).await;
         #[cfg(unix)]
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -138,20 +178,24 @@ impl PolicyStore {
             };
             #[cfg(not(unix))]
             let hup_recv = std::future::pending::<Option<()>>();
-            tokio::select! {
+            let trigger = tokio::select! {
                 _ = shutdown.changed() => return,
-                _ = hup_recv => {
-                    last = fingerprint(&dir);
-                    self.reload("SIGHUP");
+                _ = hup_recv => "SIGHUP",
+                _ = tick.tick() => "file change",
+            };
+            let (store, d) = (self.clone(), dir.clone());
+            let previous = std::mem::take(&mut last);
+            last = blocking(Box::new(move || {
+                let now = fingerprint(&d);
+                if trigger == "SIGHUP" || now != previous {
+                    store.reload(trigger);
                 }
-                _ = tick.tick() => {
-                    let now = fingerprint(&dir);
-                    if now != last {
-                        last = now;
-                        self.reload("file change");
-                    }
-                }
-            }
+                now
+            }))
+            .await;
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

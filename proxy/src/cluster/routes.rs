@@ -1,7 +1,5 @@
-//! Addressing: which upstream broker each proxy listener stands for, and the
-//! address Strait advertises for it (port-per-broker).
-
-pub mod rewrite;
+//! Broker routes: which upstream broker each proxy listener stands for, and
+//! the address Strait advertises for it (port-per-broker).
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -9,7 +7,16 @@ use std::sync::RwLock;
 use kafka_protocol::protocol::StrBytes;
 
 use crate::config::BrokerPorts;
-use rewrite::{AddressMap, Endpoint};
+
+use super::NoListener;
+
+/// A broker endpoint as the upstream announced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+}
 
 /// One broker as Strait knows it.
 #[derive(Debug, Clone)]
@@ -21,21 +28,21 @@ pub struct Node {
 }
 
 /// The node map shared by all connections.
-pub struct Router {
+pub struct Routes {
     advertised_host: StrBytes,
     ports: BrokerPorts,
     nodes: RwLock<HashMap<i32, Node>>,
 }
 
-/// What [`Router::learn`] found: brokers that need a listener.
+/// What [`Routes::learn`] found: brokers that need a listener.
 #[derive(Debug, Default)]
 pub struct Learned {
     pub need_listener: Vec<(i32, u16)>,
 }
 
-impl Router {
-    pub fn new(advertised_host: &str, ports: BrokerPorts) -> Router {
-        Router {
+impl Routes {
+    pub fn new(advertised_host: &str, ports: BrokerPorts) -> Routes {
+        Routes {
             advertised_host: StrBytes::from_string(advertised_host.to_string()),
             ports,
             nodes: RwLock::new(HashMap::new()),
@@ -46,15 +53,15 @@ impl Router {
     pub fn upstream_of(&self, node_id: i32) -> Option<String> {
         self.nodes
             .read()
-            .expect("router lock")
+            .expect("routes lock")
             .get(&node_id)
             .map(|n| n.upstream.clone())
     }
 
     /// Records the upstream address of every endpoint and returns the nodes
     /// that have no proxy listener yet, with the port to bind (0 = any).
-    pub fn learn(&self, endpoints: &[Endpoint]) -> Result<Learned, rewrite::RewriteError> {
-        let mut nodes = self.nodes.write().expect("router lock");
+    pub fn learn(&self, endpoints: &[Endpoint]) -> Result<Learned, NoListener> {
+        let mut nodes = self.nodes.write().expect("routes lock");
         let mut learned = Learned::default();
         for ep in endpoints {
             let upstream = format!("{}:{}", bracket_v6(&ep.host), ep.port);
@@ -69,7 +76,7 @@ impl Router {
                     let port = self
                         .ports
                         .port_for(ep.node_id)
-                        .ok_or(rewrite::RewriteError::NoListener(ep.node_id))?;
+                        .ok_or(NoListener(ep.node_id))?;
                     nodes.insert(ep.node_id, Node { upstream, port: 0 });
                     learned.need_listener.push((ep.node_id, port));
                 }
@@ -80,14 +87,14 @@ impl Router {
 
     /// Records the port a node's listener is bound to.
     pub fn bound(&self, node_id: i32, port: u16) {
-        if let Some(n) = self.nodes.write().expect("router lock").get_mut(&node_id) {
+        if let Some(n) = self.nodes.write().expect("routes lock").get_mut(&node_id) {
             n.port = port;
         }
     }
 
     /// Forgets a node whose listener could not be bound, so a later response retries.
     pub fn forget(&self, node_id: i32) {
-        self.nodes.write().expect("router lock").remove(&node_id);
+        self.nodes.write().expect("routes lock").remove(&node_id);
     }
 
     /// All known nodes, for the admin view and tests.
@@ -95,7 +102,7 @@ impl Router {
         let mut v: Vec<_> = self
             .nodes
             .read()
-            .expect("router lock")
+            .expect("routes lock")
             .iter()
             .map(|(k, n)| (*k, n.clone()))
             .collect();
@@ -104,9 +111,10 @@ impl Router {
     }
 }
 
-impl AddressMap for Router {
-    fn advertised(&self, node_id: i32) -> Option<(StrBytes, i32)> {
-        let nodes = self.nodes.read().expect("router lock");
+impl Routes {
+    /// The proxy's (host, port) for a node, once its listener is bound.
+    pub fn advertised(&self, node_id: i32) -> Option<(StrBytes, i32)> {
+        let nodes = self.nodes.read().expect("routes lock");
         let n = nodes.get(&node_id)?;
         (n.port != 0).then(|| (self.advertised_host.clone(), i32::from(n.port)))
     }
@@ -126,7 +134,7 @@ mod tests {
 
     #[test]
     fn learns_and_maps_nodes() {
-        let r = Router::new(
+        let r = Routes::new(
             "127.0.0.1",
             BrokerPorts::Range {
                 start: 20000,

@@ -1,0 +1,120 @@
+//! Broker → client. Matches every response to its request's plan by
+//! correlation id (responses carry no api key), streams the ones with
+//! nothing to do straight from the read buffer, and buffers whole only the
+//! ones whose plan has steps. Runs in its own task, so a client that closes
+//! its sending side still gets every response in flight.
+
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use super::buffer::{forward, step_over, ReadBuf};
+use super::{ConnError, Env};
+use crate::codec::{frame_len, FrameError};
+use crate::io::{BoxRead, BoxWrite};
+use crate::metrics;
+use crate::response::ResponsePlan;
+
+/// Returns `Ok(())` once the request side has ended and every response it
+/// was owed has been sent; an error when the broker misbehaves or closes
+/// with requests in flight.
+pub async fn responses(
+    env: &Env,
+    mut upstream: BoxRead,
+    mut client: BoxWrite,
+    mut in_flight: mpsc::Receiver<ResponsePlan>,
+) -> Result<(), ConnError> {
+    let max = env.limits.max_frame_bytes;
+    let mut rb = ReadBuf::new(env.limits.buffer_bytes);
+    let mut rem = 0usize;
+    let mut head: Option<ResponsePlan> = None;
+    // The request side has ended: no plan will come after those queued.
+    let mut requests_done = false;
+    loop {
+        let buf = &mut rb.buf;
+        let mut pos = 0;
+        loop {
+            if rem > 0 {
+                if !step_over(&mut rem, &mut pos, buf.len()) {
+                    break;
+                }
+                continue;
+            }
+            let avail = &buf[pos..];
+            let Some(len) = frame_len(avail, max).map_err(ConnError::UpstreamFrame)? else {
+                break;
+            };
+            if len < 4 {
+                return Err(ConnError::UpstreamFrame(FrameError::TooShort { len }));
+            }
+            let Some(corr) = avail.get(4..8) else { break };
+            let corr = i32::from_be_bytes(corr.try_into().expect("4 bytes"));
+            if head.is_none() {
+                // The request side queues the plan before it writes the request,
+                // so the plan is there by the time its response arrives.
+                head = Some(in_flight.recv().await.ok_or(ConnError::UnexpectedResponse {
+                    correlation_id: corr,
+                })?);
+            }
+            let plan = head.as_ref().expect("set above");
+            if plan.correlation_id != corr {
+                return Err(ConnError::CorrelationMismatch {
+                    expected: plan.correlation_id,
+                    got: corr,
+                });
+            }
+            let m = metrics::api(plan.api_key);
+            if plan.streams() {
+                m.latency.record(plan.sent.elapsed().as_secs_f64());
+                m.response_bytes.increment(4 + len as u64);
+                rem = 4 + len;
+                head = None;
+                continue;
+            }
+            if avail.len() < 4 + len {
+                buf.reserve(4 + len - avail.len());
+                break;
+            }
+            forward(&mut client, buf, pos)
+                .await
+                .map_err(ConnError::ClientIo)?;
+            pos = 0;
+            let frame = buf.split_to(4 + len).freeze().slice(4..);
+            let plan = head.take().expect("set above");
+            let sent = plan.sent;
+            let out = plan
+                .execute(frame, &env.responses)
+                .await
+                .map_err(ConnError::Rewrite)?;
+            client.write_all(&out).await.map_err(ConnError::ClientIo)?;
+            m.latency.record(sent.elapsed().as_secs_f64());
+            m.response_bytes.increment(out.len() as u64);
+        }
+        forward(&mut client, buf, pos)
+            .await
+            .map_err(ConnError::ClientIo)?;
+        if requests_done && head.is_none() && rem == 0 && rb.buf.is_empty() && in_flight.is_empty() {
+            return Ok(()); // every response owed was sent
+        }
+        let n = tokio::select! {
+            n = rb.fill(&mut upstream) => n.map_err(ConnError::UpstreamIo)?,
+            // Learn when the request side ends, so a half-closed client gets
+            // its responses and then the connection closes.
+            plan = in_flight.recv(), if head.is_none() && !requests_done => {
+                match plan {
+                    Some(p) => head = Some(p),
+                    None => requests_done = true,
+                }
+                continue;
+            }
+        };
+        if n == 0 {
+            let waiting = usize::from(head.is_some()) + in_flight.len();
+            if rem == 0 && rb.buf.is_empty() && waiting == 0 {
+                return Err(ConnError::UpstreamClosed { in_flight: 0 });
+            }
+            return Err(ConnError::UpstreamClosed {
+                in_flight: waiting.max(1),
+            });
+        }
+    }
+}

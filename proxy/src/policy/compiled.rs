@@ -1,0 +1,135 @@
+//! Policies compiled at load: for each policy, the facts the wire path asks
+//! of it (does it inspect produce? does it need the records? which stages?),
+//! computed once per reload instead of per request, and a bounded cache of
+//! topic → plan for topics that pattern selectors (prefix, glob, regex,
+//! default) match, so a regex runs once per topic per reload, not per request.
+
+use std::sync::Arc;
+
+use moka::sync::Cache;
+use strait_policies::{Policy, PolicySet};
+
+use crate::pipeline::Pipeline;
+
+/// What the wire path does for one policy's topics.
+pub struct TopicPlan {
+    pub policy: Arc<Policy>,
+    /// The record pipeline's stages (empty: the policy rewrites nothing).
+    pub pipeline: Pipeline,
+    /// Produce requests to these topics are decoded (rules or stages).
+    pub inspects_produce: bool,
+    /// Produce checks need batch headers (acks alone does not).
+    pub needs_batches: bool,
+    /// Produce checks need the records themselves.
+    pub needs_records: bool,
+    /// Fetches of these topics are forced to read_committed.
+    pub read_committed: bool,
+}
+
+impl TopicPlan {
+    fn new(policy: &Arc<Policy>) -> TopicPlan {
+        let rules = policy.produce.as_ref();
+        TopicPlan {
+            policy: policy.clone(),
+            pipeline: Pipeline::for_policy(policy),
+            inspects_produce: policy.inspects_produce(),
+            needs_batches: policy.rewrites_records() || rules.is_some_and(|r| r.needs_batches()),
+            needs_records: rules.is_some_and(|r| r.needs_records()),
+            read_committed: strait_policies::decide::forces_read_committed(policy),
+        }
+    }
+
+    /// Produce work that reads or rewrites records (decompression,
+    /// compression, re-sealing): it runs on the blocking pool.
+    pub fn record_work(&self) -> bool {
+        self.needs_records || !self.pipeline.is_empty()
+    }
+}
+
+/// A loaded policy set with its plans.
+pub struct Compiled {
+    set: PolicySet,
+    plans: Vec<Arc<TopicPlan>>,
+    /// Topics resolved through pattern selectors (None: no policy).
+    by_topic: Cache<String, Option<Arc<TopicPlan>>>,
+}
+
+impl Compiled {
+    /// Compiles `set`, caching at most `cache_topics` pattern-resolved topics.
+    pub fn new(set: PolicySet, cache_topics: usize) -> Compiled {
+        let plans = set.policies().iter().map(|p| Arc::new(TopicPlan::new(p))).collect();
+        Compiled {
+            set,
+            plans,
+            by_topic: Cache::new(cache_topics as u64),
+        }
+    }
+
+    pub fn set(&self) -> &PolicySet {
+        &self.set
+    }
+
+    /// The plan for `topic`, if a policy selects it.
+    pub fn plan(&self, topic: &str) -> Option<Arc<TopicPlan>> {
+        if let Some(i) = self.set.exact_index(topic) {
+            return Some(self.plans[i].clone());
+        }
+        if !self.set.has_patterns() {
+            return None;
+        }
+        if let Some(hit) = self.by_topic.get(topic) {
+            return hit;
+        }
+        let plan = self.set.resolve_index(topic).map(|i| self.plans[i].clone());
+        self.by_topic.insert(topic.to_string(), plan.clone());
+        plan
+    }
+
+    /// Topics held in the pattern cache (after pending evictions).
+    pub fn cached_topics(&self) -> u64 {
+        self.by_topic.run_pending_tasks();
+        self.by_topic.entry_count()
+    }
+
+    pub fn has_produce_rules(&self) -> bool {
+        self.set.has_produce_rules()
+    }
+
+    pub fn has_fetch_rules(&self) -> bool {
+        self.set.has_fetch_rules()
+    }
+
+    pub fn has_admin_rules(&self) -> bool {
+        self.set.has_admin_rules()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiled(cache: usize) -> Compiled {
+        let text = "[[policy]]\nname = \"exact\"\ntopics = { exact = \"orders\" }\n[policy.trace]\n\
+                    [[policy]]\nname = \"rx\"\ntopics = { regex = \"ev-[0-9]+\" }\n[policy.produce]\nrequire_idempotent = true\n";
+        Compiled::new(PolicySet::parse(&[("p.toml".into(), text.into())]).unwrap(), cache)
+    }
+
+    #[test]
+    fn plans_are_built_once_and_pattern_topics_cached_within_a_bound() {
+        let c = compiled(50);
+        let a = c.plan("orders").unwrap();
+        assert!(Arc::ptr_eq(&a, &c.plan("orders").unwrap()), "one plan per policy");
+        assert_eq!(a.pipeline.names(), ["trace"]);
+        assert!(a.record_work());
+        let rx = c.plan("ev-1").unwrap();
+        assert_eq!(rx.policy.name, "rx");
+        assert!(!rx.record_work(), "batch headers only");
+        assert!(c.plan("other").is_none());
+        for i in 0..1000 {
+            c.plan(&format!("ev-{i}"));
+            c.plan(&format!("none-{i}"));
+        }
+        assert!(c.cached_topics() <= 50, "{} cached", c.cached_topics());
+        assert_eq!(c.plan("ev-999").unwrap().policy.name, "rx", "still right after eviction");
+    }
+}

@@ -1,0 +1,366 @@
+//! Produce enforcement: acks rules, batch and record checks, then the
+//! record pipeline of topics whose policy has stages. A request naming no
+//! policed topic is found by a scan of its topic names (no decode) and
+//! forwarded as it came.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::produce_request::PartitionProduceData;
+use kafka_protocol::messages::{ApiKey, ProduceRequest};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use strait_policies::decide::{self, AcksVerdict, BatchFacts, RecordFacts};
+use strait_policies::{Codec, Policy, Rule, Violation};
+use uuid::Uuid;
+
+use super::request::{decode_error, decode_header, frame_with, record, reject, EnforceError, Outcome};
+use super::{Compiled, TopicPlan};
+use crate::cluster::TopicIds;
+use crate::codec::batch::{self, Batch, BatchError, RecordView};
+use crate::codec::{scan_produce_topics, Compression, TopicRef};
+use crate::pipeline::{self, PipelineError};
+use crate::response::{PendingTraces, Rejected, Step, TOPIC_RESOURCE};
+
+/// Kafka's UNKNOWN_TOPIC_ID (retriable: the client refreshes its metadata).
+const UNKNOWN_TOPIC_ID: i16 = 100;
+
+/// What a scan of a produce request's topics found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scan {
+    /// No policed topic: forward the bytes as they came.
+    Unpoliced,
+    /// Policed, with checks on the request and batch headers only.
+    Inline,
+    /// Policed, and some topic's policy reads or rewrites records.
+    RecordWork,
+}
+
+/// Walks the topic names of a produce `frame` (length prefix included)
+/// without decoding it.
+pub fn scan(
+    policies: &Compiled,
+    names: &TopicIds,
+    version: i16,
+    frame: &Bytes,
+) -> Result<Scan, EnforceError> {
+    let mut found = Scan::Unpoliced;
+    let mut see = |plan: Option<&TopicPlan>, unknown: bool| {
+        let scan = match plan {
+            Some(p) if p.inspects_produce && p.record_work() => Scan::RecordWork,
+            Some(p) if p.inspects_produce => Scan::Inline,
+            // An id Strait cannot name yet: decode, and answer it.
+            None if unknown => Scan::Inline,
+            _ => Scan::Unpoliced,
+        };
+        found = match (found, scan) {
+            (Scan::RecordWork, _) | (_, Scan::RecordWork) => Scan::RecordWork,
+            (Scan::Inline, _) | (_, Scan::Inline) => Scan::Inline,
+            _ => Scan::Unpoliced,
+        };
+        found == Scan::RecordWork // nothing can raise it further: stop
+    };
+    scan_produce_topics(&frame[4..], version, |t| match t {
+        TopicRef::Name(n) => {
+            let plan = std::str::from_utf8(n).ok().and_then(|n| policies.plan(n));
+            see(plan.as_deref(), false)
+        }
+        TopicRef::Id(id) => match names.name_of(&Uuid::from_bytes(id)) {
+            Some(n) => see(policies.plan(&n).as_deref(), false),
+            None => see(None, true),
+        },
+    })
+    .map_err(|e| EnforceError::Decode {
+        api: ApiKey::Produce,
+        version,
+        why: e.to_string(),
+    })?;
+    Ok(found)
+}
+
+/// What a request's partitions came to.
+#[derive(Default)]
+struct Verdicts {
+    rejected: Vec<Rejected>,
+    traces: Vec<PendingTraces>,
+    rewritten: bool,
+    upgrade: bool,
+}
+
+/// Applies produce rules, then the record pipeline, to a request the scan
+/// found policed. `frame` is the whole frame, length prefix included; `cap`
+/// bounds a batch's decompressed size. CPU-heavy for record work: the
+/// caller runs it on the blocking pool then.
+pub fn produce(
+    policies: &Compiled,
+    names: &TopicIds,
+    version: i16,
+    acks_at: usize,
+    cap: usize,
+    frame: Bytes,
+) -> Result<Outcome, EnforceError> {
+    let api = ApiKey::Produce;
+    let body = frame.slice(4..);
+    let (header_len, header) = decode_header(api, version, &body)?;
+    let client_id = header.client_id.as_ref().map(|c| c.as_str());
+    let mut b = body.slice(header_len..);
+    let mut req = ProduceRequest::decode(&mut b, version).map_err(decode_error(api, version))?;
+    let txn = req.transactional_id.is_some();
+    let mut v = Verdicts::default();
+    let received_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    for topic in &mut req.topic_data {
+        let name: Arc<str> = if topic.name.0.is_empty() {
+            match names.name_of(&topic.topic_id) {
+                Some(n) => n,
+                None => {
+                    for p in topic.partition_data.drain(..) {
+                        v.rejected.push(unknown_topic_id(topic.topic_id, p.index));
+                    }
+                    continue;
+                }
+            }
+        } else {
+            Arc::from(topic.name.0.as_str())
+        };
+        let Some(plan) = policies.plan(&name) else {
+            continue;
+        };
+        if !plan.inspects_produce {
+            continue;
+        }
+        let policy = &plan.policy;
+        let client_name = (!topic.name.0.is_empty()).then(|| topic.name.0.clone());
+        let verdict = decide::decide_acks(policy, req.acks);
+        if let AcksVerdict::Reject(violation) = &verdict {
+            record(&name, policy, Some(violation));
+            if req.acks == 0 {
+                return Ok(Outcome::Close(format!(
+                    "acks=0 produce to topic {name:?} violates {violation}"
+                )));
+            }
+            for p in topic.partition_data.drain(..) {
+                v.rejected
+                    .push(reject(client_name.clone(), topic.topic_id, p.index, violation));
+            }
+            continue;
+        }
+        v.upgrade |= verdict == AcksVerdict::UpgradeToAll;
+        let partitions = std::mem::take(&mut topic.partition_data);
+        let mut kept = Vec::with_capacity(partitions.len());
+        for mut p in partitions {
+            let target = Target {
+                name: &name,
+                client_name: &client_name,
+                topic_id: topic.topic_id,
+                client_id,
+                version,
+                received_at_ms,
+                cap,
+                txn,
+            };
+            match partition(&plan, &target, &mut p, &mut v) {
+                Ok(()) => kept.push(p),
+                Err(violation) => {
+                    if req.acks == 0 {
+                        return Ok(Outcome::Close(format!(
+                            "acks=0 produce to topic {name:?} violates {violation}"
+                        )));
+                    }
+                    v.rejected
+                        .push(reject(client_name.clone(), topic.topic_id, p.index, &violation));
+                }
+            }
+        }
+        topic.partition_data = kept;
+    }
+    let mut steps = Vec::new();
+    if !v.traces.is_empty() {
+        steps.push(Step::IndexTraces(v.traces));
+    }
+    if v.rejected.is_empty() && !v.rewritten {
+        if !v.upgrade {
+            return Ok(Outcome::Forward { frame, steps });
+        }
+        let mut out = BytesMut::from(&frame[..]);
+        out[acks_at..acks_at + 2].copy_from_slice(&(-1i16).to_be_bytes());
+        return Ok(Outcome::Forward {
+            frame: out.freeze(),
+            steps,
+        });
+    }
+    if v.upgrade && req.acks == 1 {
+        req.acks = -1;
+    }
+    req.topic_data.retain(|t| !t.partition_data.is_empty());
+    let frame = frame_with(&body[..header_len], &req, api, version)?;
+    if !v.rejected.is_empty() {
+        steps.push(Step::MergeRejections(v.rejected));
+    }
+    Ok(Outcome::Forward { frame, steps })
+}
+
+/// The partition's topic and request, as the checks and stages see them.
+struct Target<'a> {
+    name: &'a Arc<str>,
+    client_name: &'a Option<StrBytes>,
+    topic_id: Uuid,
+    client_id: Option<&'a str>,
+    version: i16,
+    received_at_ms: i64,
+    cap: usize,
+    txn: bool,
+}
+
+/// Checks one partition and runs the pipeline over its batches; on success
+/// `p.records` holds what to forward.
+fn partition(
+    plan: &TopicPlan,
+    t: &Target<'_>,
+    p: &mut PartitionProduceData,
+    v: &mut Verdicts,
+) -> Result<(), Violation> {
+    let policy = &plan.policy;
+    let checked = check_partition(plan, t.txn, p.records.clone(), t.cap);
+    let result = match checked {
+        Ok(batches) if !plan.pipeline.is_empty() && !batches.is_empty() => {
+            let mut traced = Vec::new();
+            let mut cx = pipeline::Context {
+                topic: t.name,
+                partition: p.index,
+                client_id: t.client_id,
+                api_version: t.version,
+                received_at_ms: t.received_at_ms,
+                traced: &mut traced,
+                records_before: 0,
+            };
+            match plan.pipeline.run(&batches, t.cap, &mut cx) {
+                Err(e) => Err(pipeline_violation(policy, e)),
+                Ok(new) => {
+                    v.rewritten |= new.is_some();
+                    p.records = new.or(p.records.take());
+                    if !traced.is_empty() {
+                        v.traces.push(PendingTraces {
+                            topic: t.name.to_string(),
+                            name: t.client_name.clone(),
+                            topic_id: t.topic_id,
+                            partition: p.index,
+                            client: t.client_id.map(str::to_string),
+                            traced,
+                        });
+                    }
+                    Ok(())
+                }
+            }
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
+    };
+    record(t.name, policy, result.as_ref().err());
+    result
+}
+
+fn unknown_topic_id(topic_id: Uuid, partition: i32) -> Rejected {
+    Rejected {
+        name: None,
+        topic_id,
+        partition,
+        resource_type: TOPIC_RESOURCE,
+        error_code: UNKNOWN_TOPIC_ID,
+        message: "Strait has not seen this topic id in Metadata yet; refresh metadata and retry"
+            .into(),
+        record_errors: vec![],
+    }
+}
+
+/// A batch Strait cannot read: CORRUPT_MESSAGE where the broker would say so
+/// too (bad CRC, malformed records), else POLICY_VIOLATION; the message names
+/// the policy.
+fn unreadable(policy: &Policy, rule: Rule, e: &BatchError) -> Violation {
+    let error_code = match e {
+        BatchError::Crc { .. } | BatchError::Record(_) | BatchError::Truncated(_) => {
+            decide::CORRUPT_MESSAGE
+        }
+        _ => decide::POLICY_VIOLATION,
+    };
+    Violation {
+        rule,
+        error_code,
+        message: format!(
+            "Strait policy {:?} ({}, topics {}) cannot {} this batch: {e}",
+            policy.name,
+            policy.source.file,
+            policy.selector,
+            if policy.rewrites_records() {
+                "rewrite"
+            } else {
+                "inspect"
+            }
+        ),
+        record_errors: vec![],
+    }
+}
+
+fn pipeline_violation(policy: &Policy, e: PipelineError) -> Violation {
+    let mut v = unreadable(policy, e.rule, &e.error);
+    v.message = format!("{} (stage {})", v.message, e.stage);
+    v
+}
+
+/// The policy core's view of a batch header.
+fn facts(b: &Batch) -> BatchFacts {
+    BatchFacts {
+        producer_id: b.producer_id(),
+        transactional: b.is_transactional(),
+        compression: match b.compression() {
+            Compression::None => Codec::None,
+            Compression::Gzip => Codec::Gzip,
+            Compression::Snappy => Codec::Snappy,
+            Compression::Lz4 => Codec::Lz4,
+            Compression::Zstd => Codec::Zstd,
+        },
+        magic: b.magic(),
+    }
+}
+
+/// The policy core's view of a record.
+struct Facts<'a>(RecordView<'a>);
+
+impl RecordFacts for Facts<'_> {
+    fn size(&self) -> usize {
+        self.0.size()
+    }
+
+    fn has_header(&self, key: &[u8]) -> bool {
+        self.0.has_header(key)
+    }
+}
+
+/// Checks a partition's batches; returns them split for the pipeline (empty
+/// when neither the rules nor a stage needs them).
+fn check_partition(
+    plan: &TopicPlan,
+    txn: bool,
+    records: Option<Bytes>,
+    cap: usize,
+) -> Result<Vec<Batch>, Violation> {
+    let Some(records) = records else {
+        return Ok(Vec::new());
+    };
+    if !plan.needs_batches {
+        // acks rules alone: old message formats and anything else pass as bytes.
+        return Ok(Vec::new());
+    }
+    let policy = &plan.policy;
+    let readable = |e: BatchError| unreadable(policy, Rule::Readable, &e);
+    let batches = batch::batches(records).map_err(readable)?;
+    for b in &batches {
+        decide::decide_batch(policy, txn, &facts(b))?;
+        if plan.needs_records {
+            let bytes = b.record_bytes(cap).map_err(readable)?;
+            let views = batch::records(&bytes, b.record_count()).map_err(readable)?;
+            decide::decide_records(policy, views.into_iter().map(Facts))?;
+        }
+    }
+    Ok(batches)
+}

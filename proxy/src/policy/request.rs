@@ -1,0 +1,200 @@
+//! The entry point of enforcement for the request pump, and what the
+//! per-api enforcers share: decoding a request header, re-encoding a
+//! filtered request, turning a violation into a rejection, recording a
+//! decision. An inspected request is buffered whole, decoded (request
+//! structure and batch headers; records only when a rule needs them) and
+//! then forwarded unchanged, patched in place, or forwarded without the
+//! rejected parts, whose errors the response plan merges into the broker's
+//! answer.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use strait_policies::{Policy, Violation};
+use uuid::Uuid;
+
+use super::{admin, fetch, produce, Compiled, PolicyStore};
+use crate::cluster::ClusterView;
+use crate::codec::RequestPeek;
+use crate::metrics;
+use crate::offload::Offload;
+use crate::response::{Rejected, Step, TOPIC_RESOURCE};
+
+/// What to do with an inspected request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Forward these bytes (the original frame, patched, or re-encoded);
+    /// `steps` are what the response plan must do for this request.
+    Forward { frame: Bytes, steps: Vec<Step> },
+    /// Close the connection: acks=0 has no response to carry the error.
+    Close(String),
+}
+
+impl Outcome {
+    /// Forward as is, nothing to do on the response.
+    pub fn forward(frame: Bytes) -> Outcome {
+        Outcome::Forward {
+            frame,
+            steps: Vec::new(),
+        }
+    }
+}
+
+/// Per-connection enforcement state.
+#[derive(Debug, Default)]
+pub struct ConnState {
+    /// A fetch on this connection named a read_committed topic. Fetch sessions
+    /// omit unchanged topics later, so the connection stays forced.
+    pub read_committed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnforceError {
+    #[error("cannot decode {api:?} v{version} request: {why}")]
+    Decode {
+        api: ApiKey,
+        version: i16,
+        why: String,
+    },
+    #[error("cannot encode {api:?} v{version} request: {why}")]
+    Encode {
+        api: ApiKey,
+        version: i16,
+        why: String,
+    },
+    #[error("{0}")]
+    Offload(#[from] crate::offload::Panicked),
+}
+
+/// What enforcement needs from the rest of the proxy.
+#[derive(Clone)]
+pub struct Enforcer {
+    pub store: Arc<PolicyStore>,
+    pub cluster: Arc<ClusterView>,
+    pub offload: Offload,
+    /// Cap on a batch's decompressed size.
+    pub max_decompressed: usize,
+}
+
+/// Whether policies inspect this api key under the current set.
+pub fn inspects(set: &Compiled, api_key: i16) -> bool {
+    match ApiKey::try_from(api_key) {
+        Ok(ApiKey::Produce) => set.has_produce_rules(),
+        Ok(ApiKey::Fetch) => set.has_fetch_rules(),
+        Ok(
+            ApiKey::CreateTopics
+            | ApiKey::AlterConfigs
+            | ApiKey::IncrementalAlterConfigs
+            | ApiKey::DeleteTopics,
+        ) => set.has_admin_rules(),
+        _ => false,
+    }
+}
+
+/// Applies the policies to one whole request frame (length prefix
+/// included). Produce requests whose policies read or rewrite records run
+/// on the blocking pool; everything else is cheap and runs inline. The
+/// caller awaits the outcome before reading the next request, so request
+/// order is kept.
+pub async fn enforce(
+    e: &Enforcer,
+    state: &mut ConnState,
+    peek: RequestPeek,
+    acks_at: usize,
+    frame: Bytes,
+) -> Result<Outcome, EnforceError> {
+    let policies = e.store.get_full();
+    let names = &e.cluster.topic_ids;
+    let version = peek.api_version;
+    match peek.api_key {
+        0 => match produce::scan(&policies, names, version, &frame)? {
+            produce::Scan::Unpoliced => Ok(Outcome::forward(frame)),
+            produce::Scan::Inline => {
+                produce::produce(&policies, names, version, acks_at, e.max_decompressed, frame)
+            }
+            produce::Scan::RecordWork => {
+                let (cluster, cap) = (e.cluster.clone(), e.max_decompressed);
+                e.offload
+                    .run(move || {
+                        produce::produce(&policies, &cluster.topic_ids, version, acks_at, cap, frame)
+                    })
+                    .await?
+            }
+        },
+        1 => fetch::fetch(&policies, names, state, version, frame),
+        key => admin::admin(&policies, names, key, version, frame),
+    }
+}
+
+/// One policy decision, for the metrics and, on rejection, the log.
+pub(super) fn record(topic: &str, policy: &Policy, violation: Option<&Violation>) {
+    let (rule, outcome) = match violation {
+        None => ("all", "allowed"),
+        Some(v) => (v.rule.name(), "rejected"),
+    };
+    metrics::policy_decision(&policy.name, rule, outcome);
+    if let Some(v) = violation {
+        tracing::debug!(topic, policy = %policy.name, rule, error = %v, "policy rejected a request");
+    }
+}
+
+pub(super) fn decode_error(api: ApiKey, version: i16) -> impl Fn(anyhow::Error) -> EnforceError {
+    move |e| EnforceError::Decode {
+        api,
+        version,
+        why: e.to_string(),
+    }
+}
+
+/// Decodes the request header of a frame body (after the length prefix);
+/// returns its length too.
+pub(super) fn decode_header(
+    api: ApiKey,
+    version: i16,
+    body: &Bytes,
+) -> Result<(usize, RequestHeader), EnforceError> {
+    let mut b = body.clone();
+    let header = RequestHeader::decode(&mut b, api.request_header_version(version))
+        .map_err(decode_error(api, version))?;
+    Ok((body.len() - b.len(), header))
+}
+
+/// A frame of `header` (as received) and a re-encoded body.
+pub(super) fn frame_with(
+    header: &[u8],
+    body: &impl Encodable,
+    api: ApiKey,
+    version: i16,
+) -> Result<Bytes, EnforceError> {
+    let mut out = BytesMut::with_capacity(header.len() + 256);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(header);
+    body.encode(&mut out, version)
+        .map_err(|e| EnforceError::Encode {
+            api,
+            version,
+            why: e.to_string(),
+        })?;
+    let len = (out.len() - 4) as i32;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(out.freeze())
+}
+
+pub(super) fn reject(
+    name: Option<StrBytes>,
+    topic_id: Uuid,
+    partition: i32,
+    v: &Violation,
+) -> Rejected {
+    Rejected {
+        name,
+        topic_id,
+        partition,
+        resource_type: TOPIC_RESOURCE,
+        error_code: v.error_code,
+        message: v.message.clone(),
+        record_errors: v.record_errors.clone(),
+    }
+}

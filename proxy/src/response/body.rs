@@ -1,0 +1,69 @@
+//! What response steps read from, or filter in, decoded bodies: topic ids
+//! (Metadata), the base offsets the broker gave produced partitions
+//! (Produce), and aborted transactions' batches (Fetch).
+
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use super::codec::{Body, Decoded};
+use crate::codec::aborted::drop_aborted;
+
+impl Decoded {
+    /// Topic id → name pairs a Metadata response names (for Produce v13 / Fetch v13+).
+    pub fn topic_ids(&self) -> Vec<(Uuid, String)> {
+        match &self.body {
+            Body::Metadata(m) => m
+                .topics
+                .iter()
+                .filter(|t| !t.topic_id.is_nil())
+                .filter_map(|t| Some((t.topic_id, t.name.as_ref()?.0.to_string())))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The base offset the broker gave a produced partition, if it took it.
+    pub fn produce_base_offset(
+        &self,
+        name: Option<&StrBytes>,
+        topic_id: &Uuid,
+        partition: i32,
+    ) -> Option<i64> {
+        let Body::Produce(p) = &self.body else {
+            return None;
+        };
+        p.responses
+            .iter()
+            .filter(|t| match name {
+                Some(n) => t.name.0 == *n,
+                None => t.topic_id == *topic_id,
+            })
+            .flat_map(|t| &t.partition_responses)
+            .find(|r| r.index == partition && r.error_code == 0 && r.base_offset >= 0)
+            .map(|r| r.base_offset)
+    }
+
+    /// Drops aborted transactions' batches from every partition of a Fetch
+    /// response, as a read_committed consumer would.
+    pub fn drop_aborted(&mut self) {
+        let Body::Fetch(f) = &mut self.body else {
+            return;
+        };
+        for t in &mut f.responses {
+            for p in &mut t.partitions {
+                let (Some(aborted), Some(records)) = (&p.aborted_transactions, &p.records) else {
+                    continue;
+                };
+                if aborted.is_empty() {
+                    continue;
+                }
+                let list: Vec<(i64, i64)> = aborted
+                    .iter()
+                    .map(|a| (a.producer_id.0, a.first_offset))
+                    .collect();
+                let kept = drop_aborted(records, &list);
+                p.records = Some(kept);
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The response plan: what the response side does with one request's
+//! response, decided when the request is admitted, and executed as a chain
+//! of steps (some of which await) once the broker answers.
+//!
+//! A response with no plan ([`ResponsePlan::streams`]) is forwarded as it
+//! arrives, byte for byte. Otherwise it is decoded once and each step runs in
+//! a fixed order: learn topic ids, index trace ids, merge the policy's
+//! rejections, drop aborted transactions, rewrite broker addresses (after
+//! giving new brokers a listener), clamp api versions; then it is encoded.
+//! The next features add their steps here: restoring claim-checked or
+//! chunked records on the fetch path (awaiting the object store or the chunk
+//! topic, then cutting the response at the client's `max_bytes`), and the
+//! observation tap.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use super::codec::{Decoded, Kind, RewriteError};
+use super::merge::Rejected;
+use crate::cluster::ClusterView;
+use crate::codec::RequestPeek;
+use crate::config::LeaderEndpoints;
+use crate::offload::Offload;
+use crate::pipeline::{TraceIndex, Traced};
+
+/// A partition's traced records, waiting for the broker's base offset.
+#[derive(Debug, Clone)]
+pub struct PendingTraces {
+    pub topic: String,
+    /// As the client named it (None: by id).
+    pub name: Option<StrBytes>,
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub client: Option<String>,
+    pub traced: Vec<Traced>,
+}
+
+/// One step of a plan. Variants are listed in execution order.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Remember the topic ids a Metadata response names.
+    LearnTopicIds,
+    /// Index produced records' trace ids at the offsets the broker gave them.
+    IndexTraces(Vec<PendingTraces>),
+    /// Answer the parts of the request a policy refused.
+    MergeRejections(Vec<Rejected>),
+    /// Drop aborted transactions' batches (a fetch forced to read_committed).
+    DropAborted,
+    /// Give brokers named in the response a listener; point addresses at Strait.
+    RewriteAddresses,
+    /// Keep the client within the versions Strait serves.
+    ClampVersions,
+}
+
+impl Step {
+    fn order(&self) -> u8 {
+        match self {
+            Step::LearnTopicIds => 0,
+            Step::IndexTraces(_) => 1,
+            Step::MergeRejections(_) => 2,
+            Step::DropAborted => 3,
+            Step::RewriteAddresses => 4,
+            Step::ClampVersions => 5,
+        }
+    }
+}
+
+/// What the response side needs from the rest of the proxy.
+#[derive(Clone)]
+pub struct ResponseEnv {
+    pub cluster: Arc<ClusterView>,
+    pub traces: Arc<TraceIndex>,
+    pub leader_endpoints: LeaderEndpoints,
+    pub offload: Offload,
+}
+
+/// The plan for one request's response, kept while the request is in flight
+/// (responses carry no api key: the plan remembers the request header).
+#[derive(Debug)]
+pub struct ResponsePlan {
+    pub correlation_id: i32,
+    pub api_key: i16,
+    pub api_version: i16,
+    pub sent: Instant,
+    decode: Option<Kind>,
+    steps: Vec<Step>,
+}
+
+impl ResponsePlan {
+    /// Plans the response of an admitted request: `kind` is the decoding its
+    /// api and version need for their own sake ([`super::classify`]), `steps`
+    /// what the request's policies asked for.
+    pub fn new(peek: RequestPeek, kind: Option<Kind>, mut steps: Vec<Step>) -> ResponsePlan {
+        let decode = if steps.is_empty() {
+            kind
+        } else {
+            kind.or(Kind::for_patch(peek.api_key))
+        };
+        if let Some(k) = decode {
+            steps.push(Step::RewriteAddresses);
+            match k {
+                Kind::Metadata => steps.push(Step::LearnTopicIds),
+                Kind::ApiVersions => steps.push(Step::ClampVersions),
+                _ => {}
+            }
+        }
+        steps.sort_by_key(Step::order);
+        ResponsePlan {
+            correlation_id: peek.correlation_id,
+            api_key: peek.api_key,
+            api_version: peek.api_version,
+            sent: Instant::now(),
+            decode,
+            steps,
+        }
+    }
+
+    /// True when the response passes through undecoded.
+    pub fn streams(&self) -> bool {
+        self.decode.is_none()
+    }
+
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// Runs the plan over the response `frame` (after the length prefix) and
+    /// returns the frame to send, length prefix included. Large responses are
+    /// decoded, filtered and encoded on the blocking pool.
+    pub async fn execute(self, frame: Bytes, env: &ResponseEnv) -> Result<BytesMut, RewriteError> {
+        let kind = self.decode.expect("streamed responses are never executed");
+        let size = frame.len();
+        let (key, version) = (self.api_key, self.api_version);
+        let offloaded = |e: crate::offload::Panicked| RewriteError::Step(e.to_string());
+        let mut d = env
+            .offload
+            .run_sized(size, move || Decoded::decode(kind, key, version, frame))
+            .await
+            .map_err(offloaded)??;
+        for step in self.steps {
+            match step {
+                Step::LearnTopicIds => env.cluster.topic_ids.learn(d.topic_ids()),
+                Step::IndexTraces(pending) => {
+                    for t in &pending {
+                        let base = d.produce_base_offset(t.name.as_ref(), &t.topic_id, t.partition);
+                        if let Some(base) = base {
+                            env.traces
+                                .record(&t.topic, t.partition, base, t.client.as_deref(), &t.traced);
+                        }
+                    }
+                }
+                Step::MergeRejections(rejected) => d.merge_rejections(&rejected),
+                Step::DropAborted => {
+                    d = env
+                        .offload
+                        .run_sized(size, move || {
+                            d.drop_aborted();
+                            d
+                        })
+                        .await
+                        .map_err(offloaded)?;
+                }
+                Step::RewriteAddresses => {
+                    let endpoints = d.endpoints();
+                    if !endpoints.is_empty() {
+                        env.cluster.learn(&endpoints).await?;
+                    }
+                    d.rewrite_addresses(env.cluster.routes())?;
+                }
+                Step::ClampVersions => d.clamp_versions(env.leader_endpoints),
+            }
+        }
+        env.offload
+            .run_sized(size, move || d.encode())
+            .await
+            .map_err(offloaded)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peek(api_key: i16) -> RequestPeek {
+        RequestPeek {
+            api_key,
+            api_version: 9,
+            correlation_id: 1,
+        }
+    }
+
+    #[test]
+    fn passthrough_streams_and_policy_steps_decode_in_a_fixed_order() {
+        assert!(ResponsePlan::new(peek(0), None, vec![]).streams());
+        let p = ResponsePlan::new(
+            peek(1),
+            None,
+            vec![Step::DropAborted, Step::MergeRejections(vec![])],
+        );
+        assert!(!p.streams());
+        let order: Vec<u8> = p.steps().iter().map(Step::order).collect();
+        assert_eq!(order, vec![2, 3, 4], "merge, drop aborted, addresses");
+        let m = ResponsePlan::new(peek(3), Some(Kind::Metadata), vec![]);
+        let order: Vec<u8> = m.steps().iter().map(Step::order).collect();
+        assert_eq!(order, vec![0, 4], "learn topic ids, then addresses");
+    }
+}

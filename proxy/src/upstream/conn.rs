@@ -1,0 +1,94 @@
+//! A framed connection for Strait's own requests to a broker: one request at
+//! a time, typed with kafka-protocol, each answer checked for its
+//! correlation id and bounded in size and time.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::RequestHeader;
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::io::{BoxRead, BoxWrite};
+
+pub struct BrokerConn {
+    read: BoxRead,
+    write: BoxWrite,
+    addr: String,
+    client_id: &'static str,
+    correlation_id: i32,
+    timeout: Duration,
+    max_frame_bytes: usize,
+}
+
+impl BrokerConn {
+    pub fn new(
+        (read, write): (BoxRead, BoxWrite),
+        addr: String,
+        client_id: &'static str,
+        timeout: Duration,
+        max_frame_bytes: usize,
+    ) -> BrokerConn {
+        BrokerConn {
+            read,
+            write,
+            addr,
+            client_id,
+            correlation_id: 0,
+            timeout,
+            max_frame_bytes,
+        }
+    }
+
+    /// The broker's address.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Sends `request` at `version` and returns the broker's answer.
+    pub async fn call<R: Request>(&mut self, version: i16, request: &R) -> anyhow::Result<R::Response> {
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let correlation_id = self.correlation_id;
+        let mut out = BytesMut::new();
+        out.put_i32(0);
+        RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str(self.client_id)))
+            .encode(&mut out, R::header_version(version))?;
+        request.encode(&mut out, version)?;
+        let len = (out.len() - 4) as i32;
+        out[..4].copy_from_slice(&len.to_be_bytes());
+        let addr = self.addr.clone();
+        let max = self.max_frame_bytes;
+        let exchange = async {
+            self.write.write_all(&out).await?;
+            let len = self.read.read_i32().await?;
+            if len < 4 || len as usize > max {
+                return Err(anyhow!("bad length prefix {len}"));
+            }
+            let mut body = vec![0u8; len as usize];
+            self.read.read_exact(&mut body).await?;
+            Ok(Bytes::from(body))
+        };
+        let mut body = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| anyhow!("api key {} from {addr}: timed out", R::KEY))?
+            .with_context(|| format!("api key {} from {addr}", R::KEY))?;
+        let header = kafka_protocol::messages::ResponseHeader::decode(
+            &mut body,
+            R::Response::header_version(version),
+        )
+        .with_context(|| format!("response header from {addr}"))?;
+        if header.correlation_id != correlation_id {
+            return Err(anyhow!(
+                "{addr} answered correlation id {} to request {correlation_id}",
+                header.correlation_id
+            ));
+        }
+        R::Response::decode(&mut body, version)
+            .with_context(|| format!("decoding api key {} v{version} from {addr}", R::KEY))
+    }
+}
