@@ -121,9 +121,7 @@ fn value(i: u64, len: usize) -> Vec<u8> {
 /// and no key. `idempotent`: a producer id and an `event-id` header on every
 /// record (as an idempotent producer stamping event ids would send).
 fn batch(idempotent: bool) -> Bytes {
-    let values: Vec<Vec<u8>> = (0..RECORDS)
-        .map(|i| value(i as u64, VALUE_BYTES))
-        .collect();
+    let values: Vec<Vec<u8>> = (0..RECORDS).map(|i| value(i as u64, VALUE_BYTES)).collect();
     let ids: Vec<Vec<u8>> = (0..RECORDS)
         .map(|i| format!("{:032x}", mix(!(i as u64))).into_bytes())
         .collect();
@@ -213,8 +211,8 @@ fn forward(o: Option<Outcome>) -> (Bytes, Vec<Step>) {
 
 fn bench(c: &mut Criterion) {
     let _ = strait_proxy::metrics::install();
-    let set = PolicySet::parse(&[("bench.toml".into(), POLICIES.into())])
-        .expect("bench policies parse");
+    let set =
+        PolicySet::parse(&[("bench.toml".into(), POLICIES.into())]).expect("bench policies parse");
     // Compiled as a policy load does; 10,000 topics as `limits.policy_cache_topics`.
     let set = Compiled::new(set, 10_000);
     let ids = TopicIds::new(100_000);
@@ -254,7 +252,11 @@ fn bench(c: &mut Criterion) {
             }
             _ => unreachable!(),
         }
-        eprintln!("{name}: topic {topic}, {} -> {} bytes", frame.len(), out.len());
+        eprintln!(
+            "{name}: topic {topic}, {} -> {} bytes",
+            frame.len(),
+            out.len()
+        );
         g.bench_function(name, |b| {
             b.iter(|| per_request(&set, &ids, black_box(&frame), acks_at))
         });

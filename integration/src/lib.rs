@@ -35,9 +35,27 @@ pub fn cluster(brokers: u32) -> String {
     })
 }
 
-/// The harness name of a cluster, for kill-node / start-node.
+/// The harness name of a cluster, for kill-node / start-node: the cluster
+/// under `integration/.run/` whose bootstrap is `STRAIT_KAFKA_<brokers>` (so a
+/// cluster started by hand under another `--name` works too), else `it<brokers>`.
 pub fn cluster_name(brokers: u32) -> String {
-    format!("it{brokers}")
+    std::env::var(format!("STRAIT_KAFKA_{brokers}"))
+        .ok()
+        .and_then(|bootstrap| harness_name_of(&bootstrap))
+        .unwrap_or_else(|| format!("it{brokers}"))
+}
+
+/// The name of the harness cluster (`integration/.run/NAME/bootstrap`) whose
+/// bootstrap servers are `bootstrap`.
+pub fn harness_name_of(bootstrap: &str) -> Option<String> {
+    std::fs::read_dir(repo().join("integration/.run"))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            std::fs::read_to_string(e.path().join("bootstrap"))
+                .is_ok_and(|b| b.trim() == bootstrap.trim())
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
 }
 
 /// Polls `f` until it returns `Some`, or panics after `timeout` naming `what`.
@@ -416,7 +434,20 @@ pub fn python(script: &str, args: &[&str]) -> Command {
 
 /// Creates a topic directly on the cluster.
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: u32, rf: u32) {
-    run(&mut harness(&[
+    create_topic_with_configs(bootstrap, topic, partitions, rf, &[]);
+}
+
+/// Creates a topic directly on the cluster with topic configs (`--config K=V`),
+/// e.g. `("max.message.bytes", "67108864")` for batches past the 1 MiB default.
+pub fn create_topic_with_configs(
+    bootstrap: &str,
+    topic: &str,
+    partitions: u32,
+    rf: u32,
+    configs: &[(&str, &str)],
+) {
+    let (partitions_arg, rf_arg) = (partitions.to_string(), rf.to_string());
+    let mut args = vec![
         "topics",
         "--bootstrap-server",
         bootstrap,
@@ -424,11 +455,15 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: u32, rf: u32) {
         "--topic",
         topic,
         "--partitions",
-        &partitions.to_string(),
+        &partitions_arg,
         "--replication-factor",
-        &rf.to_string(),
-    ]))
-    .assert_ok("create topic");
+        &rf_arg,
+    ];
+    let configs: Vec<String> = configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    for c in &configs {
+        args.extend(["--config", c.as_str()]);
+    }
+    run(&mut harness(&args)).assert_ok("create topic");
     // Every broker learns of the topic shortly after the controller commits it.
     for broker in bootstrap.split(',') {
         eventually(

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use serde_json::Value;
 use strait_integration::tempdir::Dir;
-use strait_integration::wire::{produce_request, Wire};
+use strait_integration::wire::{partition_error, produce_request, Wire};
 use strait_integration::{
     cluster, copy_transactionally, create_topic, harness, java, python, run, spawn_lines,
     stored_batches, unique, values_on_broker, Strait,
@@ -418,17 +418,6 @@ fn librdkafka_transactions_through_rewriting_are_read_committed_once() {
     );
 }
 
-fn partition_error(resp: &ProduceResponse) -> (i16, String) {
-    let p = &resp.responses[0].partition_responses[0];
-    (
-        p.error_code,
-        p.error_message
-            .as_ref()
-            .map(|m| m.to_string())
-            .unwrap_or_default(),
-    )
-}
-
 /// The batch bytes of a one-record produce request.
 fn batch_of(req: &ProduceRequest) -> Vec<u8> {
     req.topic_data[0].partition_data[0]
@@ -501,7 +490,12 @@ fn corrupt_and_old_format_batches_are_refused_not_resealed() {
     let mut hostile = batch_of(&good);
     hostile[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
     let resp: ProduceResponse = w.call(ApiKey::Produce, 9, &with_batch(good.clone(), hostile));
-    assert_ne!(partition_error(&resp).0, 0, "hostile record count refused");
+    let (code, msg) = partition_error(&resp);
+    assert_eq!(code, 44, "Strait refused it (POLICY_VIOLATION): {msg}");
+    assert!(
+        msg.contains(&format!("{topic}-pipeline")) && msg.contains("record count"),
+        "the refusal names the policy and the record count: {msg}"
+    );
 
     // The connection still works and a good batch is rewritten and stored.
     let resp: ProduceResponse = w.call(ApiKey::Produce, 9, &good);

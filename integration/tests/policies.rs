@@ -5,8 +5,6 @@
 //! topics in the same request are untouched; acks=0 violations close the
 //! connection; CreateTopics/AlterConfigs/DeleteTopics guardrails; hot reload.
 
-use std::time::Duration;
-
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse, TopicName,
@@ -15,8 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 use strait_integration::tempdir::Dir;
 use strait_integration::wire::{produce_request, Wire};
 use strait_integration::{
-    cluster, create_topic, eventually, field, message, run, strait_bin, unique, values_on_broker,
-    Strait,
+    cluster, create_topic, field, message, run, strait_bin, unique, values_on_broker, Strait,
 };
 
 /// A policy directory with one file per (topic, rules) pair.
@@ -263,7 +260,7 @@ fn create_topics_guardrails() {
 }
 
 #[test]
-fn hot_reload_applies_within_two_seconds_and_a_broken_file_keeps_the_last_good_policy() {
+fn hot_reload_applies_once_reloaded_and_a_broken_file_keeps_the_last_good_policy() {
     let upstream = cluster(1);
     let topic = unique("pol-reload");
     create_topic(&upstream, &topic, 1, 1);
@@ -283,10 +280,11 @@ fn hot_reload_applies_within_two_seconds_and_a_broken_file_keeps_the_last_good_p
         format!("[[policy]]\nname = \"reloaded\"\ntopics = {{ exact = \"{topic}\" }}\n[policy.produce]\nrequire_idempotent = true\n"),
     )
     .unwrap();
-    // Under load on one connection: the change takes effect within 2 s and the connection stays up.
-    eventually("the new policy to apply", Duration::from_secs(2), || {
-        (produce(&mut w) == 44).then_some(())
-    });
+    // The watcher's reload event, then the change is in force on the same
+    // connection, which stays up. (How fast a change applies is a timing,
+    // measured by the `policy_reload` benchmark, not asserted here.)
+    strait.wait_log("the reload", |l| message(l) == "policies reloaded");
+    assert_eq!(produce(&mut w), 44, "the reloaded policy is enforced");
 
     std::fs::write(
         &file,

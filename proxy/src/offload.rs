@@ -89,7 +89,10 @@ mod tests {
         let reactor = std::thread::current().id();
         let ran_on = pool.run(|| std::thread::current().id()).await.unwrap();
         assert_ne!(ran_on, reactor, "the job ran on a blocking thread");
-        let inline = pool.run_sized(10, || std::thread::current().id()).await.unwrap();
+        let inline = pool
+            .run_sized(10, || std::thread::current().id())
+            .await
+            .unwrap();
         assert_eq!(inline, reactor, "small work stays inline");
         let err = pool.run(|| -> () { panic!("boom") }).await.unwrap_err();
         assert!(err.to_string().contains("boom"), "{err}");

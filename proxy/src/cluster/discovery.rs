@@ -15,7 +15,10 @@ const VERSION: i16 = 9;
 pub async fn discover(cluster: &ClusterView) -> anyhow::Result<usize> {
     let mut conn = cluster.dialer().open_bootstrap("strait-discovery").await?;
     let metadata = conn
-        .call(VERSION, &MetadataRequest::default().with_topics(Some(vec![])))
+        .call(
+            VERSION,
+            &MetadataRequest::default().with_topics(Some(vec![])),
+        )
         .await?;
     let endpoints: Vec<Endpoint> = metadata
         .brokers

@@ -60,7 +60,11 @@ mod tests {
         assert_eq!(ids.name_of(&Uuid::from_u128(3)).as_deref(), Some("topic-2"));
         assert_eq!(ids.name_of(&Uuid::from_u128(5000)), None);
         ids.learn(pairs);
-        assert!(ids.len() <= 100, "{} ids kept for a bound of 100", ids.len());
+        assert!(
+            ids.len() <= 100,
+            "{} ids kept for a bound of 100",
+            ids.len()
+        );
         assert!(!ids.is_empty());
     }
 }

@@ -150,8 +150,8 @@ impl Batch {
             raw: data.split_to(total as usize),
         };
         let attributes = batch.attributes();
-        let compression =
-            Compression::from_attributes(attributes).ok_or(BatchError::Codec(attributes & CODEC_MASK))?;
+        let compression = Compression::from_attributes(attributes)
+            .ok_or(BatchError::Codec(attributes & CODEC_MASK))?;
         let count = batch.record_count();
         let section = batch.raw.len() - BATCH_HEADER_LEN;
         // Every record takes at least 7 bytes uncompressed; compressed data
@@ -316,8 +316,10 @@ mod tests {
     use crate::codec::build::{build_batch, Producer};
 
     fn batch(values: &[&'static [u8]], headers: &[&'static str], pid: i64) -> Bytes {
-        let hs: Vec<(&[u8], Option<&[u8]>)> =
-            headers.iter().map(|h| (h.as_bytes(), Some(&b"v"[..]))).collect();
+        let hs: Vec<(&[u8], Option<&[u8]>)> = headers
+            .iter()
+            .map(|h| (h.as_bytes(), Some(&b"v"[..])))
+            .collect();
         let recs: Vec<_> = values
             .iter()
             .map(|v| (Some(&b"k"[..]), Some(*v), &hs[..]))
@@ -389,6 +391,9 @@ mod tests {
             decompress(Compression::Gzip, &gz, 1000).unwrap_err(),
             BatchError::TooLarge(1000)
         );
-        assert_eq!(decompress(Compression::Gzip, &gz, 200_000).unwrap().len(), 100_000);
+        assert_eq!(
+            decompress(Compression::Gzip, &gz, 200_000).unwrap().len(),
+            100_000
+        );
     }
 }

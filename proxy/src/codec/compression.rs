@@ -6,7 +6,7 @@
 //! is capped, so a small hostile batch cannot inflate without bound.
 //!
 //! [`Compression`] is the wire's codec id (batch attributes bits 0-2); the
-//! policy files' `codec` names map onto it in [`crate::pipeline`].
+//! policy files' `codec` names map onto it in the compression stage.
 
 use std::cell::RefCell;
 use std::io::{Read, Write};
@@ -214,13 +214,18 @@ fn snappy(data: &[u8], cap: usize) -> Result<Bytes, BatchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    
+
     #[test]
     fn every_codec_round_trips_through_strait_decompression() {
         let plain: Vec<u8> = (0..200_000u32)
             .flat_map(|i| (i % 251).to_le_bytes())
             .collect();
-        for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
             let c = compress(codec, 3, &plain).unwrap();
             assert!(c.len() < plain.len() / 2, "{codec:?} compresses");
             let back = decompress(codec, &c, 1 << 24).unwrap();

@@ -220,4 +220,3 @@ pub enum LogFormat {
     Text,
     Json,
 }
-

@@ -53,7 +53,11 @@ pub(super) fn step_over(rem: &mut usize, pos: &mut usize, buffered: usize) -> bo
 }
 
 /// Writes the first `pos` buffered bytes out in one write and drops them.
-pub(super) async fn forward(out: &mut BoxWrite, buf: &mut BytesMut, pos: usize) -> std::io::Result<()> {
+pub(super) async fn forward(
+    out: &mut BoxWrite,
+    buf: &mut BytesMut,
+    pos: usize,
+) -> std::io::Result<()> {
     if pos > 0 {
         out.write_all(&buf[..pos]).await?;
         buf.advance(pos);

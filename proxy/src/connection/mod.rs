@@ -5,6 +5,8 @@
 mod buffer;
 mod requests;
 mod responses;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -114,7 +114,24 @@ pub async fn requests(
                     .map_err(ConnError::UpstreamIo)?;
                 continue;
             }
-            if !admit(&in_flight, peek, 4 + len, expects_response, kind, Vec::new()).await {
+            if expects_response && in_flight.capacity() == 0 {
+                // Admitting waits until a response frees a place, so the
+                // broker must first have every request admitted before it.
+                forward(upstream, buf, pos)
+                    .await
+                    .map_err(ConnError::UpstreamIo)?;
+                pos = 0;
+            }
+            if !admit(
+                &in_flight,
+                peek,
+                4 + len,
+                expects_response,
+                kind,
+                Vec::new(),
+            )
+            .await
+            {
                 return Ok(()); // the response side has ended and reports why
             }
             rem = 4 + len;

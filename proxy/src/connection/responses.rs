@@ -50,10 +50,15 @@ pub async fn responses(
             let corr = i32::from_be_bytes(corr.try_into().expect("4 bytes"));
             if head.is_none() {
                 // The request side queues the plan before it writes the request,
-                // so the plan is there by the time its response arrives.
-                head = Some(in_flight.recv().await.ok_or(ConnError::UnexpectedResponse {
-                    correlation_id: corr,
-                })?);
+                // so the plan is there by the time its response arrives: a
+                // response with none queued answers no request.
+                head = Some(
+                    in_flight
+                        .try_recv()
+                        .map_err(|_| ConnError::UnexpectedResponse {
+                            correlation_id: corr,
+                        })?,
+                );
             }
             let plan = head.as_ref().expect("set above");
             if plan.correlation_id != corr {
@@ -92,7 +97,8 @@ pub async fn responses(
         forward(&mut client, buf, pos)
             .await
             .map_err(ConnError::ClientIo)?;
-        if requests_done && head.is_none() && rem == 0 && rb.buf.is_empty() && in_flight.is_empty() {
+        if requests_done && head.is_none() && rem == 0 && rb.buf.is_empty() && in_flight.is_empty()
+        {
             return Ok(()); // every response owed was sent
         }
         let n = tokio::select! {

@@ -33,8 +33,7 @@ impl Compress {
     /// The codec (and level) this batch should end up in.
     fn target(&self, batch: &BatchEdit, api_version: i16) -> (Compression, i32) {
         let original = batch.original_codec();
-        let wanted = if original == Compression::None || original == self.codec || self.recompress
-        {
+        let wanted = if original == Compression::None || original == self.codec || self.recompress {
             (self.codec, self.level)
         } else {
             (original, original.default_level())

@@ -149,7 +149,12 @@ mod tests {
     fn bounded_by_its_configured_size() {
         let ix = TraceIndex::new(1000);
         let traced: Vec<Traced> = (0..50_000u128)
-            .map(|i| t(i.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835), i as i64))
+            .map(|i| {
+                t(
+                    i.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835),
+                    i as i64,
+                )
+            })
             .collect();
         ix.record("t", 0, 0, None, &traced);
         assert!(ix.len() <= ix.capacity());

@@ -1,11 +1,11 @@
 //! The record pipeline: per topic, from policy, ordered stages that rewrite
-//! produced record batches (DESIGN.md: enforce → dedupe → trace headers →
-//! large records → compress). Policy checks ([`crate::policy::enforce`]) run
+//! produced record batches (ARCHITECTURE.md: enforce → dedupe → trace headers →
+//! large records → compress). Policy checks (`policy::produce`) run
 //! first; the pipeline then edits each batch of a partition through a
 //! [`BatchEdit`] and re-seals only the batches a stage changed.
 //!
 //! A policy's [`Pipeline`] is built once, when the policies are loaded
-//! ([`crate::policy::compiled`]), and shared by every request to its topics.
+//! (`policy::compiled`), and shared by every request to its topics.
 //! Adding a stage: one file with a type implementing [`Stage`], plus one line
 //! in [`Pipeline::for_policy`].
 

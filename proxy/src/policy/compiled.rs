@@ -57,7 +57,11 @@ pub struct Compiled {
 impl Compiled {
     /// Compiles `set`, caching at most `cache_topics` pattern-resolved topics.
     pub fn new(set: PolicySet, cache_topics: usize) -> Compiled {
-        let plans = set.policies().iter().map(|p| Arc::new(TopicPlan::new(p))).collect();
+        let plans = set
+            .policies()
+            .iter()
+            .map(|p| Arc::new(TopicPlan::new(p)))
+            .collect();
         Compiled {
             set,
             plans,
@@ -111,14 +115,20 @@ mod tests {
     fn compiled(cache: usize) -> Compiled {
         let text = "[[policy]]\nname = \"exact\"\ntopics = { exact = \"orders\" }\n[policy.trace]\n\
                     [[policy]]\nname = \"rx\"\ntopics = { regex = \"ev-[0-9]+\" }\n[policy.produce]\nrequire_idempotent = true\n";
-        Compiled::new(PolicySet::parse(&[("p.toml".into(), text.into())]).unwrap(), cache)
+        Compiled::new(
+            PolicySet::parse(&[("p.toml".into(), text.into())]).unwrap(),
+            cache,
+        )
     }
 
     #[test]
     fn plans_are_built_once_and_pattern_topics_cached_within_a_bound() {
         let c = compiled(50);
         let a = c.plan("orders").unwrap();
-        assert!(Arc::ptr_eq(&a, &c.plan("orders").unwrap()), "one plan per policy");
+        assert!(
+            Arc::ptr_eq(&a, &c.plan("orders").unwrap()),
+            "one plan per policy"
+        );
         assert_eq!(a.pipeline.names(), ["trace"]);
         assert!(a.record_work());
         let rx = c.plan("ev-1").unwrap();
@@ -130,6 +140,10 @@ mod tests {
             c.plan(&format!("none-{i}"));
         }
         assert!(c.cached_topics() <= 50, "{} cached", c.cached_topics());
-        assert_eq!(c.plan("ev-999").unwrap().policy.name, "rx", "still right after eviction");
+        assert_eq!(
+            c.plan("ev-999").unwrap().policy.name,
+            "rx",
+            "still right after eviction"
+        );
     }
 }

@@ -13,7 +13,9 @@ use strait_policies::decide::{self, AcksVerdict, BatchFacts, RecordFacts};
 use strait_policies::{Codec, Policy, Rule, Violation};
 use uuid::Uuid;
 
-use super::request::{decode_error, decode_header, frame_with, record, reject, EnforceError, Outcome};
+use super::request::{
+    decode_error, decode_header, frame_with, record, reject, EnforceError, Outcome,
+};
 use super::{Compiled, TopicPlan};
 use crate::cluster::TopicIds;
 use crate::codec::batch::{self, Batch, BatchError, RecordView};
@@ -140,8 +142,12 @@ pub fn produce(
                 )));
             }
             for p in topic.partition_data.drain(..) {
-                v.rejected
-                    .push(reject(client_name.clone(), topic.topic_id, p.index, violation));
+                v.rejected.push(reject(
+                    client_name.clone(),
+                    topic.topic_id,
+                    p.index,
+                    violation,
+                ));
             }
             continue;
         }
@@ -167,8 +173,12 @@ pub fn produce(
                             "acks=0 produce to topic {name:?} violates {violation}"
                         )));
                     }
-                    v.rejected
-                        .push(reject(client_name.clone(), topic.topic_id, p.index, &violation));
+                    v.rejected.push(reject(
+                        client_name.clone(),
+                        topic.topic_id,
+                        p.index,
+                        &violation,
+                    ));
                 }
             }
         }

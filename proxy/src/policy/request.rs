@@ -111,14 +111,26 @@ pub async fn enforce(
     match peek.api_key {
         0 => match produce::scan(&policies, names, version, &frame)? {
             produce::Scan::Unpoliced => Ok(Outcome::forward(frame)),
-            produce::Scan::Inline => {
-                produce::produce(&policies, names, version, acks_at, e.max_decompressed, frame)
-            }
+            produce::Scan::Inline => produce::produce(
+                &policies,
+                names,
+                version,
+                acks_at,
+                e.max_decompressed,
+                frame,
+            ),
             produce::Scan::RecordWork => {
                 let (cluster, cap) = (e.cluster.clone(), e.max_decompressed);
                 e.offload
                     .run(move || {
-                        produce::produce(&policies, &cluster.topic_ids, version, acks_at, cap, frame)
+                        produce::produce(
+                            &policies,
+                            &cluster.topic_ids,
+                            version,
+                            acks_at,
+                            cap,
+                            frame,
+                        )
                     })
                     .await?
             }

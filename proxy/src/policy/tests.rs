@@ -13,19 +13,19 @@ use crate::cluster::TopicIds;
 use crate::response::Step;
 
 fn compiled(text: &str) -> Compiled {
-Compiled::new(
-    PolicySet::parse(&[("p.toml".into(), text.into())]).unwrap(),
-    100,
-)
+    Compiled::new(
+        PolicySet::parse(&[("p.toml".into(), text.into())]).unwrap(),
+        100,
+    )
 }
 
 /// Scans, then enforces when the scan finds a policed topic, as the pump does.
 fn enforce(set: &Compiled, at: usize, frame: Bytes) -> Outcome {
-let ids = TopicIds::new(10);
-match scan(set, &ids, 9, &frame).unwrap() {
-    Scan::Unpoliced => Outcome::forward(frame),
-    _ => produce(set, &ids, 9, at, 1 << 20, frame).unwrap(),
-}
+    let ids = TopicIds::new(10);
+    match scan(set, &ids, 9, &frame).unwrap() {
+        Scan::Unpoliced => Outcome::forward(frame),
+        _ => produce(set, &ids, 9, at, 1 << 20, frame).unwrap(),
+    }
 }
 
 fn produce_frame(topic: &str, acks: i16) -> (Bytes, usize) {
@@ -100,7 +100,8 @@ fn acks_one_is_upgraded_in_place_and_other_topics_pass_untouched() {
 #[test]
 fn pipeline_rewrites_only_its_topic_and_hands_trace_ids_to_the_response() {
     use crate::codec::build::{build_batch, Producer, RecordSpec};
-    let set = compiled("[[policy]]\nname = \"traced\"\ntopics = { exact = \"t\" }\n[policy.trace]\n");
+    let set =
+        compiled("[[policy]]\nname = \"traced\"\ntopics = { exact = \"t\" }\n[policy.trace]\n");
     let record: RecordSpec<'_> = (None, Some(&b"v"[..]), &[]);
     let batch = build_batch(Producer::NONE, 0, &[record; 3]);
     let (frame, at) = produce_frame_with(

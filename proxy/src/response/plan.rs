@@ -148,8 +148,13 @@ impl ResponsePlan {
                     for t in &pending {
                         let base = d.produce_base_offset(t.name.as_ref(), &t.topic_id, t.partition);
                         if let Some(base) = base {
-                            env.traces
-                                .record(&t.topic, t.partition, base, t.client.as_deref(), &t.traced);
+                            env.traces.record(
+                                &t.topic,
+                                t.partition,
+                                base,
+                                t.client.as_deref(),
+                                &t.traced,
+                            );
                         }
                     }
                 }

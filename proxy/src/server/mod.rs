@@ -55,8 +55,11 @@ impl Proxy {
             .with_context(|| format!("binding admin listener {}", cfg.admin_listen))?;
         let admin_addr = admin.local_addr()?;
         let store = Arc::new(
-            PolicyStore::open(cfg.config.policies.dir.as_deref(), limits.policy_cache_topics)
-                .context("policies")?,
+            PolicyStore::open(
+                cfg.config.policies.dir.as_deref(),
+                limits.policy_cache_topics,
+            )
+            .context("policies")?,
         );
         tokio::spawn(store.clone().watch(shutdown.clone()));
         let (cluster, binds) = ClusterView::new(

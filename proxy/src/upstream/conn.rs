@@ -47,7 +47,11 @@ impl BrokerConn {
     }
 
     /// Sends `request` at `version` and returns the broker's answer.
-    pub async fn call<R: Request>(&mut self, version: i16, request: &R) -> anyhow::Result<R::Response> {
+    pub async fn call<R: Request>(
+        &mut self,
+        version: i16,
+        request: &R,
+    ) -> anyhow::Result<R::Response> {
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let correlation_id = self.correlation_id;
         let mut out = BytesMut::new();
