@@ -260,6 +260,15 @@ impl PolicySet {
         self.exact.len() < self.policies.len()
     }
 
+    /// How many selectors are globs or regexes (the ones that cost more than
+    /// a string comparison to match).
+    pub fn pattern_selectors(&self) -> usize {
+        self.policies
+            .iter()
+            .filter(|p| matches!(p.selector, Selector::Glob(_) | Selector::Regex { .. }))
+            .count()
+    }
+
     /// Every policy, in load order.
     pub fn policies(&self) -> &[Arc<Policy>] {
         &self.policies
