@@ -155,8 +155,9 @@ pub struct LimitsConfig {
     /// Topic ids (Produce v13, Fetch v13+) remembered from Metadata responses.
     #[serde(default = "default_topic_ids")]
     pub topic_ids: usize,
-    /// Topics whose policy came from a pattern selector (prefix, glob, regex,
-    /// default) remembered per policy load, so selectors run once per topic.
+    /// Topics resolved through pattern selectors remembered per policy load,
+    /// so glob and regex selectors run once per topic (used when the policy
+    /// files have enough of them to be worth a cache).
     #[serde(default = "default_policy_cache_topics")]
     pub policy_cache_topics: usize,
     /// Record-batch jobs (decompress, check, rewrite, compress) that run at

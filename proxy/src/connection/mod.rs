@@ -78,6 +78,7 @@ impl ConnError {
             ConnError::CorrelationMismatch { .. } => ("upstream", "correlation_mismatch"),
             ConnError::UnexpectedResponse { .. } => ("upstream", "unexpected_response"),
             ConnError::Rewrite(_) => ("internal", "rewrite"),
+            ConnError::Enforce(EnforceError::Offload(_)) => ("internal", "offload"),
             ConnError::Enforce(_) => ("client", "undecodable_request"),
             ConnError::PolicyClose(_) => ("client", "policy_violation_acks0"),
             ConnError::Internal(_) => ("internal", "task"),
@@ -116,10 +117,10 @@ pub async fn run(env: Arc<Env>, client: Io, upstream: Io) -> Result<(), ConnErro
     let (client_r, client_w) = client;
     let (up_r, mut up_w) = upstream;
     let (tx, rx) = mpsc::channel(env.limits.max_in_flight);
-    let mut responses = tokio::spawn({
+    let mut responses = ResponseTask(tokio::spawn({
         let env = env.clone();
         async move { responses::responses(&env, up_r, client_w, rx).await }
-    });
+    }));
     let joined = |r: Result<Result<(), ConnError>, tokio::task::JoinError>| {
         r.unwrap_or_else(|e| Err(ConnError::Internal(e.to_string())))
     };
@@ -127,12 +128,28 @@ pub async fn run(env: Arc<Env>, client: Io, upstream: Io) -> Result<(), ConnErro
         r = requests::requests(&env, client_r, &mut up_w, tx) => match r {
             // The client is done sending (or the response side ended and
             // says why): wait for the responses it is owed.
-            Ok(()) => joined((&mut responses).await),
-            Err(e) => {
-                responses.abort();
-                Err(e)
-            }
+            Ok(()) => match joined((&mut responses.0).await) {
+                // A client that closed altogether (TCP cannot tell that from
+                // a half-close) is not there to read them: it left, no error.
+                Err(ConnError::ClientIo(e)) => {
+                    debug!(error = %e, "client gone before its responses");
+                    Ok(())
+                }
+                other => other,
+            },
+            Err(e) => Err(e),
         },
-        r = &mut responses => joined(r),
+        r = &mut responses.0 => joined(r),
+    }
+}
+
+/// The response pump's task, aborted when the connection ends however it
+/// ends (an error, a panic, or the connection's future being dropped), so it
+/// never outlives its connection.
+struct ResponseTask(tokio::task::JoinHandle<Result<(), ConnError>>);
+
+impl Drop for ResponseTask {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -6,7 +6,8 @@
 //! `limits.trace_index_entries` records, oldest first out: the index is a
 //! log of recent events, not a cache (what is read is not kept longer, which
 //! is why it is not a `moka` cache, whose eviction follows use). Sharded by
-//! trace id, so producers recording and operators looking up rarely contend.
+//! trace id, so producers recording and operators looking up rarely contend;
+//! each shard holds an equal part of the bound and drops its own oldest.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -33,22 +34,23 @@ struct Shard {
 
 pub struct TraceIndex {
     shards: Vec<Mutex<Shard>>,
-    /// Records each shard holds at most.
+    /// Records each shard holds at most (shards × this ≤ the configured cap).
     per_shard: usize,
 }
 
 impl TraceIndex {
     /// An index of at most `cap` records (0 turns it off).
     pub fn new(cap: usize) -> TraceIndex {
+        let shards = cap.clamp(1, SHARDS);
         TraceIndex {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            per_shard: cap.div_ceil(SHARDS),
+            shards: (0..shards).map(|_| Mutex::default()).collect(),
+            per_shard: cap / shards,
         }
     }
 
     fn shard(&self, trace_id: u128) -> &Mutex<Shard> {
         // Trace ids are random: their low bits spread evenly.
-        &self.shards[(trace_id as usize) % SHARDS]
+        &self.shards[(trace_id % self.shards.len() as u128) as usize]
     }
 
     /// Records a partition's traced records once its base offset is known.
@@ -110,9 +112,9 @@ impl TraceIndex {
         self.len() == 0
     }
 
-    /// The most records the index holds.
+    /// The most records the index holds (never more than configured).
     pub fn capacity(&self) -> usize {
-        self.per_shard * SHARDS
+        self.per_shard * self.shards.len()
     }
 }
 
@@ -158,7 +160,10 @@ mod tests {
             .collect();
         ix.record("t", 0, 0, None, &traced);
         assert!(ix.len() <= ix.capacity());
-        assert!(ix.capacity() < 1000 + SHARDS, "{}", ix.capacity());
+        assert!(ix.capacity() <= 1000, "{}", ix.capacity());
+        let tiny = TraceIndex::new(3);
+        tiny.record("t", 0, 0, None, &traced);
+        assert!(tiny.len() <= 3, "{} records for a cap of 3", tiny.len());
         let last = traced.last().unwrap();
         assert_eq!(ix.lookup(last.trace_id)[0].offset, 49_999, "newest kept");
         assert!(ix.lookup(traced[0].trace_id).is_empty(), "oldest gone");

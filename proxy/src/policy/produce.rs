@@ -50,8 +50,9 @@ pub fn scan(
         let scan = match plan {
             Some(p) if p.inspects_produce && p.record_work() => Scan::RecordWork,
             Some(p) if p.inspects_produce => Scan::Inline,
-            // An id Strait cannot name yet: decode, and answer it.
-            None if unknown => Scan::Inline,
+            // An id Strait cannot name yet: decode, and answer it; on the
+            // pool, as the id may be learnt (with its stages) by then.
+            None if unknown => Scan::RecordWork,
             _ => Scan::Unpoliced,
         };
         found = match (found, scan) {

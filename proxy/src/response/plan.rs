@@ -143,7 +143,15 @@ impl ResponsePlan {
             .map_err(offloaded)??;
         for step in self.steps {
             match step {
-                Step::LearnTopicIds => env.cluster.topic_ids.learn(d.topic_ids()),
+                Step::LearnTopicIds => {
+                    // One cache insert per topic: a large cluster's Metadata
+                    // is learnt on the pool.
+                    let (pairs, cluster) = (d.topic_ids(), env.cluster.clone());
+                    env.offload
+                        .run_sized(size, move || cluster.topic_ids.learn(pairs))
+                        .await
+                        .map_err(offloaded)?;
+                }
                 Step::IndexTraces(pending) => {
                     for t in &pending {
                         let base = d.produce_base_offset(t.name.as_ref(), &t.topic_id, t.partition);
