@@ -24,16 +24,12 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ProduceRequest, RequestHeader, TopicName};
-use kafka_protocol::protocol::{Encodable, StrBytes};
 use strait_policies::PolicySet;
 use strait_proxy::cluster::TopicIds;
-use strait_proxy::codec::build::{build_batch, HeaderSpec, Producer, RecordSpec};
-use strait_proxy::codec::peek_produce_acks;
-use strait_proxy::policy::produce::{self, Scan};
+use strait_proxy::codec::build::{build_batch, produce_frame, HeaderSpec, Producer, RecordSpec};
+use strait_proxy::policy::produce;
 use strait_proxy::policy::request::inspects;
 use strait_proxy::policy::{Compiled, Outcome};
 use strait_proxy::response::Step;
@@ -148,58 +144,15 @@ fn batch(idempotent: bool) -> Bytes {
     build_batch(producer, 1_700_000_000_000, &recs)
 }
 
-/// A Produce v9 frame (length prefix included) with one partition per
-/// (topic, records), and the offset of `acks` in it, found as the pump finds
-/// it (`peek_produce_acks` on the body, plus the 4-byte prefix).
-/// Same construction as the unit tests in proxy/src/policy/tests.rs.
-fn produce_frame_with(topics: &[(&str, Option<Bytes>)], acks: i16) -> (Bytes, usize) {
-    let mut b = BytesMut::new();
-    b.extend_from_slice(&[0; 4]);
-    RequestHeader::default()
-        .with_request_api_key(0)
-        .with_request_api_version(VERSION)
-        .with_correlation_id(7)
-        .with_client_id(Some(StrBytes::from_static_str("bench-client")))
-        .encode(&mut b, 2)
-        .unwrap();
-    ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(30_000)
-        .with_topic_data(
-            topics
-                .iter()
-                .map(|(topic, records)| {
-                    TopicProduceData::default()
-                        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                        .with_partition_data(vec![PartitionProduceData::default()
-                            .with_index(0)
-                            .with_records(records.clone())])
-                })
-                .collect(),
-        )
-        .encode(&mut b, VERSION)
-        .unwrap();
-    let len = (b.len() - 4) as i32;
-    b[..4].copy_from_slice(&len.to_be_bytes());
-    let (got, at) = peek_produce_acks(&b[4..], VERSION, b.len() - 4)
-        .expect("well-formed produce")
-        .expect("whole frame");
-    assert_eq!(got, acks);
-    (b.freeze(), at + 4)
-}
-
 /// What the pump does with a produce request once peeked.
 fn per_request(set: &Compiled, ids: &TopicIds, frame: &Bytes, acks_at: usize) -> Option<Outcome> {
     if !inspects(set, 0) {
         return None;
     }
-    let out = match produce::scan(set, ids, VERSION, frame).expect("scans") {
-        Scan::Unpoliced => Outcome::forward(frame.clone()),
-        Scan::Inline | Scan::RecordWork => {
-            produce::produce(set, ids, VERSION, acks_at, CAP, frame.clone()).expect("enforces")
-        }
-    };
-    Some(out)
+    Some(
+        produce::scan_and_produce(set, ids, VERSION, acks_at, CAP, frame.clone())
+            .expect("enforces"),
+    )
 }
 
 fn forward(o: Option<Outcome>) -> (Bytes, Vec<Step>) {
@@ -229,7 +182,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("policy_request/produce_v9_1x10x100B");
     g.throughput(Throughput::Elements(1));
     for (name, topic, records, acks) in cases {
-        let (frame, acks_at) = produce_frame_with(&[(topic, Some(records.clone()))], acks);
+        let (frame, acks_at) = produce_frame(VERSION, acks, &[(topic, Some(records.clone()))]);
         // Each case takes the path it is named for.
         let (out, steps) = forward(per_request(&set, &ids, &frame, acks_at));
         match name {

@@ -1,7 +1,11 @@
-//! Building record batches the way a client does, for tests, benchmarks and
-//! fuzzing (Strait itself never builds a batch from scratch).
+//! Building record batches and produce requests the way a client does, for
+//! tests, benchmarks and fuzzing (Strait itself never builds either from
+//! scratch).
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader, TopicName};
+use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use super::batch::{ATTRIBUTES_OFFSET, BATCH_HEADER_LEN, CRC_OFFSET, TRANSACTIONAL};
 use super::records::{encode_records, put_varint, Record};
@@ -85,4 +89,42 @@ pub fn build_batch(producer: Producer, base_timestamp: i64, records: &[RecordSpe
     let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
     out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     out.freeze()
+}
+
+/// A Produce frame (length prefix included) at `version` with one
+/// partition (0) per (topic, records), and the offset of `acks` in it, as
+/// the request pump finds it.
+pub fn produce_frame(version: i16, acks: i16, topics: &[(&str, Option<Bytes>)]) -> (Bytes, usize) {
+    let mut b = BytesMut::new();
+    b.put_i32(0);
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::Produce as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("c")))
+        .encode(&mut b, ApiKey::Produce.request_header_version(version))
+        .expect("a produce header encodes");
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(30_000)
+        .with_topic_data(
+            topics
+                .iter()
+                .map(|(topic, records)| {
+                    TopicProduceData::default()
+                        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partition_data(vec![PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(records.clone())])
+                })
+                .collect(),
+        )
+        .encode(&mut b, version)
+        .expect("a produce request encodes");
+    let len = (b.len() - 4) as i32;
+    b[..4].copy_from_slice(&len.to_be_bytes());
+    let (_, at) = super::peek_produce_acks(&b[4..], version, b.len() - 4)
+        .expect("a well-formed produce request")
+        .expect("a whole frame");
+    (b.freeze(), at + 4)
 }

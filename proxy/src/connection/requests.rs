@@ -85,7 +85,10 @@ pub async fn requests(
                     }
                 }
             }
-            if policy::request::inspects(&env.enforcer.store.get(), peek.api_key) {
+            let policies = env.enforcer.store.get();
+            if policy::request::inspects(&policies, peek.api_key) {
+                // One snapshot decides and enforces; none held across awaits.
+                let policies = arc_swap::Guard::into_inner(policies);
                 // Policies decide on the whole request: buffer it (bounded by max_frame_bytes).
                 if avail.len() < 4 + len {
                     let missing = 4 + len - avail.len();
@@ -97,9 +100,10 @@ pub async fn requests(
                     .map_err(ConnError::UpstreamIo)?;
                 pos = 0;
                 let frame = buf.split_to(4 + len).freeze();
-                let outcome = policy::enforce(&env.enforcer, &mut state, peek, acks_at, frame)
-                    .await
-                    .map_err(ConnError::Enforce)?;
+                let outcome =
+                    policy::enforce(&env.enforcer, policies, &mut state, peek, acks_at, frame)
+                        .await
+                        .map_err(ConnError::Enforce)?;
                 let (frame, steps) = match outcome {
                     Outcome::Close(reason) => return Err(ConnError::PolicyClose(reason)),
                     Outcome::Forward { frame, steps } => (frame, steps),

@@ -59,20 +59,17 @@ pub const CACHE_FROM_PATTERNS: usize = 8;
 /// A loaded policy set with its plans.
 pub struct Compiled {
     set: PolicySet,
-    plans: Vec<Arc<TopicPlan>>,
-    /// Topics resolved through pattern selectors (None: no policy), when
-    /// the set has enough of them to be worth a cache.
-    by_topic: Option<Cache<String, Option<Arc<TopicPlan>>>>,
+    /// One per policy, in the set's order.
+    plans: Vec<TopicPlan>,
+    /// Topics resolved through pattern selectors to a plan's index (None: no
+    /// policy), when the set has enough of them to be worth a cache.
+    by_topic: Option<Cache<String, Option<usize>>>,
 }
 
 impl Compiled {
     /// Compiles `set`, caching at most `cache_topics` pattern-resolved topics.
     pub fn new(set: PolicySet, cache_topics: usize) -> Compiled {
-        let plans = set
-            .policies()
-            .iter()
-            .map(|p| Arc::new(TopicPlan::new(p)))
-            .collect();
+        let plans = set.policies().iter().map(TopicPlan::new).collect();
         let by_topic = (set.pattern_selectors() >= CACHE_FROM_PATTERNS)
             .then(|| Cache::new(cache_topics as u64));
         Compiled {
@@ -87,23 +84,33 @@ impl Compiled {
     }
 
     /// The plan for `topic`, if a policy selects it.
-    pub fn plan(&self, topic: &str) -> Option<Arc<TopicPlan>> {
+    pub fn plan(&self, topic: &str) -> Option<&TopicPlan> {
+        self.plan_index(topic).map(|i| &self.plans[i])
+    }
+
+    /// The index of `topic`'s plan, to look it up again without resolving
+    /// ([`Compiled::plan_at`]).
+    pub fn plan_index(&self, topic: &str) -> Option<usize> {
         if let Some(i) = self.set.exact_index(topic) {
-            return Some(self.plans[i].clone());
+            return Some(i);
         }
         if !self.set.has_patterns() {
             return None;
         }
-        let resolve = || self.set.resolve_index(topic).map(|i| self.plans[i].clone());
         let Some(cache) = &self.by_topic else {
-            return resolve();
+            return self.set.resolve_index(topic);
         };
         if let Some(hit) = cache.get(topic) {
             return hit;
         }
-        let plan = resolve();
-        cache.insert(topic.to_string(), plan.clone());
-        plan
+        let i = self.set.resolve_index(topic);
+        cache.insert(topic.to_string(), i);
+        i
+    }
+
+    /// The plan at an index [`Compiled::plan_index`] gave.
+    pub fn plan_at(&self, index: usize) -> &TopicPlan {
+        &self.plans[index]
     }
 
     /// Topics held in the pattern cache (after pending evictions).
@@ -149,7 +156,7 @@ mod tests {
         let c = compiled(50);
         let a = c.plan("orders").unwrap();
         assert!(
-            Arc::ptr_eq(&a, &c.plan("orders").unwrap()),
+            std::ptr::eq(a, c.plan("orders").unwrap()),
             "one plan per policy"
         );
         assert_eq!(a.pipeline.names(), ["trace"]);

@@ -55,6 +55,11 @@ pub fn load_dir(dir: &Path) -> Result<PolicySet, Vec<Problem>> {
 /// The policy files' names, sizes and modification times.
 type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
 
+/// Runs directory work (reads, reloads) on a blocking thread.
+async fn off_reactor(work: impl FnOnce() -> Fingerprint + Send + 'static) -> Fingerprint {
+    tokio::task::spawn_blocking(work).await.unwrap_or_default()
+}
+
 /// A fingerprint of the policy files: names, sizes and modification times.
 fn fingerprint(dir: &Path) -> Fingerprint {
     let mut v: Vec<_> = std::fs::read_dir(dir)
@@ -118,11 +123,6 @@ impl PolicyStore {
         self.current.load()
     }
 
-    /// The set in force, to hand to work that outlives a borrow.
-    pub fn get_full(&self) -> Arc<Compiled> {
-        self.current.load_full()
-    }
-
     /// Reload attempts so far; changes after each one.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.reloads.subscribe()
@@ -160,11 +160,8 @@ impl PolicyStore {
     /// The directory is read on blocking threads, never on the reactor.
     pub async fn watch(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let Some(dir) = self.dir.clone() else { return };
-        let blocking = |f: Box<dyn FnOnce() -> Fingerprint + Send>| async move {
-            tokio::task::spawn_blocking(f).await.unwrap_or_default()
-        };
         let d = dir.clone();
-        let mut last = blocking(Box::new(move || fingerprint(&d))).await;
+        let mut last = off_reactor(move || fingerprint(&d)).await;
         #[cfg(unix)]
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -185,13 +182,13 @@ impl PolicyStore {
             };
             let (store, d) = (self.clone(), dir.clone());
             let previous = std::mem::take(&mut last);
-            last = blocking(Box::new(move || {
+            last = off_reactor(move || {
                 let now = fingerprint(&d);
                 if trigger == "SIGHUP" || now != previous {
                     store.reload(trigger);
                 }
                 now
-            }))
+            })
             .await;
         }
     }

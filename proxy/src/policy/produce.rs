@@ -26,8 +26,8 @@ use crate::response::{PendingTraces, Rejected, Step, TOPIC_RESOURCE};
 /// Kafka's UNKNOWN_TOPIC_ID (retriable: the client refreshes its metadata).
 const UNKNOWN_TOPIC_ID: i16 = 100;
 
-/// What a scan of a produce request's topics found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a scan of a produce request's topics found, least work first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scan {
     /// No policed topic: forward the bytes as they came.
     Unpoliced,
@@ -37,16 +37,39 @@ pub enum Scan {
     RecordWork,
 }
 
+/// What a scan found, and each topic's plan in request order, so the
+/// decode that follows resolves no topic again.
+#[derive(Debug)]
+pub struct Scanned {
+    pub kind: Scan,
+    /// Plan indices by topic position; empty when no topic is policed.
+    plans: Vec<Option<usize>>,
+}
+
+impl Scanned {
+    /// The plan the scan found for the topic at `position`.
+    fn plan<'a>(&self, policies: &'a Compiled, position: usize) -> Option<&'a TopicPlan> {
+        self.plans
+            .get(position)
+            .copied()
+            .flatten()
+            .map(|i| policies.plan_at(i))
+    }
+}
+
 /// Walks the topic names of a produce `frame` (length prefix included)
-/// without decoding it.
+/// without decoding it. Allocates only once a topic is policed.
 pub fn scan(
     policies: &Compiled,
     names: &TopicIds,
     version: i16,
     frame: &Bytes,
-) -> Result<Scan, EnforceError> {
-    let mut found = Scan::Unpoliced;
-    let mut see = |plan: Option<&TopicPlan>, unknown: bool| {
+) -> Result<Scanned, EnforceError> {
+    let mut kind = Scan::Unpoliced;
+    let mut plans: Vec<Option<usize>> = Vec::new();
+    let mut seen = 0;
+    let mut see = |index: Option<usize>, unknown: bool| {
+        let plan = index.map(|i| policies.plan_at(i));
         let scan = match plan {
             Some(p) if p.inspects_produce && p.record_work() => Scan::RecordWork,
             Some(p) if p.inspects_produce => Scan::Inline,
@@ -55,20 +78,25 @@ pub fn scan(
             None if unknown => Scan::RecordWork,
             _ => Scan::Unpoliced,
         };
-        found = match (found, scan) {
-            (Scan::RecordWork, _) | (_, Scan::RecordWork) => Scan::RecordWork,
-            (Scan::Inline, _) | (_, Scan::Inline) => Scan::Inline,
-            _ => Scan::Unpoliced,
-        };
-        found == Scan::RecordWork // nothing can raise it further: stop
+        if scan != Scan::Unpoliced && kind == Scan::Unpoliced {
+            plans.resize(seen, None); // the topics before the first policed one
+        }
+        kind = kind.max(scan);
+        if kind != Scan::Unpoliced {
+            plans.push(index);
+        }
+        seen += 1;
+        false // every topic's plan is wanted
     };
     scan_produce_topics(&frame[4..], version, |t| match t {
         TopicRef::Name(n) => {
-            let plan = std::str::from_utf8(n).ok().and_then(|n| policies.plan(n));
-            see(plan.as_deref(), false)
+            let index = std::str::from_utf8(n)
+                .ok()
+                .and_then(|n| policies.plan_index(n));
+            see(index, false)
         }
         TopicRef::Id(id) => match names.name_of(&Uuid::from_bytes(id)) {
-            Some(n) => see(policies.plan(&n).as_deref(), false),
+            Some(n) => see(policies.plan_index(&n), false),
             None => see(None, true),
         },
     })
@@ -77,7 +105,24 @@ pub fn scan(
         version,
         why: e.to_string(),
     })?;
-    Ok(found)
+    Ok(Scanned { kind, plans })
+}
+
+/// [`scan`], then [`produce`] when a topic is policed, all on the calling
+/// thread (tests and benchmarks; the pump runs record work on the pool).
+pub fn scan_and_produce(
+    policies: &Compiled,
+    names: &TopicIds,
+    version: i16,
+    acks_at: usize,
+    cap: usize,
+    frame: Bytes,
+) -> Result<Outcome, EnforceError> {
+    let scanned = scan(policies, names, version, &frame)?;
+    match scanned.kind {
+        Scan::Unpoliced => Ok(Outcome::forward(frame)),
+        _ => produce(policies, names, &scanned, version, acks_at, cap, frame),
+    }
 }
 
 /// What a request's partitions came to.
@@ -96,6 +141,7 @@ struct Verdicts {
 pub fn produce(
     policies: &Compiled,
     names: &TopicIds,
+    scanned: &Scanned,
     version: i16,
     acks_at: usize,
     cap: usize,
@@ -112,10 +158,14 @@ pub fn produce(
     let received_at_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    for topic in &mut req.topic_data {
-        let name: Arc<str> = if topic.name.0.is_empty() {
+    for (position, topic) in req.topic_data.iter_mut().enumerate() {
+        let (name, plan): (Arc<str>, _) = if topic.name.0.is_empty() {
+            // By id (v13): resolved now, as the scan may not have known it.
             match names.name_of(&topic.topic_id) {
-                Some(n) => n,
+                Some(n) => {
+                    let plan = policies.plan(&n);
+                    (n, plan)
+                }
                 None => {
                     for p in topic.partition_data.drain(..) {
                         v.rejected.push(unknown_topic_id(topic.topic_id, p.index));
@@ -124,9 +174,12 @@ pub fn produce(
                 }
             }
         } else {
-            Arc::from(topic.name.0.as_str())
+            let Some(plan) = scanned.plan(policies, position) else {
+                continue;
+            };
+            (Arc::from(topic.name.0.as_str()), Some(plan))
         };
-        let Some(plan) = policies.plan(&name) else {
+        let Some(plan) = plan else {
             continue;
         };
         if !plan.inspects_produce {
@@ -166,7 +219,7 @@ pub fn produce(
                 cap,
                 txn,
             };
-            match partition(&plan, &target, &mut p, &mut v) {
+            match partition(plan, &target, &mut p, &mut v) {
                 Ok(()) => kept.push(p),
                 Err(violation) => {
                     if req.acks == 0 {

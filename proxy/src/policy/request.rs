@@ -93,48 +93,48 @@ pub fn inspects(set: &Compiled, api_key: i16) -> bool {
     }
 }
 
-/// Applies the policies to one whole request frame (length prefix
-/// included). Produce requests whose policies read or rewrite records run
+/// Applies `policies` (the snapshot the pump decided to inspect with) to
+/// one whole request frame (length prefix included). Produce requests whose policies read or rewrite records run
 /// on the blocking pool; everything else is cheap and runs inline. The
 /// caller awaits the outcome before reading the next request, so request
 /// order is kept.
 pub async fn enforce(
     e: &Enforcer,
+    policies: Arc<Compiled>,
     state: &mut ConnState,
     peek: RequestPeek,
     acks_at: usize,
     frame: Bytes,
 ) -> Result<Outcome, EnforceError> {
-    let policies = e.store.get_full();
     let names = &e.cluster.topic_ids;
     let version = peek.api_version;
     match peek.api_key {
-        0 => match produce::scan(&policies, names, version, &frame)? {
-            produce::Scan::Unpoliced => Ok(Outcome::forward(frame)),
-            produce::Scan::Inline => produce::produce(
-                &policies,
-                names,
-                version,
-                acks_at,
-                e.max_decompressed,
-                frame,
-            ),
-            produce::Scan::RecordWork => {
-                let (cluster, cap) = (e.cluster.clone(), e.max_decompressed);
-                e.offload
-                    .run(move || {
-                        produce::produce(
-                            &policies,
-                            &cluster.topic_ids,
-                            version,
-                            acks_at,
-                            cap,
-                            frame,
-                        )
-                    })
-                    .await?
+        0 => {
+            let scanned = produce::scan(&policies, names, version, &frame)?;
+            match scanned.kind {
+                produce::Scan::Unpoliced => Ok(Outcome::forward(frame)),
+                produce::Scan::Inline => produce::produce(
+                    &policies,
+                    names,
+                    &scanned,
+                    version,
+                    acks_at,
+                    e.max_decompressed,
+                    frame,
+                ),
+                produce::Scan::RecordWork => {
+                    let (cluster, cap) = (e.cluster.clone(), e.max_decompressed);
+                    e.offload
+                        .run(move || {
+                            let names = &cluster.topic_ids;
+                            produce::produce(
+                                &policies, names, &scanned, version, acks_at, cap, frame,
+                            )
+                        })
+                        .await?
+                }
             }
-        },
+        }
         1 => fetch::fetch(&policies, names, state, version, frame),
         key => admin::admin(&policies, names, key, version, frame),
     }

@@ -148,10 +148,6 @@ impl Decoded {
         })
     }
 
-    pub fn kind(&self) -> Kind {
-        self.kind
-    }
-
     /// Encodes the frame, length prefix included.
     pub fn encode(&self) -> Result<BytesMut, RewriteError> {
         let what = self.kind.name();

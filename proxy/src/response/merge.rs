@@ -11,7 +11,7 @@ use super::codec::{Body, Decoded};
 pub const TOPIC_RESOURCE: i8 = 2;
 
 /// A rejected part of a request, answered inside the broker's response.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Rejected {
     /// Topic or resource name as the client sent it (None: by id).
     pub name: Option<StrBytes>,

@@ -28,7 +28,7 @@ use crate::offload::Offload;
 use crate::pipeline::{TraceIndex, Traced};
 
 /// A partition's traced records, waiting for the broker's base offset.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PendingTraces {
     pub topic: String,
     /// As the client named it (None: by id).
@@ -40,7 +40,7 @@ pub struct PendingTraces {
 }
 
 /// One step of a plan. Variants are listed in execution order.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Step {
     /// Remember the topic ids a Metadata response names.
     LearnTopicIds,
@@ -100,13 +100,13 @@ impl ResponsePlan {
         } else {
             kind.or(Kind::for_patch(peek.api_key))
         };
-        if let Some(k) = decode {
-            steps.push(Step::RewriteAddresses);
-            match k {
-                Kind::Metadata => steps.push(Step::LearnTopicIds),
-                Kind::ApiVersions => steps.push(Step::ClampVersions),
-                _ => {}
-            }
+        // Only the kinds `classify` names can carry broker addresses (a
+        // response decoded just to merge a policy's answer cannot).
+        match kind {
+            Some(Kind::ApiVersions) => steps.push(Step::ClampVersions),
+            Some(Kind::Metadata) => steps.extend([Step::LearnTopicIds, Step::RewriteAddresses]),
+            Some(_) => steps.push(Step::RewriteAddresses),
+            None => {}
         }
         steps.sort_by_key(Step::order);
         ResponsePlan {
@@ -129,68 +129,74 @@ impl ResponsePlan {
     }
 
     /// Runs the plan over the response `frame` (after the length prefix) and
-    /// returns the frame to send, length prefix included. Large responses are
-    /// decoded, filtered and encoded on the blocking pool.
+    /// returns the frame to send, length prefix included. Decoding, the
+    /// steps and encoding run as one job (on the blocking pool when the
+    /// response is large), split only where a step awaits: a broker the
+    /// response names must have a listener before addresses are rewritten.
     pub async fn execute(self, frame: Bytes, env: &ResponseEnv) -> Result<BytesMut, RewriteError> {
         let kind = self.decode.expect("streamed responses are never executed");
         let size = frame.len();
-        let (key, version) = (self.api_key, self.api_version);
+        let (key, version, steps) = (self.api_key, self.api_version, self.steps);
         let offloaded = |e: crate::offload::Panicked| RewriteError::Step(e.to_string());
-        let mut d = env
+        let job_env = env.clone();
+        let first = env
             .offload
-            .run_sized(size, move || Decoded::decode(kind, key, version, frame))
+            .run_sized(size, move || -> Result<Progress, RewriteError> {
+                let mut d = Decoded::decode(kind, key, version, frame)?;
+                let mut steps = steps.into_iter();
+                for step in steps.by_ref() {
+                    if let Step::RewriteAddresses = step {
+                        return Ok(Progress::Listeners(d, steps.collect()));
+                    }
+                    apply(&mut d, step, &job_env);
+                }
+                d.encode().map(Progress::Done)
+            })
             .await
             .map_err(offloaded)??;
-        for step in self.steps {
-            match step {
-                Step::LearnTopicIds => {
-                    // One cache insert per topic: a large cluster's Metadata
-                    // is learnt on the pool.
-                    let (pairs, cluster) = (d.topic_ids(), env.cluster.clone());
-                    env.offload
-                        .run_sized(size, move || cluster.topic_ids.learn(pairs))
-                        .await
-                        .map_err(offloaded)?;
-                }
-                Step::IndexTraces(pending) => {
-                    for t in &pending {
-                        let base = d.produce_base_offset(t.name.as_ref(), &t.topic_id, t.partition);
-                        if let Some(base) = base {
-                            env.traces.record(
-                                &t.topic,
-                                t.partition,
-                                base,
-                                t.client.as_deref(),
-                                &t.traced,
-                            );
-                        }
-                    }
-                }
-                Step::MergeRejections(rejected) => d.merge_rejections(&rejected),
-                Step::DropAborted => {
-                    d = env
-                        .offload
-                        .run_sized(size, move || {
-                            d.drop_aborted();
-                            d
-                        })
-                        .await
-                        .map_err(offloaded)?;
-                }
-                Step::RewriteAddresses => {
-                    let endpoints = d.endpoints();
-                    if !endpoints.is_empty() {
-                        env.cluster.learn(&endpoints).await?;
-                    }
-                    d.rewrite_addresses(env.cluster.routes())?;
-                }
-                Step::ClampVersions => d.clamp_versions(env.leader_endpoints),
-            }
+        let (mut d, rest) = match first {
+            Progress::Done(out) => return Ok(out),
+            Progress::Listeners(d, rest) => (d, rest),
+        };
+        let endpoints = d.endpoints();
+        if !endpoints.is_empty() {
+            env.cluster.learn(&endpoints).await?;
+        }
+        d.rewrite_addresses(env.cluster.routes())?;
+        for step in rest {
+            apply(&mut d, step, env);
         }
         env.offload
             .run_sized(size, move || d.encode())
             .await
             .map_err(offloaded)?
+    }
+}
+
+/// How far the first job got.
+enum Progress {
+    Done(BytesMut),
+    /// Decoded and stepped up to the address rewrite; these steps follow it.
+    Listeners(Decoded, Vec<Step>),
+}
+
+/// Runs one step that does not await.
+fn apply(d: &mut Decoded, step: Step, env: &ResponseEnv) {
+    match step {
+        Step::LearnTopicIds => env.cluster.topic_ids.learn(d.topic_ids()),
+        Step::IndexTraces(pending) => {
+            for t in &pending {
+                if let Some(base) = d.produce_base_offset(t.name.as_ref(), &t.topic_id, t.partition)
+                {
+                    env.traces
+                        .record(&t.topic, t.partition, base, t.client.as_deref(), &t.traced);
+                }
+            }
+        }
+        Step::MergeRejections(rejected) => d.merge_rejections(&rejected),
+        Step::DropAborted => d.drop_aborted(),
+        Step::ClampVersions => d.clamp_versions(env.leader_endpoints),
+        Step::RewriteAddresses => unreachable!("the executor awaits listeners for it"),
     }
 }
 
@@ -216,7 +222,11 @@ mod tests {
         );
         assert!(!p.streams());
         let order: Vec<u8> = p.steps().iter().map(Step::order).collect();
-        assert_eq!(order, vec![2, 3, 4], "merge, drop aborted, addresses");
+        assert_eq!(
+            order,
+            vec![2, 3],
+            "merge, drop aborted; a fetch v9 names no broker"
+        );
         let m = ResponsePlan::new(peek(3), Some(Kind::Metadata), vec![]);
         let order: Vec<u8> = m.steps().iter().map(Step::order).collect();
         assert_eq!(order, vec![0, 4], "learn topic ids, then addresses");

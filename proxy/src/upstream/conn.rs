@@ -41,11 +41,6 @@ impl BrokerConn {
         }
     }
 
-    /// The broker's address.
-    pub fn addr(&self) -> &str {
-        &self.addr
-    }
-
     /// Sends `request` at `version` and returns the broker's answer.
     pub async fn call<R: Request>(
         &mut self,

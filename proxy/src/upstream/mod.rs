@@ -44,10 +44,6 @@ impl Dialer {
         })
     }
 
-    pub fn connect_timeout(&self) -> Duration {
-        self.connect_timeout
-    }
-
     /// Connects to a broker, with the configured timeout and TLS.
     pub async fn connect(&self, addr: &str) -> anyhow::Result<Io> {
         let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
