@@ -240,6 +240,9 @@ impl PolicySet {
         if let Some(&i) = self.exact.get(topic) {
             return Some(i);
         }
+        if !self.has_patterns() {
+            return None;
+        }
         self.policies
             .iter()
             .enumerate()

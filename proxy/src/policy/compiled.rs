@@ -91,15 +91,12 @@ impl Compiled {
     /// The index of `topic`'s plan, to look it up again without resolving
     /// ([`Compiled::plan_at`]).
     pub fn plan_index(&self, topic: &str) -> Option<usize> {
-        if let Some(i) = self.set.exact_index(topic) {
-            return Some(i);
-        }
-        if !self.set.has_patterns() {
-            return None;
-        }
         let Some(cache) = &self.by_topic else {
             return self.set.resolve_index(topic);
         };
+        if let Some(i) = self.set.exact_index(topic) {
+            return Some(i);
+        }
         if let Some(hit) = cache.get(topic) {
             return hit;
         }
