@@ -34,6 +34,10 @@ pub enum Rule {
     Compress,
     /// The trace-context stage.
     Trace,
+    /// The large-record stage (a record no remedy brings under the threshold).
+    LargeRecords,
+    /// A client header in Strait's reserved `strait.` namespace.
+    ReservedHeaders,
 }
 
 impl Rule {
@@ -54,6 +58,8 @@ impl Rule {
             Rule::Readable => "batch.readable",
             Rule::Compress => "compress",
             Rule::Trace => "trace",
+            Rule::LargeRecords => "large_records",
+            Rule::ReservedHeaders => "large_records.reserved_headers",
         }
     }
 }
@@ -131,6 +137,13 @@ pub trait RecordFacts {
     fn size(&self) -> usize;
     /// Whether the record has a header with this key.
     fn has_header(&self, key: &[u8]) -> bool;
+    /// Whether the record has a header whose key starts with `prefix`.
+    fn has_header_prefix(&self, prefix: &[u8]) -> bool;
+}
+
+/// Whether the record-level checks need the records of this policy's batches.
+pub fn needs_records(policy: &Policy) -> bool {
+    policy.large_records.is_some() || policy.produce.as_ref().is_some_and(|r| r.needs_records())
 }
 
 /// The batch-level checks (producer identity, transactions, compression).
@@ -181,17 +194,24 @@ pub fn decide_records<R: RecordFacts>(
     policy: &Policy,
     records: impl IntoIterator<Item = R>,
 ) -> Result<(), Violation> {
-    let Some(rules) = &policy.produce else {
-        return Ok(());
-    };
-    if !rules.needs_records() {
+    if !needs_records(policy) {
         return Ok(());
     }
+    let rules = policy.produce.as_ref();
+    let reserved = policy.large_records.is_some();
     let mut first: Option<Violation> = None;
     let mut errors = Vec::new();
     for (i, r) in records.into_iter().enumerate() {
         let mut why = None;
-        if let Some(max) = rules.max_record_bytes {
+        if reserved && r.has_header_prefix(crate::large::RESERVED_HEADER_PREFIX) {
+            why = Some((
+                Rule::ReservedHeaders,
+                "record carries a header in Strait's reserved \"strait.\" namespace; rename it"
+                    .to_string(),
+            ));
+        }
+        let max_bytes = rules.and_then(|r| r.max_record_bytes);
+        if let (None, Some(max)) = (&why, max_bytes) {
             if r.size() > max as usize {
                 why = Some((
                     Rule::MaxRecordBytes,
@@ -202,7 +222,7 @@ pub fn decide_records<R: RecordFacts>(
                 ));
             }
         }
-        if why.is_none() {
+        if let (None, Some(rules)) = (&why, rules) {
             if let Some(missing) = rules
                 .required_headers
                 .iter()

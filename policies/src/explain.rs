@@ -110,6 +110,39 @@ pub fn explain(set: &PolicySet, topic: &str) -> String {
             let _ = writeln!(out, "  trace.received_at_header      = {h:?}");
         }
     }
+    if let Some(l) = &p.large_records {
+        let names: Vec<_> = l.remedies.iter().map(|r| r.name()).collect();
+        let _ = writeln!(
+            out,
+            "  large_records.threshold     = {} bytes of a value",
+            l.threshold
+        );
+        let _ = writeln!(out, "  large_records.remedies      = {}", names.join(", "));
+        if l.uses(crate::Remedy::ClaimCheck) {
+            let _ = writeln!(
+                out,
+                "  large_records.objects       = {}/{topic}/<sha256>",
+                l.prefix
+            );
+        }
+        if l.uses(crate::Remedy::Chunk) {
+            let _ = writeln!(
+                out,
+                "  large_records.chunks        = topic {:?}, {} bytes each{}",
+                l.chunk_topic_for(topic),
+                l.chunk_bytes,
+                if l.allow_compacted {
+                    ", compacted sources allowed"
+                } else {
+                    ""
+                }
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  large_records.reserved      = client headers starting with \"strait.\" are refused"
+        );
+    }
     if candidates.len() > 1 {
         let _ = writeln!(out, "  also matched (less specific, not applied):");
         for c in candidates.iter().skip(1) {

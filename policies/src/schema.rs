@@ -37,6 +37,9 @@ pub struct PolicyDef {
     /// Record pipeline: inject W3C trace context headers.
     #[serde(default)]
     pub trace: Option<Spanned<TraceDef>>,
+    /// Record pipeline: remedies for records over a size threshold.
+    #[serde(default)]
+    pub large_records: Option<Spanned<crate::large::LargeRecordsDef>>,
 }
 
 /// Exactly one key: `exact`, `prefix`, `glob`, `regex`, or `default = true`.

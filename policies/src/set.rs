@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use regex::Regex;
 
+use crate::large::LargeRecordRules;
 use crate::schema::{AcksDef, Codec, File, PolicyDef, SelectorDef};
 use crate::selector::Selector;
 
@@ -47,6 +48,7 @@ pub struct Policy {
     pub admin: Option<AdminRules>,
     pub compress: Option<CompressRules>,
     pub trace: Option<TraceRules>,
+    pub large_records: Option<LargeRecordRules>,
 }
 
 impl Policy {
@@ -58,7 +60,13 @@ impl Policy {
 
     /// Whether a record pipeline stage rewrites this policy's batches.
     pub fn rewrites_records(&self) -> bool {
-        self.compress.is_some() || self.trace.is_some()
+        self.compress.is_some() || self.trace.is_some() || self.large_records.is_some()
+    }
+
+    /// Whether fetches of this policy's topics may carry records Strait
+    /// restores (claim-checked or chunked values).
+    pub fn restores_records(&self) -> bool {
+        self.large_records.as_ref().is_some_and(|l| l.restores())
     }
 }
 
@@ -140,14 +148,14 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     file: &'a str,
     text: &'a str,
     problems: &'a mut Vec<Problem>,
 }
 
 impl Ctx<'_> {
-    fn at(&mut self, offset: usize, message: impl Into<String>) {
+    pub(crate) fn at(&mut self, offset: usize, message: impl Into<String>) {
         let (line, column) = line_col(self.text, offset);
         self.problems.push(Problem {
             file: self.file.to_string(),
@@ -220,7 +228,7 @@ impl PolicySet {
         let mut set = PolicySet::default();
         for (p, _) in policies {
             set.produce |= p.inspects_produce();
-            set.fetch |= p.fetch.read_committed;
+            set.fetch |= p.fetch.read_committed || p.restores_records();
             set.admin |= p.admin.is_some();
             if let Selector::Exact(name) = &p.selector {
                 set.exact.insert(name.clone(), set.policies.len());
@@ -488,6 +496,10 @@ fn compile(ctx: &mut Ctx<'_>, def: PolicyDef) -> Option<Policy> {
             received_at_header: t.received_at_header,
         })
     });
+    let large_records = def.large_records.and_then(|l| {
+        let at = l.span().start;
+        crate::large::compile(ctx, at, l.into_inner())
+    });
     let selector = selector?;
     let (line, _) = line_col(ctx.text, sel_span);
     Some(Policy {
@@ -502,6 +514,7 @@ fn compile(ctx: &mut Ctx<'_>, def: PolicyDef) -> Option<Policy> {
         admin,
         compress,
         trace,
+        large_records,
     })
 }
 

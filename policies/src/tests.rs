@@ -148,6 +148,11 @@ impl RecordFacts for &Rec {
     fn has_header(&self, key: &[u8]) -> bool {
         self.headers.iter().any(|h| h.as_bytes() == key)
     }
+    fn has_header_prefix(&self, prefix: &[u8]) -> bool {
+        self.headers
+            .iter()
+            .any(|h| h.as_bytes().starts_with(prefix))
+    }
 }
 
 #[test]
@@ -327,4 +332,66 @@ fn pipeline_sections_validate_and_mark_produce_inspected() {
     assert!(bad("[policy.trace]\nheadr = \"x\"\n").contains("headr"));
     let e = bad("[policy.compress]\ncodec = \"zstd\"\nlevel = 40\n");
     assert!(e.starts_with("b.toml:4:"), "{e}");
+}
+
+#[test]
+fn large_records_validate_explain_and_reserve_the_strait_namespace() {
+    let s = examples();
+    let media = s.resolve("media.video").unwrap();
+    let l = media.large_records.as_ref().unwrap();
+    assert_eq!(l.threshold, 1_000_000);
+    assert_eq!(
+        l.remedies,
+        vec![crate::Remedy::Compress, crate::Remedy::ClaimCheck]
+    );
+    assert_eq!(
+        l.chunk_topic_for("media.video"),
+        "media.video.strait-chunks"
+    );
+    assert!(media.rewrites_records() && media.restores_records());
+    assert!(s.has_fetch_rules(), "restoring is a fetch rule");
+    let text = crate::explain::explain(&s, "media.video");
+    assert!(
+        text.contains("large_records.remedies      = compress, claim-check"),
+        "{text}"
+    );
+    // Reserved headers are refused per record, naming the rule.
+    let forged = Rec {
+        size: 10,
+        headers: &["strait.large-record"],
+    };
+    let fine = Rec {
+        size: 10,
+        headers: &["n"],
+    };
+    let v = decide_records(media, [&fine, &forged]).unwrap_err();
+    assert_eq!(v.rule, Rule::ReservedHeaders);
+    assert_eq!(v.record_errors.len(), 1);
+    assert_eq!(v.record_errors[0].0, 1);
+    assert!(v.message.contains("strait."), "{}", v.message);
+    // Bad definitions: every problem reported.
+    let bad = |body: &str| {
+        let text = format!("[[policy]]\nname = \"p\"\ntopics = {{ exact = \"t\" }}\n[policy.large_records]\n{body}\n");
+        PolicySet::parse(&[("p.toml".into(), text)]).unwrap_err()
+    };
+    for (body, expect) in [
+        ("remedies = []", "at least one"),
+        ("remedies = [\"zip\"]", "unknown variant"),
+        ("remedies = [\"chunk\", \"chunk\"]", "listed twice"),
+        ("remedies = [\"claim-check\", \"chunk\"]", "never reached"),
+        ("remedies = [\"chunk\"]\nthreshold = 10", "threshold"),
+        ("remedies = [\"chunk\"]\nchunk_bytes = 100", "chunk_bytes"),
+        ("remedies = [\"chunk\"]\nchunk_topic = \"fixed\"", "{topic}"),
+        ("remedies = [\"claim-check\"]\nprefix = \"/abs/\"", "prefix"),
+        (
+            "remedies = [\"claim-check\"]\nbucket = \"b\"",
+            "unknown field",
+        ),
+    ] {
+        let problems = bad(body);
+        assert!(
+            problems.iter().any(|p| p.message.contains(expect)),
+            "{body}: {problems:?}"
+        );
+    }
 }
