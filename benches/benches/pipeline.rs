@@ -102,6 +102,7 @@ fn rewrite(pipeline: &Pipeline, input: &[Batch], traced: &mut Vec<Traced>) -> Op
         received_at_ms: 1_700_000_000_123,
         traced,
         records_before: 0,
+        large: None,
     };
     pipeline.run(input, CAP, &mut cx).expect("pipeline runs")
 }

@@ -150,8 +150,15 @@ fn per_request(set: &Compiled, ids: &TopicIds, frame: &Bytes, acks_at: usize) ->
         return None;
     }
     Some(
-        produce::scan_and_produce(set, ids, VERSION, acks_at, CAP, frame.clone())
-            .expect("enforces"),
+        produce::scan_and_produce(
+            set,
+            ids,
+            VERSION,
+            acks_at,
+            &produce::Work::capped(CAP),
+            frame.clone(),
+        )
+        .expect("enforces"),
     )
 }
 

@@ -69,6 +69,7 @@ fn main() {
             received_at_ms: 1_700_000_000_000,
             traced: &mut traced,
             records_before: 0,
+            large: None,
         };
         out += pipeline
             .run(&split, 1 << 24, &mut cx)

@@ -5,7 +5,11 @@
 //!
 //! Every wait is bounded polling ([`eventually`]); nothing sleeps to synchronise.
 
+pub mod large;
+pub mod s3;
 pub mod wire;
+
+pub use s3::S3Server;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -155,10 +159,16 @@ impl Strait {
     }
 
     pub fn start(args: &[&str]) -> Strait {
+        Strait::start_with_env(args, &[])
+    }
+
+    /// `start` with extra environment variables (object-store credentials).
+    pub fn start_with_env(args: &[&str], env: &[(&str, String)]) -> Strait {
         let mut child = Command::new(strait_bin())
             .args(args)
             .args(["--log-format", "json"])
             .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -513,6 +523,24 @@ pub fn values_on_broker(bootstrap: &str, topic: &str) -> Vec<String> {
 /// count) per data batch, read from the log segments of a harness cluster
 /// with Kafka's own DumpLogSegments (control batches are left out).
 pub fn stored_batches(brokers: u32, topic: &str, partition: u32) -> Vec<(String, u64)> {
+    dump_batches(brokers, topic, partition)
+        .into_iter()
+        .map(|b| (b.codec, b.count))
+        .collect()
+}
+
+/// A data batch as the broker stored it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBatch {
+    pub codec: String,
+    pub count: u64,
+    /// The batch's size on disk, in bytes.
+    pub size: u64,
+}
+
+/// The data batches of a partition, read from the log segments of a harness
+/// cluster with Kafka's own DumpLogSegments (control batches left out).
+pub fn dump_batches(brokers: u32, topic: &str, partition: u32) -> Vec<StoredBatch> {
     let run_dir = repo().join("integration/.run").join(cluster_name(brokers));
     let part = format!("{topic}-{partition}");
     let dir = std::fs::read_dir(&run_dir)
@@ -544,12 +572,16 @@ pub fn stored_batches(brokers: u32, topic: &str, partition: u32) -> Vec<(String,
         .filter(|l| l.starts_with("baseOffset:"))
         .filter(|l| field(l, "isControl:").as_deref() != Some("true"))
         .map(|l| {
-            (
-                field(l, "compresscodec:").unwrap_or_else(|| panic!("no codec in {l}")),
-                field(l, "count:")
+            let number = |key: &str| -> u64 {
+                field(l, key)
                     .and_then(|c| c.parse().ok())
-                    .unwrap_or_else(|| panic!("no count in {l}")),
-            )
+                    .unwrap_or_else(|| panic!("no {key} in {l}"))
+            };
+            StoredBatch {
+                codec: field(l, "compresscodec:").unwrap_or_else(|| panic!("no codec in {l}")),
+                count: number("count:"),
+                size: number("size:"),
+            }
         })
         .collect()
 }

@@ -41,6 +41,9 @@ impl RecordFacts for &Rec {
     fn has_header(&self, _key: &[u8]) -> bool {
         true
     }
+    fn has_header_prefix(&self, _prefix: &[u8]) -> bool {
+        false
+    }
 }
 
 fn bench(c: &mut Criterion) {

@@ -184,7 +184,7 @@ pub(crate) fn compile(
         );
         ok = false;
     }
-    ok.then(|| LargeRecordRules {
+    ok.then_some(LargeRecordRules {
         threshold: threshold as u32,
         remedies: d.remedies,
         prefix,

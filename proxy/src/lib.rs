@@ -33,6 +33,8 @@ pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod io;
+pub mod kafka_client;
+pub mod large;
 pub mod metrics;
 pub mod offload;
 pub mod pipeline;

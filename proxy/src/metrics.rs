@@ -156,3 +156,36 @@ pub fn compress_skipped(reason: &'static str) {
 pub fn offload_job() {
     counter!("strait_offload_jobs_total").increment(1);
 }
+
+/// An object-store operation of the claim-check remedy: `written`,
+/// `exists` (a retry or an equal value: nothing written), `read`,
+/// `cache_hit`, `put_failed`, `get_failed`, `hash_mismatch`.
+pub fn large_object(op: &'static str) {
+    counter!("strait_large_objects_total", "op" => op).increment(1);
+}
+
+/// Value bytes taken out of records (`offloaded`) or put back (`restored`).
+pub fn large_bytes(direction: &'static str, bytes: u64) {
+    counter!("strait_large_record_bytes_total", "direction" => direction).increment(bytes);
+}
+
+/// One oversized record and what became of it: the remedy that took it
+/// (`compress`, `claim-check`, `chunk`) or `none`, and `ok`, `failed`
+/// (store or chunk topic unavailable: retriable) or `refused`.
+pub fn large_remedy(policy: &str, remedy: &'static str, outcome: &'static str) {
+    counter!("strait_large_record_remedies_total",
+        "policy" => policy.to_string(), "remedy" => remedy, "outcome" => outcome)
+    .increment(1);
+}
+
+/// A fetched partition through the restore step: `restored` (values put
+/// back), `cut` (batches left for the next fetch: the client's max_bytes),
+/// `failed` (a retriable error instead), `memory_wait` (over the memory bound).
+pub fn large_restore(outcome: &'static str) {
+    counter!("strait_large_restore_partitions_total", "outcome" => outcome).increment(1);
+}
+
+/// Bytes held for large records now (requests buffered, values restoring).
+pub fn large_memory(bytes: u64) {
+    gauge!("strait_large_record_memory_bytes").set(bytes as f64);
+}

@@ -137,6 +137,7 @@ fuzz_target!(|data: &[u8]| {
         received_at_ms: RECEIVED_AT,
         traced: &mut traced,
         records_before: 0,
+        large: None,
     };
     let Ok(Some(out)) = pipeline.run(&input, CAP, &mut cx) else {
         return;

@@ -224,12 +224,21 @@ impl RecordView<'_> {
 
     /// Whether the record has a header with this key.
     pub fn has_header(&self, key: &[u8]) -> bool {
+        self.any_header_key(|k| k == key)
+    }
+
+    /// Whether the record has a header whose key starts with `prefix`.
+    pub fn has_header_prefix(&self, prefix: &[u8]) -> bool {
+        self.any_header_key(|k| k.starts_with(prefix))
+    }
+
+    fn any_header_key(&self, mut f: impl FnMut(&[u8]) -> bool) -> bool {
         let mut r = Cursor(self.headers);
         for _ in 0..self.header_count {
             let Some(k) = r.bytes_varint() else {
                 return false;
             };
-            if k == Some(key) {
+            if k.is_some_and(&mut f) {
                 return true;
             }
             if r.bytes_varint().is_none() {

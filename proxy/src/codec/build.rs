@@ -1,6 +1,6 @@
 //! Building record batches and produce requests the way a client does, for
-//! tests, benchmarks and fuzzing (Strait itself never builds either from
-//! scratch).
+//! tests, benchmarks and fuzzing. Strait builds batches from scratch only as
+//! a producer of its own (chunks of large records), with [`encode_batch`].
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -8,7 +8,7 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader, TopicName}
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use super::batch::{ATTRIBUTES_OFFSET, BATCH_HEADER_LEN, CRC_OFFSET, TRANSACTIONAL};
-use super::records::{encode_records, put_varint, Record};
+use super::records::{encode_records_into, put_varint, Record};
 
 /// Producer fields of a batch built by [`build_batch`].
 #[derive(Debug, Clone, Copy)]
@@ -65,11 +65,19 @@ pub fn build_batch(producer: Producer, base_timestamp: i64, records: &[RecordSpe
             )
         })
         .collect();
-    let section = encode_records(&records);
+    encode_batch(producer, base_timestamp, &records)
+}
+
+/// Seals `records` (offset deltas 0.., timestamp deltas from
+/// `base_timestamp`) into an uncompressed magic-2 batch at base offset 0,
+/// zero-copy up to the one write of each record into the batch.
+pub fn encode_batch(producer: Producer, base_timestamp: i64, records: &[Record]) -> Bytes {
     let n = records.len() as i32;
-    let mut out = BytesMut::with_capacity(BATCH_HEADER_LEN + section.len());
+    let max_delta = records.iter().map(|r| r.timestamp_delta).max().unwrap_or(0);
+    let section_len: usize = records.iter().map(Record::encoded_len).sum();
+    let mut out = BytesMut::with_capacity(BATCH_HEADER_LEN + section_len);
     out.put_i64(0); // base offset
-    out.put_i32((BATCH_HEADER_LEN - 12 + section.len()) as i32);
+    out.put_i32((BATCH_HEADER_LEN - 12 + section_len) as i32);
     out.put_i32(-1); // partition leader epoch
     out.put_i8(2);
     out.put_u32(0); // crc, below
@@ -80,12 +88,12 @@ pub fn build_batch(producer: Producer, base_timestamp: i64, records: &[RecordSpe
     });
     out.put_i32(n - 1);
     out.put_i64(base_timestamp);
-    out.put_i64(base_timestamp + i64::from(n.max(1) - 1));
+    out.put_i64(base_timestamp + max_delta);
     out.put_i64(producer.id);
     out.put_i16(producer.epoch);
     out.put_i32(producer.base_sequence);
     out.put_i32(n);
-    out.put_slice(&section);
+    encode_records_into(records, &mut out);
     let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
     out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     out.freeze()

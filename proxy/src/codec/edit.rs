@@ -38,6 +38,8 @@ pub struct BatchEdit {
     /// A stage changed the section (decoding alone changes nothing).
     dirty: bool,
     cap: usize,
+    /// The codec decoded records are sealed in (default: the client's).
+    seal_as: Option<Compression>,
 }
 
 impl BatchEdit {
@@ -56,6 +58,7 @@ impl BatchEdit {
             section: Section::Original,
             dirty: false,
             cap,
+            seal_as: None,
         })
     }
 
@@ -74,7 +77,8 @@ impl BatchEdit {
     /// stage sets another section.
     pub fn codec(&self) -> Compression {
         match &self.section {
-            Section::Original | Section::Records(_) => self.original_codec(),
+            Section::Original => self.original_codec(),
+            Section::Records(_) => self.seal_as.unwrap_or(self.original_codec()),
             Section::Encoded { codec, .. } => *codec,
         }
     }
@@ -127,6 +131,12 @@ impl BatchEdit {
         }
     }
 
+    /// Seals decoded records in `codec` instead of the client's (the
+    /// large-record stage compresses; restoring writes values back plain).
+    pub fn seal_as(&mut self, codec: Compression) {
+        self.seal_as = Some(codec);
+    }
+
     /// Replaces the records section with `bytes` encoded in `codec`.
     pub fn set_section(&mut self, codec: Compression, bytes: Bytes) {
         self.section = Section::Encoded { codec, bytes };
@@ -145,7 +155,7 @@ impl BatchEdit {
         let codec = match self.section {
             Section::Original => return Ok(self.original.into_raw()),
             Section::Records(r) => {
-                let codec = self.original.compression();
+                let codec = self.seal_as.unwrap_or(self.original.compression());
                 if codec == Compression::None {
                     // Encoded straight after the header: one pass, no copy.
                     out.put_slice(header);

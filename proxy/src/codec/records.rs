@@ -65,6 +65,39 @@ impl Record {
         self.added.push((key, value));
     }
 
+    /// Removes every header with this key (received or added); the others
+    /// keep their order. Returns how many went.
+    pub fn remove_header(&mut self, key: &[u8]) -> usize {
+        let before = self.header_count + self.added.len();
+        self.added.retain(|(k, _)| &k[..] != key);
+        if self
+            .headers()
+            .take(self.header_count)
+            .any(|(k, _)| k == key)
+        {
+            let mut kept = BytesMut::with_capacity(self.headers.len());
+            let mut count = 0;
+            for (k, v) in self.headers().take(self.header_count) {
+                if k == key {
+                    continue;
+                }
+                put_varint(&mut kept, k.len() as i64);
+                kept.put_slice(k);
+                match v {
+                    None => put_varint(&mut kept, -1),
+                    Some(v) => {
+                        put_varint(&mut kept, v.len() as i64);
+                        kept.put_slice(v);
+                    }
+                }
+                count += 1;
+            }
+            self.headers = kept.freeze();
+            self.header_count = count;
+        }
+        before - self.header_count - self.added.len()
+    }
+
     fn body_len(&self) -> usize {
         let bytes = |b: &Option<Bytes>| match b {
             None => 1,

@@ -1,12 +1,14 @@
 //! Configuration: the `strait.toml` schema and its defaults; start-up
 //! validation, which reports every problem at once, is in [`validate`].
 
+mod large;
 mod validate;
 
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use large::{LargeRecordsConfig, S3Config};
 pub use validate::{BrokerPorts, Validated};
 
 /// Default cap on one Kafka frame (length prefix), as Kafka's own
@@ -29,6 +31,8 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub policies: PoliciesConfig,
+    #[serde(default)]
+    pub large_records: LargeRecordsConfig,
 }
 
 /// Per-topic policy files (see `policies/examples/`).

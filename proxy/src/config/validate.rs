@@ -91,6 +91,7 @@ impl Config {
             tls: None,
             log: LogConfig::default(),
             policies: PoliciesConfig::default(),
+            large_records: LargeRecordsConfig::default(),
         }
     }
 
@@ -170,6 +171,7 @@ impl Config {
                 l.max_decompressed_bytes
             ));
         }
+        errors.extend(self.large_records.problems(l.max_frame_bytes));
         if let Some(tls) = &self.tls {
             check_file(&mut errors, "tls.cert_file", &tls.cert_file);
             check_file(&mut errors, "tls.key_file", &tls.key_file);

@@ -12,9 +12,14 @@ use super::buffer::{forward, step_over, ReadBuf};
 use super::{ConnError, Env};
 use crate::codec::{frame_len, peek_produce_acks, RequestPeek};
 use crate::io::{BoxRead, BoxWrite};
+use crate::large::Held;
 use crate::metrics;
 use crate::policy::{self, ConnState, Outcome};
 use crate::response::{classify, Kind, ResponsePlan, Step};
+
+/// Inspected requests from this size on count against the large-record
+/// memory bound while they are buffered and rewritten.
+const LARGE_REQUEST_BYTES: usize = 1 << 20;
 
 /// Counts a request and, when it expects a response, queues its plan for
 /// the response side. False once the response side has ended (it reports why).
@@ -53,6 +58,8 @@ pub async fn requests(
     // Bytes of the current frame still to forward; 0 at a frame boundary.
     let mut rem = 0usize;
     let mut state = ConnState::default();
+    // Memory held for the inspected frame being buffered, if large.
+    let mut held: Option<Held> = None;
     loop {
         let buf = &mut rb.buf;
         let mut pos = 0;
@@ -89,8 +96,15 @@ pub async fn requests(
             if policy::request::inspects(&policies, peek.api_key) {
                 // One snapshot decides and enforces; none held across awaits.
                 let policies = arc_swap::Guard::into_inner(policies);
-                // Policies decide on the whole request: buffer it (bounded by max_frame_bytes).
+                // Policies decide on the whole request: buffer it (bounded by
+                // max_frame_bytes, and large ones by the process-wide memory
+                // bound: over it, the client waits).
                 if avail.len() < 4 + len {
+                    if let (None, Some(large)) = (&held, &env.enforcer.work.large) {
+                        if len >= LARGE_REQUEST_BYTES {
+                            held = Some(large.budget.acquire(len as u64).await);
+                        }
+                    }
                     let missing = 4 + len - avail.len();
                     buf.reserve(missing);
                     break;
@@ -116,6 +130,7 @@ pub async fn requests(
                     .write_all(&frame)
                     .await
                     .map_err(ConnError::UpstreamIo)?;
+                held = None;
                 continue;
             }
             if expects_response && in_flight.capacity() == 0 {

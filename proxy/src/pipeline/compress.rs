@@ -6,8 +6,7 @@
 
 use strait_policies::{Codec, CompressRules};
 
-use super::{Context, Stage};
-use crate::codec::batch::BatchError;
+use super::{Context, Stage, StageError};
 use crate::codec::compression::{compress, Compression};
 use crate::codec::edit::BatchEdit;
 use crate::metrics;
@@ -66,7 +65,7 @@ impl Stage for Compress {
         strait_policies::Rule::Compress
     }
 
-    fn apply(&self, batch: &mut BatchEdit, cx: &mut Context<'_>) -> Result<(), BatchError> {
+    fn apply(&self, batch: &mut BatchEdit, cx: &mut Context<'_>) -> Result<(), StageError> {
         let (codec, level) = self.target(batch, cx.api_version);
         if codec == Compression::None || batch.codec() == codec {
             return Ok(());

@@ -11,6 +11,7 @@
 
 pub mod compress;
 pub mod index;
+pub mod large;
 pub mod trace;
 
 use bytes::{Bytes, BytesMut};
@@ -37,6 +38,8 @@ pub struct Context<'a> {
     /// Records of earlier batches of this partition in the request (their
     /// offsets precede this batch's).
     pub records_before: i64,
+    /// Large-record I/O (object store, chunk topics), when running.
+    pub large: Option<&'a crate::large::LargeRecords>,
 }
 
 /// A record's trace id and its offset relative to the partition's first
@@ -57,7 +60,19 @@ pub trait Stage: Send + Sync {
     /// The policy rule a refusal by this stage is reported under.
     fn rule(&self) -> Rule;
     /// Edits the batch in place (or leaves it untouched).
-    fn apply(&self, batch: &mut BatchEdit, cx: &mut Context<'_>) -> Result<(), BatchError>;
+    fn apply(&self, batch: &mut BatchEdit, cx: &mut Context<'_>) -> Result<(), StageError>;
+}
+
+/// Why a stage could not rewrite a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// The batch cannot be read or re-sealed.
+    #[error("{0}")]
+    Batch(#[from] BatchError),
+    /// The stage refuses the partition with this Kafka error code and a
+    /// message naming the policy.
+    #[error("{message}")]
+    Refused { error_code: i16, message: String },
 }
 
 /// A policy's stages, in pipeline order.
@@ -72,6 +87,9 @@ impl Pipeline {
         let mut stages: Vec<Box<dyn Stage>> = Vec::new();
         if let Some(t) = &policy.trace {
             stages.push(Box::new(trace::Trace::new(t)));
+        }
+        if let Some(l) = &policy.large_records {
+            stages.push(Box::new(large::LargeRecords::new(&policy.name, l)));
         }
         if let Some(c) = &policy.compress {
             stages.push(Box::new(compress::Compress::new(c)));
@@ -96,7 +114,7 @@ pub struct PipelineError {
     pub stage: &'static str,
     /// The stage's rule; reading and re-sealing batches report `batch.readable`.
     pub rule: Rule,
-    pub error: BatchError,
+    pub error: StageError,
 }
 
 impl Pipeline {
@@ -133,7 +151,7 @@ fn run(
         let mut edit = BatchEdit::new(b.clone(), cap).map_err(|error| PipelineError {
             stage: "decode",
             rule: Rule::Readable,
-            error,
+            error: error.into(),
         })?;
         for s in stages {
             s.apply(&mut edit, cx).map_err(|error| PipelineError {
@@ -152,7 +170,7 @@ fn run(
         out.push(edit.finish().map_err(|error| PipelineError {
             stage: "encode",
             rule: Rule::Readable,
-            error,
+            error: error.into(),
         })?);
         cx.records_before += i64::from(b.record_count());
     }
@@ -205,6 +223,7 @@ mod tests {
             received_at_ms: 1_700_000_000_123,
             traced: &mut traced,
             records_before: 0,
+            large: None,
         };
         let out = pipeline
             .run(&batches(data).unwrap(), 1 << 24, &mut cx)

@@ -15,8 +15,7 @@ use std::sync::LazyLock;
 use bytes::{BufMut, Bytes, BytesMut};
 use strait_policies::TraceRules;
 
-use super::{Context, Stage, Traced};
-use crate::codec::batch::BatchError;
+use super::{Context, Stage, StageError, Traced};
 use crate::codec::edit::BatchEdit;
 
 /// `00-` + 32 hex + `-` + 16 hex + `-01`.
@@ -51,7 +50,7 @@ impl Stage for Trace {
         strait_policies::Rule::Trace
     }
 
-    fn apply(&self, batch: &mut BatchEdit, cx: &mut Context<'_>) -> Result<(), BatchError> {
+    fn apply(&self, batch: &mut BatchEdit, cx: &mut Context<'_>) -> Result<(), StageError> {
         let extra = self.client_id_header.is_some() || self.received_at_header.is_some();
         let missing = batch
             .peek_records()?

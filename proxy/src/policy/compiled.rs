@@ -30,6 +30,8 @@ pub struct TopicPlan {
     pub needs_records: bool,
     /// Fetches of these topics are forced to read_committed.
     pub read_committed: bool,
+    /// Fetched records of these topics may carry values to restore.
+    pub restores: bool,
 }
 
 impl TopicPlan {
@@ -40,8 +42,9 @@ impl TopicPlan {
             pipeline: Pipeline::for_policy(policy),
             inspects_produce: policy.inspects_produce(),
             needs_batches: policy.rewrites_records() || rules.is_some_and(|r| r.needs_batches()),
-            needs_records: rules.is_some_and(|r| r.needs_records()),
+            needs_records: strait_policies::decide::needs_records(policy),
             read_committed: strait_policies::decide::forces_read_committed(policy),
+            restores: policy.restores_records(),
         }
     }
 
@@ -124,6 +127,11 @@ impl Compiled {
 
     pub fn has_fetch_rules(&self) -> bool {
         self.set.has_fetch_rules()
+    }
+
+    /// Some policy restores fetched records (large records).
+    pub fn has_restores(&self) -> bool {
+        self.plans.iter().any(|p| p.restores)
     }
 
     pub fn has_admin_rules(&self) -> bool {

@@ -1,15 +1,20 @@
 //! Fetch enforcement: a fetch of a topic whose policy asks for
 //! read_committed is forced to it (the isolation level patched in place),
 //! and the response plan drops aborted transactions' batches, which a
-//! read_uncommitted client would not filter itself.
+//! read_uncommitted client would not filter itself. A fetch on a connection
+//! that has named a topic with large-record handling gets the restore step,
+//! with the limits the request asked for.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, FetchRequest};
 use kafka_protocol::protocol::Decodable;
 
+use std::sync::Arc;
+
 use super::request::{decode_error, decode_header, ConnState, EnforceError, Outcome};
 use super::Compiled;
 use crate::cluster::TopicIds;
+use crate::large::restore::{RestoreSpec, TopicKey};
 use crate::metrics;
 use crate::response::Step;
 
@@ -25,7 +30,7 @@ fn isolation_offset(version: i16) -> usize {
 
 /// Forces read_committed when a fetched topic's policy asks for it.
 pub fn fetch(
-    policies: &Compiled,
+    policies: &Arc<Compiled>,
     names: &TopicIds,
     state: &mut ConnState,
     version: i16,
@@ -34,33 +39,76 @@ pub fn fetch(
     let api = ApiKey::Fetch;
     let body = frame.slice(4..);
     let (header_len, _) = decode_header(api, version, &body)?;
-    if !state.read_committed {
+    let may_restore = policies.has_restores();
+    let mut steps = Vec::new();
+    if !state.read_committed || may_restore {
         let mut b = body.slice(header_len..);
         let req = FetchRequest::decode(&mut b, version).map_err(decode_error(api, version))?;
-        state.read_committed = req.topics.iter().any(|t| {
+        // Fetch sessions omit unchanged topics later: both stay set.
+        for t in &req.topics {
             let plan = if version >= 13 {
                 match names.name_of(&t.topic_id) {
                     Some(n) => policies.plan(&n),
-                    // An id Strait cannot name yet: stay on the safe side.
-                    None => return true,
+                    None => {
+                        // An id Strait cannot name yet: stay on the safe side.
+                        state.read_committed = true;
+                        state.restores |= may_restore;
+                        continue;
+                    }
                 }
             } else {
                 policies.plan(t.topic.0.as_str())
             };
-            plan.is_some_and(|p| p.read_committed)
-        });
+            if let Some(p) = plan {
+                state.read_committed |= p.read_committed;
+                state.restores |= p.restores;
+            }
+        }
+        if state.restores {
+            steps.push(Step::RestoreLarge(restore_spec(policies, &req, version)));
+        }
     }
     let at = 4 + header_len + isolation_offset(version);
     if state.read_committed && frame.get(at) == Some(&0) {
         let mut out = BytesMut::from(&frame[..]);
         out[at] = 1;
         metrics::fetch_read_committed();
+        steps.push(Step::DropAborted);
         return Ok(Outcome::Forward {
             frame: out.freeze(),
-            steps: vec![Step::DropAborted],
+            steps,
         });
     }
-    Ok(Outcome::forward(frame))
+    Ok(Outcome::Forward { frame, steps })
+}
+
+/// The limits a fetch asked for, and which topics the restore step handles
+/// (under the policies this request was decided with).
+fn restore_spec(policies: &Arc<Compiled>, req: &FetchRequest, version: i16) -> RestoreSpec {
+    let partition_max = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let key = if version >= 13 {
+                TopicKey::Id(t.topic_id)
+            } else {
+                TopicKey::Name(t.topic.0.to_string())
+            };
+            t.partitions.iter().map(move |p| {
+                (
+                    key.clone(),
+                    p.partition,
+                    p.partition_max_bytes.max(0) as usize,
+                )
+            })
+        })
+        .collect();
+    let policies = policies.clone();
+    RestoreSpec {
+        max_bytes: req.max_bytes.max(0) as usize,
+        partition_max,
+        restores: Arc::new(move |topic| policies.plan(topic).is_some_and(|p| p.restores)),
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! ([`request::enforce`]).
 
 pub mod admin;
+mod checks;
 pub mod compiled;
 pub mod fetch;
 pub mod produce;

@@ -9,8 +9,8 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::{ApiKey, ProduceRequest};
 use kafka_protocol::protocol::{Decodable, StrBytes};
-use strait_policies::decide::{self, AcksVerdict, BatchFacts, RecordFacts};
-use strait_policies::{Codec, Policy, Rule, Violation};
+use strait_policies::decide::{self, AcksVerdict};
+use strait_policies::{Policy, Rule, Violation};
 use uuid::Uuid;
 
 use super::request::{
@@ -18,9 +18,10 @@ use super::request::{
 };
 use super::{Compiled, TopicPlan};
 use crate::cluster::TopicIds;
-use crate::codec::batch::{self, Batch, BatchError, RecordView};
-use crate::codec::{scan_produce_topics, Compression, TopicRef};
-use crate::pipeline::{self, PipelineError};
+use crate::codec::batch::BatchError;
+use crate::codec::{scan_produce_topics, TopicRef};
+use crate::large::LargeRecords;
+use crate::pipeline::{self, PipelineError, StageError};
 use crate::response::{PendingTraces, Rejected, Step, TOPIC_RESOURCE};
 
 /// Kafka's UNKNOWN_TOPIC_ID (retriable: the client refreshes its metadata).
@@ -37,11 +38,29 @@ pub enum Scan {
     RecordWork,
 }
 
+/// What record work may use: the cap on a batch's decompressed size, and
+/// large-record I/O when it runs.
+#[derive(Clone, Default)]
+pub struct Work {
+    pub cap: usize,
+    pub large: Option<Arc<LargeRecords>>,
+}
+
+impl Work {
+    /// Record work with no large-record I/O (tests, benchmarks).
+    pub fn capped(cap: usize) -> Work {
+        Work { cap, large: None }
+    }
+}
+
 /// What a scan found, and each topic's plan in request order, so the
 /// decode that follows resolves no topic again.
 #[derive(Debug)]
 pub struct Scanned {
     pub kind: Scan,
+    /// A topic's policy handles large records: the work may wait on I/O,
+    /// so it runs on the large-record pool.
+    pub large: bool,
     /// Plan indices by topic position; empty when no topic is policed.
     plans: Vec<Option<usize>>,
 }
@@ -66,10 +85,12 @@ pub fn scan(
     frame: &Bytes,
 ) -> Result<Scanned, EnforceError> {
     let mut kind = Scan::Unpoliced;
+    let mut large = false;
     let mut plans: Vec<Option<usize>> = Vec::new();
     let mut seen = 0;
     let mut see = |index: Option<usize>, unknown: bool| {
         let plan = index.map(|i| policies.plan_at(i));
+        large |= plan.is_some_and(|p| p.policy.large_records.is_some()) || unknown;
         let scan = match plan {
             Some(p) if p.inspects_produce && p.record_work() => Scan::RecordWork,
             Some(p) if p.inspects_produce => Scan::Inline,
@@ -105,7 +126,7 @@ pub fn scan(
         version,
         why: e.to_string(),
     })?;
-    Ok(Scanned { kind, plans })
+    Ok(Scanned { kind, large, plans })
 }
 
 /// [`scan`], then [`produce`] when a topic is policed, all on the calling
@@ -115,13 +136,13 @@ pub fn scan_and_produce(
     names: &TopicIds,
     version: i16,
     acks_at: usize,
-    cap: usize,
+    work: &Work,
     frame: Bytes,
 ) -> Result<Outcome, EnforceError> {
     let scanned = scan(policies, names, version, &frame)?;
     match scanned.kind {
         Scan::Unpoliced => Ok(Outcome::forward(frame)),
-        _ => produce(policies, names, &scanned, version, acks_at, cap, frame),
+        _ => produce(policies, names, &scanned, version, acks_at, work, frame),
     }
 }
 
@@ -135,16 +156,16 @@ struct Verdicts {
 }
 
 /// Applies produce rules, then the record pipeline, to a request the scan
-/// found policed. `frame` is the whole frame, length prefix included; `cap`
-/// bounds a batch's decompressed size. CPU-heavy for record work: the
-/// caller runs it on the blocking pool then.
+/// found policed. `frame` is the whole frame, length prefix included. CPU-heavy
+/// for record work (and waits on large-record I/O): the caller runs it on
+/// the blocking pool then.
 pub fn produce(
     policies: &Compiled,
     names: &TopicIds,
     scanned: &Scanned,
     version: i16,
     acks_at: usize,
-    cap: usize,
+    work: &Work,
     frame: Bytes,
 ) -> Result<Outcome, EnforceError> {
     let api = ApiKey::Produce;
@@ -216,7 +237,7 @@ pub fn produce(
                 client_id,
                 version,
                 received_at_ms,
-                cap,
+                work,
                 txn,
             };
             match partition(plan, &target, &mut p, &mut v) {
@@ -272,7 +293,7 @@ struct Target<'a> {
     client_id: Option<&'a str>,
     version: i16,
     received_at_ms: i64,
-    cap: usize,
+    work: &'a Work,
     txn: bool,
 }
 
@@ -285,7 +306,8 @@ fn partition(
     v: &mut Verdicts,
 ) -> Result<(), Violation> {
     let policy = &plan.policy;
-    let checked = check_partition(plan, t.txn, p.records.clone(), t.cap);
+    let cap = t.work.cap;
+    let checked = super::checks::check_partition(plan, t.txn, p.records.clone(), cap);
     let result = match checked {
         Ok(batches) if !plan.pipeline.is_empty() && !batches.is_empty() => {
             let mut traced = Vec::new();
@@ -297,8 +319,9 @@ fn partition(
                 received_at_ms: t.received_at_ms,
                 traced: &mut traced,
                 records_before: 0,
+                large: t.work.large.as_deref(),
             };
-            match plan.pipeline.run(&batches, t.cap, &mut cx) {
+            match plan.pipeline.run(&batches, cap, &mut cx) {
                 Err(e) => Err(pipeline_violation(policy, e)),
                 Ok(new) => {
                     v.rewritten |= new.is_some();
@@ -340,7 +363,7 @@ fn unknown_topic_id(topic_id: Uuid, partition: i32) -> Rejected {
 /// A batch Strait cannot read: CORRUPT_MESSAGE where the broker would say so
 /// too (bad CRC, malformed records), else POLICY_VIOLATION; the message names
 /// the policy.
-fn unreadable(policy: &Policy, rule: Rule, e: &BatchError) -> Violation {
+pub(super) fn unreadable(policy: &Policy, rule: Rule, e: &BatchError) -> Violation {
     let error_code = match e {
         BatchError::Crc { .. } | BatchError::Record(_) | BatchError::Truncated(_) => {
             decide::CORRUPT_MESSAGE
@@ -366,65 +389,20 @@ fn unreadable(policy: &Policy, rule: Rule, e: &BatchError) -> Violation {
 }
 
 fn pipeline_violation(policy: &Policy, e: PipelineError) -> Violation {
-    let mut v = unreadable(policy, e.rule, &e.error);
-    v.message = format!("{} (stage {})", v.message, e.stage);
-    v
-}
-
-/// The policy core's view of a batch header.
-fn facts(b: &Batch) -> BatchFacts {
-    BatchFacts {
-        producer_id: b.producer_id(),
-        transactional: b.is_transactional(),
-        compression: match b.compression() {
-            Compression::None => Codec::None,
-            Compression::Gzip => Codec::Gzip,
-            Compression::Snappy => Codec::Snappy,
-            Compression::Lz4 => Codec::Lz4,
-            Compression::Zstd => Codec::Zstd,
-        },
-        magic: b.magic(),
-    }
-}
-
-/// The policy core's view of a record.
-struct Facts<'a>(RecordView<'a>);
-
-impl RecordFacts for Facts<'_> {
-    fn size(&self) -> usize {
-        self.0.size()
-    }
-
-    fn has_header(&self, key: &[u8]) -> bool {
-        self.0.has_header(key)
-    }
-}
-
-/// Checks a partition's batches; returns them split for the pipeline (empty
-/// when neither the rules nor a stage needs them).
-fn check_partition(
-    plan: &TopicPlan,
-    txn: bool,
-    records: Option<Bytes>,
-    cap: usize,
-) -> Result<Vec<Batch>, Violation> {
-    let Some(records) = records else {
-        return Ok(Vec::new());
-    };
-    if !plan.needs_batches {
-        // acks rules alone: old message formats and anything else pass as bytes.
-        return Ok(Vec::new());
-    }
-    let policy = &plan.policy;
-    let readable = |e: BatchError| unreadable(policy, Rule::Readable, &e);
-    let batches = batch::batches(records).map_err(readable)?;
-    for b in &batches {
-        decide::decide_batch(policy, txn, &facts(b))?;
-        if plan.needs_records {
-            let bytes = b.record_bytes(cap).map_err(readable)?;
-            let views = batch::records(&bytes, b.record_count()).map_err(readable)?;
-            decide::decide_records(policy, views.into_iter().map(Facts))?;
+    match e.error {
+        StageError::Batch(b) => {
+            let mut v = unreadable(policy, e.rule, &b);
+            v.message = format!("{} (stage {})", v.message, e.stage);
+            v
         }
+        StageError::Refused {
+            error_code,
+            message,
+        } => Violation {
+            rule: e.rule,
+            error_code,
+            message,
+            record_errors: vec![],
+        },
     }
-    Ok(batches)
 }

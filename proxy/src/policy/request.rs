@@ -48,6 +48,9 @@ pub struct ConnState {
     /// A fetch on this connection named a read_committed topic. Fetch sessions
     /// omit unchanged topics later, so the connection stays forced.
     pub read_committed: bool,
+    /// A fetch on this connection named a topic whose records Strait
+    /// restores (large records); sticky for the same reason.
+    pub restores: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,8 +77,8 @@ pub struct Enforcer {
     pub store: Arc<PolicyStore>,
     pub cluster: Arc<ClusterView>,
     pub offload: Offload,
-    /// Cap on a batch's decompressed size.
-    pub max_decompressed: usize,
+    /// The decompression cap and large-record I/O for record work.
+    pub work: produce::Work,
 }
 
 /// Whether policies inspect this api key under the current set.
@@ -113,25 +116,21 @@ pub async fn enforce(
             let scanned = produce::scan(&policies, names, version, &frame)?;
             match scanned.kind {
                 produce::Scan::Unpoliced => Ok(Outcome::forward(frame)),
-                produce::Scan::Inline => produce::produce(
-                    &policies,
-                    names,
-                    &scanned,
-                    version,
-                    acks_at,
-                    e.max_decompressed,
-                    frame,
-                ),
+                produce::Scan::Inline => {
+                    produce::produce(&policies, names, &scanned, version, acks_at, &e.work, frame)
+                }
                 produce::Scan::RecordWork => {
-                    let (cluster, cap) = (e.cluster.clone(), e.max_decompressed);
-                    e.offload
-                        .run(move || {
-                            let names = &cluster.topic_ids;
-                            produce::produce(
-                                &policies, names, &scanned, version, acks_at, cap, frame,
-                            )
-                        })
-                        .await?
+                    let (cluster, work) = (e.cluster.clone(), e.work.clone());
+                    // Large-record work waits on I/O: its own pool.
+                    let pool = match &e.work.large {
+                        Some(l) if scanned.large => &l.pool,
+                        _ => &e.offload,
+                    };
+                    pool.run(move || {
+                        let names = &cluster.topic_ids;
+                        produce::produce(&policies, names, &scanned, version, acks_at, &work, frame)
+                    })
+                    .await?
                 }
             }
         }

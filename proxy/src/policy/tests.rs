@@ -6,7 +6,7 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest};
 use kafka_protocol::protocol::Decodable;
 use strait_policies::PolicySet;
 
-use super::produce::scan_and_produce;
+use super::produce::{scan_and_produce, Work};
 use super::request::{decode_header, Outcome};
 use super::Compiled;
 use crate::cluster::TopicIds;
@@ -22,7 +22,15 @@ fn compiled(text: &str) -> Compiled {
 
 /// Enforces a Produce v9 frame the way the pump does, inline.
 fn enforce(set: &Compiled, at: usize, frame: Bytes) -> Outcome {
-    scan_and_produce(set, &TopicIds::new(10), 9, at, 1 << 20, frame).unwrap()
+    scan_and_produce(
+        set,
+        &TopicIds::new(10),
+        9,
+        at,
+        &Work::capped(1 << 20),
+        frame,
+    )
+    .unwrap()
 }
 
 fn produce_frame(topic: &str, acks: i16) -> (Bytes, usize) {

@@ -6,7 +6,10 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::codec::{Body, Decoded};
+use crate::cluster::TopicIds;
 use crate::codec::aborted::drop_aborted;
+use crate::large::restore::{restore, RestoreSpec};
+use crate::large::LargeRecords;
 
 impl Decoded {
     /// Topic id → name pairs a Metadata response names (for Produce v13 / Fetch v13+).
@@ -65,5 +68,22 @@ impl Decoded {
                 p.records = Some(kept);
             }
         }
+    }
+
+    /// Puts large records' values back into a Fetch response
+    /// ([`crate::large::restore`]); the memory it took is held until the
+    /// response is encoded and dropped.
+    pub fn restore_large(
+        &mut self,
+        spec: &RestoreSpec,
+        names: &TopicIds,
+        large: &LargeRecords,
+        cap: usize,
+    ) {
+        let Body::Fetch(f) = &mut self.body else {
+            return;
+        };
+        let held = restore(f, spec, |id| names.name_of(id), large, cap);
+        self.held.extend(held);
     }
 }

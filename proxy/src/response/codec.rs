@@ -113,6 +113,8 @@ pub struct Decoded {
     header: ResponseHeader,
     header_version: i16,
     pub(super) body: Body,
+    /// Memory a step took for this response, given back when it is dropped.
+    pub(super) held: Vec<crate::large::Held>,
 }
 
 fn dec<T: Decodable>(buf: &mut Bytes, what: &'static str, version: i16) -> Result<T, RewriteError> {
@@ -145,6 +147,7 @@ impl Decoded {
             header,
             header_version,
             body,
+            held: Vec::new(),
         })
     }
 

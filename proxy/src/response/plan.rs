@@ -24,6 +24,8 @@ use super::merge::Rejected;
 use crate::cluster::ClusterView;
 use crate::codec::RequestPeek;
 use crate::config::LeaderEndpoints;
+use crate::large::restore::RestoreSpec;
+use crate::large::LargeRecords;
 use crate::offload::Offload;
 use crate::pipeline::{TraceIndex, Traced};
 
@@ -50,6 +52,9 @@ pub enum Step {
     MergeRejections(Vec<Rejected>),
     /// Drop aborted transactions' batches (a fetch forced to read_committed).
     DropAborted,
+    /// Put claim-checked and chunked values back, within the client's
+    /// limits (awaits the store on the large-record pool).
+    RestoreLarge(RestoreSpec),
     /// Give brokers named in the response a listener; point addresses at Strait.
     RewriteAddresses,
     /// Keep the client within the versions Strait serves.
@@ -63,8 +68,9 @@ impl Step {
             Step::IndexTraces(_) => 1,
             Step::MergeRejections(_) => 2,
             Step::DropAborted => 3,
-            Step::RewriteAddresses => 4,
-            Step::ClampVersions => 5,
+            Step::RestoreLarge(_) => 4,
+            Step::RewriteAddresses => 5,
+            Step::ClampVersions => 6,
         }
     }
 }
@@ -76,6 +82,10 @@ pub struct ResponseEnv {
     pub traces: Arc<TraceIndex>,
     pub leader_endpoints: LeaderEndpoints,
     pub offload: Offload,
+    /// Large-record I/O, when running.
+    pub large: Option<Arc<LargeRecords>>,
+    /// Cap on a batch's decompressed size.
+    pub cap: usize,
 }
 
 /// The plan for one request's response, kept while the request is in flight
@@ -139,21 +149,24 @@ impl ResponsePlan {
         let (key, version, steps) = (self.api_key, self.api_version, self.steps);
         let offloaded = |e: crate::offload::Panicked| RewriteError::Step(e.to_string());
         let job_env = env.clone();
-        let first = env
-            .offload
-            .run_sized(size, move || -> Result<Progress, RewriteError> {
-                let mut d = Decoded::decode(kind, key, version, frame)?;
-                let mut steps = steps.into_iter();
-                for step in steps.by_ref() {
-                    if let Step::RewriteAddresses = step {
-                        return Ok(Progress::Listeners(d, steps.collect()));
-                    }
-                    apply(&mut d, step, &job_env);
+        let restores = steps.iter().any(|s| matches!(s, Step::RestoreLarge(_)));
+        let job = move || -> Result<Progress, RewriteError> {
+            let mut d = Decoded::decode(kind, key, version, frame)?;
+            let mut steps = steps.into_iter();
+            for step in steps.by_ref() {
+                if let Step::RewriteAddresses = step {
+                    return Ok(Progress::Listeners(d, steps.collect()));
                 }
-                d.encode().map(Progress::Done)
-            })
-            .await
-            .map_err(offloaded)??;
+                apply(&mut d, step, &job_env);
+            }
+            d.encode().map(Progress::Done)
+        };
+        // Restoring waits on the store: always on the large-record pool.
+        let first = match (&env.large, restores) {
+            (Some(large), true) => large.pool.run(job).await,
+            _ => env.offload.run_sized(size, job).await,
+        }
+        .map_err(offloaded)??;
         let (mut d, rest) = match first {
             Progress::Done(out) => return Ok(out),
             Progress::Listeners(d, rest) => (d, rest),
@@ -195,6 +208,11 @@ fn apply(d: &mut Decoded, step: Step, env: &ResponseEnv) {
         }
         Step::MergeRejections(rejected) => d.merge_rejections(&rejected),
         Step::DropAborted => d.drop_aborted(),
+        Step::RestoreLarge(spec) => {
+            if let Some(large) = &env.large {
+                d.restore_large(&spec, &env.cluster.topic_ids, large, env.cap);
+            }
+        }
         Step::ClampVersions => d.clamp_versions(env.leader_endpoints),
         Step::RewriteAddresses => unreachable!("the executor awaits listeners for it"),
     }
@@ -229,6 +247,6 @@ mod tests {
         );
         let m = ResponsePlan::new(peek(3), Some(Kind::Metadata), vec![]);
         let order: Vec<u8> = m.steps().iter().map(Step::order).collect();
-        assert_eq!(order, vec![0, 4], "learn topic ids, then addresses");
+        assert_eq!(order, vec![0, 5], "learn topic ids, then addresses");
     }
 }

@@ -17,8 +17,11 @@ use tracing::{info, warn};
 use crate::cluster::{self, ClusterView, Routes, Target, TopicIds};
 use crate::config::Validated;
 use crate::connection::Env;
+use crate::kafka_client::KafkaClient;
+use crate::large::LargeRecords;
 use crate::offload::Offload;
 use crate::pipeline::TraceIndex;
+use crate::policy::produce::Work;
 use crate::policy::{Enforcer, PolicyStore};
 use crate::response::ResponseEnv;
 use crate::upstream::Dialer;
@@ -69,19 +72,33 @@ impl Proxy {
         );
         let cluster = Arc::new(cluster);
         let offload = Offload::new(limits.batch_workers);
+        // Strait's own producer and consumer (chunk topics) dial the brokers
+        // with the same settings as every upstream connection.
+        let internal = Arc::new(KafkaClient::new(
+            Arc::new(Dialer::new(&cfg.config.upstream, limits.max_frame_bytes)?),
+            Duration::from_millis(cfg.config.large_records.store_timeout_ms),
+        ));
+        let large = Arc::new(
+            LargeRecords::new(&cfg.config.large_records, internal).context("large_records")?,
+        );
         let traces = Arc::new(TraceIndex::new(limits.trace_index_entries));
         let env = Arc::new(Env {
             enforcer: Enforcer {
                 store,
                 cluster: cluster.clone(),
                 offload: offload.clone(),
-                max_decompressed: limits.max_decompressed_bytes,
+                work: Work {
+                    cap: limits.max_decompressed_bytes,
+                    large: Some(large.clone()),
+                },
             },
             responses: ResponseEnv {
                 cluster: cluster.clone(),
                 traces: traces.clone(),
                 leader_endpoints: cfg.config.upstream.leader_endpoints,
                 offload,
+                large: Some(large),
+                cap: limits.max_decompressed_bytes,
             },
             cluster: cluster.clone(),
             limits,

@@ -38,6 +38,7 @@ use crate::config::{BrokerPorts, LeaderEndpoints, LimitsConfig, UpstreamConfig};
 use crate::io::{BoxRead, BoxWrite, Io};
 use crate::offload::Offload;
 use crate::pipeline::TraceIndex;
+use crate::policy::produce::Work;
 use crate::policy::{Enforcer, PolicyStore};
 use crate::response::{classify, proxy_range, ResponseEnv};
 use crate::upstream::Dialer;
@@ -82,13 +83,15 @@ fn test_env(limits: LimitsConfig) -> Arc<Env> {
             store: Arc::new(PolicyStore::open(None, 100).expect("empty policy store")),
             cluster: cluster.clone(),
             offload: offload.clone(),
-            max_decompressed: limits.max_decompressed_bytes,
+            work: Work::capped(limits.max_decompressed_bytes),
         },
         responses: ResponseEnv {
             cluster: cluster.clone(),
             traces: Arc::new(TraceIndex::new(100)),
             leader_endpoints: LeaderEndpoints::Clamp,
             offload,
+            large: None,
+            cap: limits.max_decompressed_bytes,
         },
         cluster,
         limits,

@@ -1,0 +1,188 @@
+//! Large records: values over a policy's threshold leave the record on
+//! produce and come back on fetch, so brokers only ever store small records
+//! and clients change nothing but their own size settings.
+//!
+//! - [`reference`]: what a record carries instead (a claim-check reference or
+//!   a chunk manifest, marked by the `strait.large-record` header).
+//! - [`store`]: the object store of claim-checks, with its verified cache.
+//! - [`chunks`]: chunks in a companion topic, through the internal Kafka client.
+//! - [`restore`]: the fetch side: values put back, the response cut at the
+//!   client's `max_bytes`.
+//! - [`budget`]: the memory bound of all of it.
+//!
+//! The produce side is the pipeline stage `pipeline::large`. Both sides run
+//! on the blocking pool (hashing, decompressing and re-sealing are CPU work)
+//! and wait for their I/O there with [`LargeRecords::block_on`]: the store
+//! or chunk write must finish before the record can be rewritten (a chunk
+//! manifest names the offsets the chunk topic gave), and a produce waits for
+//! it either way. Those jobs have their own pool (`large_records.workers`),
+//! so a slow store never holds up other topics' batch work.
+
+pub mod budget;
+pub mod chunks;
+pub mod reference;
+pub mod restore;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use strait_policies::LargeRecordRules;
+
+use crate::config::LargeRecordsConfig;
+use crate::kafka_client::KafkaClient;
+use crate::offload::Offload;
+
+pub use budget::{Budget, Held};
+use chunks::{ChunkError, ChunkTopics};
+use reference::{ObjectRef, Reference};
+use store::{Store, StoreError};
+
+/// Why a large record could not be offloaded or restored.
+#[derive(Debug, thiserror::Error)]
+pub enum LargeError {
+    #[error("{0}")]
+    Store(#[from] Arc<StoreError>),
+    #[error("{0}")]
+    Chunks(#[from] ChunkError),
+    #[error("{0}")]
+    Reference(#[from] reference::ReferenceError),
+    #[error("{0}")]
+    Memory(#[from] budget::OverBudget),
+}
+
+impl LargeError {
+    /// Whether trying again later may succeed (a store or topic that is
+    /// down, memory that frees up): the client gets a retriable error.
+    pub fn retriable(&self) -> bool {
+        match self {
+            LargeError::Store(e) => !matches!(**e, StoreError::Mismatch { .. }),
+            LargeError::Chunks(e) => e.retriable(),
+            LargeError::Reference(_) => false,
+            LargeError::Memory(_) => true,
+        }
+    }
+}
+
+/// The runtime side of large-record handling, shared by every connection.
+pub struct LargeRecords {
+    pub store: Store,
+    pub client: Arc<KafkaClient>,
+    pub chunk_topics: ChunkTopics,
+    pub budget: Budget,
+    pub config: LargeRecordsConfig,
+    /// The pool large-record jobs run on.
+    pub pool: Offload,
+    runtime: tokio::runtime::Handle,
+}
+
+impl LargeRecords {
+    /// Opens the store; call within the runtime.
+    pub fn new(
+        config: &LargeRecordsConfig,
+        client: Arc<KafkaClient>,
+    ) -> anyhow::Result<LargeRecords> {
+        Ok(LargeRecords {
+            store: Store::open(config)?,
+            client,
+            chunk_topics: ChunkTopics::default(),
+            budget: Budget::new(config.memory_bytes),
+            config: config.clone(),
+            pool: Offload::new(config.workers),
+            runtime: tokio::runtime::Handle::current(),
+        })
+    }
+
+    /// Runs I/O to completion from a blocking-pool thread (never from the
+    /// reactor: tokio refuses, and it would stall other connections).
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+
+    pub fn memory_wait(&self) -> Duration {
+        Duration::from_millis(self.config.memory_wait_ms)
+    }
+
+    /// Claim-check: stores `value` under its content address and returns
+    /// the reference the record carries instead. Blocking.
+    pub fn offload_object(
+        &self,
+        topic: &str,
+        rules: &LargeRecordRules,
+        value: &Bytes,
+    ) -> Result<Reference, LargeError> {
+        let sha256: [u8; 32] = Sha256::digest(value).into();
+        let key = format!("{}/{topic}/{}", rules.prefix, hex::encode(sha256));
+        self.block_on(self.store.put(&key, value.clone()))
+            .map_err(Arc::new)?;
+        Ok(Reference::Object(ObjectRef {
+            key,
+            size: value.len() as u64,
+            sha256,
+        }))
+    }
+
+    /// Chunking: writes `value` to the topic's chunk topic (same partition)
+    /// and returns the manifest the record carries instead. Blocking.
+    pub fn offload_chunks(
+        &self,
+        topic: &str,
+        partition: i32,
+        rules: &LargeRecordRules,
+        value: &Bytes,
+    ) -> Result<Reference, LargeError> {
+        let sha256: [u8; 32] = Sha256::digest(value).into();
+        let chunk_topic = rules.chunk_topic_for(topic);
+        let timeout = Duration::from_millis(self.config.store_timeout_ms);
+        self.block_on(async {
+            let work = async {
+                self.chunk_topics
+                    .ensure(&self.client, topic, &chunk_topic, rules)
+                    .await?;
+                chunks::write_chunks(
+                    &self.client,
+                    &chunk_topic,
+                    partition,
+                    value.clone(),
+                    rules.chunk_bytes,
+                    sha256,
+                )
+                .await
+            };
+            match tokio::time::timeout(timeout, work).await {
+                Ok(r) => r,
+                Err(_) => Err(ChunkError::Timeout {
+                    topic: chunk_topic.clone(),
+                    timeout,
+                }),
+            }
+        })
+        .map(Reference::Chunks)
+        .map_err(LargeError::from)
+    }
+
+    /// The original value of a reference, verified. Blocking.
+    pub fn fetch_value(&self, r: &Reference) -> Result<Bytes, LargeError> {
+        match r {
+            Reference::Object(o) => Ok(self.block_on(self.store.get(o))?),
+            Reference::Chunks(m) => {
+                let timeout = Duration::from_millis(self.config.store_timeout_ms);
+                let max = reference::MAX_VALUE_BYTES as usize;
+                self.block_on(async {
+                    match tokio::time::timeout(timeout, chunks::read_chunks(&self.client, m, max))
+                        .await
+                    {
+                        Ok(r) => r,
+                        Err(_) => Err(ChunkError::Timeout {
+                            topic: m.topic.clone(),
+                            timeout,
+                        }),
+                    }
+                })
+                .map_err(LargeError::from)
+            }
+        }
+    }
+}

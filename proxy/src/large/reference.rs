@@ -1,0 +1,314 @@
+//! What a large record carries instead of its value: a claim-check
+//! reference to an object, or a manifest of chunks in a companion topic,
+//! marked by a header in Strait's reserved namespace.
+//!
+//! Both are small JSON documents, so a consumer that bypasses Strait (straight
+//! to the broker) sees a readable pointer and the marker header, never a
+//! silently truncated value:
+//!
+//! ```text
+//! header strait.large-record = claim-check
+//! value  {"strait":"claim-check","v":1,"key":"strait/media.video/9f86…","size":5242880,"sha256":"9f86…"}
+//!
+//! header strait.large-record = chunks
+//! value  {"strait":"chunks","v":1,"topic":"scans.x.strait-chunks","partition":0,
+//!         "ranges":[[120,8],[131,4]],"chunks":12,"size":6291456,"sha256":"…"}
+//! ```
+//!
+//! `ranges` lists `[base offset, records]` runs of the chunk topic's
+//! partition holding the chunks in order (Strait writes a value's chunks in
+//! a few batches, and other writers may interleave between them). Parsing is
+//! strict and bounded: a reference that does not parse is an error for that
+//! partition, never passed off as the value.
+
+use serde::{Deserialize, Serialize};
+
+/// The marker header's key, and its values.
+pub const MARKER: &[u8] = b"strait.large-record";
+pub const CLAIM_CHECK: &[u8] = b"claim-check";
+pub const CHUNKS: &[u8] = b"chunks";
+
+/// Bounds on what a reference may claim (a value can be no larger than a
+/// frame Strait accepts; a manifest no longer than a value's chunks).
+pub const MAX_VALUE_BYTES: u64 = 1 << 31;
+pub const MAX_CHUNKS: u32 = 1 << 17;
+const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
+
+pub type Sha256 = [u8; 32];
+
+/// A claim-checked value: the object's key in the store, its size and hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub key: String,
+    pub size: u64,
+    pub sha256: Sha256,
+}
+
+/// A chunked value: where its chunks are, how many, its size and hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    pub topic: String,
+    pub partition: i32,
+    pub ranges: Vec<(i64, u32)>,
+    pub chunks: u32,
+    pub size: u64,
+    pub sha256: Sha256,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    Object(ObjectRef),
+    Chunks(Manifest),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReferenceError {
+    #[error("unknown marker {0:?} (expected \"claim-check\" or \"chunks\")")]
+    Marker(String),
+    #[error("reference of {0} bytes is too long")]
+    TooLong(usize),
+    #[error("malformed reference: {0}")]
+    Malformed(String),
+    #[error("reference kind {found:?} does not match its marker {marker:?}")]
+    Kind { found: String, marker: String },
+    #[error("reference version {0} is not supported (this Strait reads version 1)")]
+    Version(u32),
+    #[error("invalid reference: {0}")]
+    Invalid(&'static str),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Doc {
+    strait: String,
+    v: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    topic: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    partition: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ranges: Option<Vec<(i64, u32)>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    chunks: Option<u32>,
+    size: u64,
+    sha256: String,
+}
+
+impl Reference {
+    /// The marker header value for this reference.
+    pub fn marker(&self) -> &'static [u8] {
+        match self {
+            Reference::Object(_) => CLAIM_CHECK,
+            Reference::Chunks(_) => CHUNKS,
+        }
+    }
+
+    pub fn size(&self) -> u64 {
+        match self {
+            Reference::Object(o) => o.size,
+            Reference::Chunks(m) => m.size,
+        }
+    }
+
+    pub fn sha256(&self) -> &Sha256 {
+        match self {
+            Reference::Object(o) => &o.sha256,
+            Reference::Chunks(m) => &m.sha256,
+        }
+    }
+
+    /// The record value that carries this reference.
+    pub fn encode(&self) -> Vec<u8> {
+        let doc = match self {
+            Reference::Object(o) => Doc {
+                strait: "claim-check".into(),
+                v: 1,
+                key: Some(o.key.clone()),
+                topic: None,
+                partition: None,
+                ranges: None,
+                chunks: None,
+                size: o.size,
+                sha256: hex::encode(o.sha256),
+            },
+            Reference::Chunks(m) => Doc {
+                strait: "chunks".into(),
+                v: 1,
+                key: None,
+                topic: Some(m.topic.clone()),
+                partition: Some(m.partition),
+                ranges: Some(m.ranges.clone()),
+                chunks: Some(m.chunks),
+                size: m.size,
+                sha256: hex::encode(m.sha256),
+            },
+        };
+        serde_json::to_vec(&doc).expect("a reference always serialises")
+    }
+
+    /// Parses the value of a record whose marker header is `marker`.
+    pub fn parse(marker: &[u8], value: &[u8]) -> Result<Reference, ReferenceError> {
+        let kind = match marker {
+            CLAIM_CHECK => "claim-check",
+            CHUNKS => "chunks",
+            other => return Err(ReferenceError::Marker(lossy(other))),
+        };
+        if value.len() > MAX_DOCUMENT_BYTES {
+            return Err(ReferenceError::TooLong(value.len()));
+        }
+        let doc: Doc =
+            serde_json::from_slice(value).map_err(|e| ReferenceError::Malformed(e.to_string()))?;
+        if doc.strait != kind {
+            return Err(ReferenceError::Kind {
+                found: doc.strait,
+                marker: kind.into(),
+            });
+        }
+        if doc.v != 1 {
+            return Err(ReferenceError::Version(doc.v));
+        }
+        if doc.size > MAX_VALUE_BYTES {
+            return Err(ReferenceError::Invalid("size over 2 GiB"));
+        }
+        let mut sha256 = [0u8; 32];
+        hex::decode_to_slice(&doc.sha256, &mut sha256)
+            .map_err(|_| ReferenceError::Invalid("sha256 is not 64 hex digits"))?;
+        if kind == "claim-check" {
+            let key = doc.key.ok_or(ReferenceError::Invalid("no key"))?;
+            let hex = &doc.sha256;
+            let good = key.len() > hex.len()
+                && key.ends_with(hex.as_str())
+                && key.as_bytes()[key.len() - hex.len() - 1] == b'/'
+                && !key.starts_with('/')
+                && !key
+                    .split('/')
+                    .any(|s| s.is_empty() || s == "." || s == "..");
+            if !good || doc.topic.is_some() || doc.ranges.is_some() || doc.chunks.is_some() {
+                return Err(ReferenceError::Invalid(
+                    "a claim-check names a key <prefix>/<topic>/<sha256> and nothing else",
+                ));
+            }
+            return Ok(Reference::Object(ObjectRef {
+                key,
+                size: doc.size,
+                sha256,
+            }));
+        }
+        let (Some(topic), Some(partition), Some(ranges), Some(chunks)) =
+            (doc.topic, doc.partition, doc.ranges, doc.chunks)
+        else {
+            return Err(ReferenceError::Invalid(
+                "a manifest names topic, partition, ranges and chunks",
+            ));
+        };
+        if doc.key.is_some() || topic.is_empty() || topic.len() > 249 || partition < 0 {
+            return Err(ReferenceError::Invalid("bad chunk topic or partition"));
+        }
+        if chunks == 0 || chunks > MAX_CHUNKS || ranges.is_empty() {
+            return Err(ReferenceError::Invalid("bad chunk count"));
+        }
+        let mut total: u64 = 0;
+        let mut next = i64::MIN;
+        for &(base, n) in &ranges {
+            if base < 0 || n == 0 || base < next {
+                return Err(ReferenceError::Invalid(
+                    "chunk ranges must be non-empty, ascending and disjoint",
+                ));
+            }
+            next = base.saturating_add(i64::from(n));
+            total += u64::from(n);
+        }
+        if total != u64::from(chunks) {
+            return Err(ReferenceError::Invalid(
+                "chunk ranges do not add up to chunks",
+            ));
+        }
+        if doc.size < u64::from(chunks) - 1 {
+            return Err(ReferenceError::Invalid("more chunks than bytes"));
+        }
+        Ok(Reference::Chunks(Manifest {
+            topic,
+            partition,
+            ranges,
+            chunks,
+            size: doc.size,
+            sha256,
+        }))
+    }
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(64)]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object() -> Reference {
+        let sha = [0xab; 32];
+        Reference::Object(ObjectRef {
+            key: format!("strait/media.video/{}", hex::encode(sha)),
+            size: 5 << 20,
+            sha256: sha,
+        })
+    }
+
+    fn manifest() -> Reference {
+        Reference::Chunks(Manifest {
+            topic: "scans.strait-chunks".into(),
+            partition: 2,
+            ranges: vec![(120, 8), (131, 4)],
+            chunks: 12,
+            size: 6 << 20,
+            sha256: [7; 32],
+        })
+    }
+
+    #[test]
+    fn references_round_trip_and_read_as_json() {
+        for r in [object(), manifest()] {
+            let bytes = r.encode();
+            assert!(bytes.len() < 300, "small: {}", bytes.len());
+            let text = std::str::from_utf8(&bytes).unwrap();
+            assert!(text.starts_with("{\"strait\":"), "{text}");
+            assert_eq!(Reference::parse(r.marker(), &bytes).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn bad_references_are_errors_never_values() {
+        let ok = String::from_utf8(object().encode()).unwrap();
+        let m = String::from_utf8(manifest().encode()).unwrap();
+        let cases: Vec<(&[u8], String)> = vec![
+            (b"bogus", ok.clone()),
+            (CHUNKS, ok.clone()),
+            (CLAIM_CHECK, "not json".into()),
+            (CLAIM_CHECK, ok.replace("\"v\":1", "\"v\":2")),
+            (CLAIM_CHECK, ok.replace("strait/media.video/", "strait/../")),
+            (CLAIM_CHECK, ok.replace("strait/media.video/", "")),
+            (
+                CLAIM_CHECK,
+                ok.replace("\"size\":5242880", "\"size\":99999999999"),
+            ),
+            (
+                CLAIM_CHECK,
+                ok.replace("\"sha256\":\"ab", "\"sha256\":\"zz"),
+            ),
+            (CLAIM_CHECK, ok.replace("}", ",\"extra\":1}")),
+            (CHUNKS, m.replace("[131,4]", "[121,4]")),
+            (CHUNKS, m.replace("\"chunks\":12", "\"chunks\":13")),
+            (CHUNKS, m.replace("\"partition\":2", "\"partition\":-1")),
+            (CHUNKS, m.replace("[[120,8],[131,4]]", "[]")),
+            (CLAIM_CHECK, format!("{}{}", ok, " ".repeat(70_000))),
+        ];
+        for (marker, value) in cases {
+            assert!(
+                Reference::parse(marker, value.as_bytes()).is_err(),
+                "{value} accepted"
+            );
+        }
+    }
+}

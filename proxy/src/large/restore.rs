@@ -1,0 +1,353 @@
+//! The fetch side of large records: values put back into the batches of a
+//! fetch response, in order, and the response cut at a batch boundary once
+//! it holds what the client asked for.
+//!
+//! For each partition of a topic whose policy restores, batches are read in
+//! order; a batch whose records carry the `strait.large-record` marker gets
+//! their original values back (from the object store or the chunk topic,
+//! verified against the reference's size and SHA-256), loses the marker, and
+//! is re-sealed uncompressed with the lossless codec: offsets, record counts
+//! and batch boundaries stay as stored. A restored response may outgrow what
+//! the client asked for (`max_bytes`, the partition's `max_bytes`) and what
+//! it accepts (librdkafka's `receive.message.max.bytes`), so batches are kept
+//! only while they fit, except the response's first one, as the broker does
+//! (KIP-74); the consumer fetches the rest next time.
+//!
+//! Memory: values restored for one response are bounded by
+//! `connection_memory_bytes` (a connection restores one response at a time)
+//! and, across connections, by the process-wide [`super::Budget`]; over it a
+//! partition waits, then gets a retriable error.
+//!
+//! Failures never reach the client as data: a store or chunk topic that
+//! cannot be read, a hash that does not match, or a reference that does not
+//! parse gives the partition KAFKA_STORAGE_ERROR (retriable: the client
+//! tries again) unless earlier batches of it were kept, and a log line that
+//! names the topic, partition, offset and object.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::FetchResponse;
+use uuid::Uuid;
+
+use super::reference::{Reference, MARKER};
+use super::{Held, LargeError, LargeRecords};
+use crate::codec::batch::{Batch, BatchError, Batches};
+use crate::codec::compression::Compression;
+use crate::codec::edit::BatchEdit;
+use crate::metrics;
+
+/// Kafka's KAFKA_STORAGE_ERROR (retriable on fetch: the client refreshes
+/// metadata and fetches again).
+pub const KAFKA_STORAGE_ERROR: i16 = 56;
+
+/// Decides whether a topic (by name) is restored.
+pub type Restores = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// What the fetch request asked for, and which topics to restore.
+pub struct RestoreSpec {
+    /// The request's `max_bytes` (the whole response).
+    pub max_bytes: usize,
+    /// `(topic name or id, partition, max_bytes)` of the partitions the
+    /// request named; partitions a fetch session left out use `max_bytes`.
+    pub partition_max: Vec<(TopicKey, i32, usize)>,
+    pub restores: Restores,
+}
+
+impl std::fmt::Debug for RestoreSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestoreSpec")
+            .field("max_bytes", &self.max_bytes)
+            .field("partitions", &self.partition_max.len())
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicKey {
+    Name(String),
+    Id(Uuid),
+}
+
+/// A record to restore: its index in the batch and its reference.
+type Marked = Vec<(usize, Reference)>;
+
+impl RestoreSpec {
+    fn partition_max(&self, name: &str, id: &Uuid, partition: i32) -> usize {
+        self.partition_max
+            .iter()
+            .find(|(t, p, _)| {
+                *p == partition
+                    && match t {
+                        TopicKey::Name(n) => n == name,
+                        TopicKey::Id(i) => i == id,
+                    }
+            })
+            .map_or(self.max_bytes, |(_, _, m)| *m)
+    }
+}
+
+/// Where restored values come from, and the memory they may take: the
+/// store and chunk topic in Strait ([`LargeRecords`]); fixed values in the
+/// fuzz target.
+pub trait ValueSource {
+    /// The verified value of a reference. Blocking.
+    fn value(&self, r: &Reference) -> Result<Bytes, LargeError>;
+    /// Takes `bytes` of the process-wide memory bound (waiting, within
+    /// limits). Blocking.
+    fn hold(&self, bytes: u64) -> Result<Option<Held>, LargeError>;
+    /// Bytes one response may restore (one connection's share).
+    fn per_connection(&self) -> usize;
+}
+
+impl ValueSource for LargeRecords {
+    fn value(&self, r: &Reference) -> Result<Bytes, LargeError> {
+        self.fetch_value(r)
+    }
+
+    fn hold(&self, bytes: u64) -> Result<Option<Held>, LargeError> {
+        let held = self
+            .block_on(self.budget.acquire_within(bytes, self.memory_wait()))
+            .inspect_err(|_| metrics::large_restore("memory_wait"))?;
+        Ok(Some(held))
+    }
+
+    fn per_connection(&self) -> usize {
+        self.config.connection_memory_bytes as usize
+    }
+}
+
+/// Restores every restorable partition of `resp`, in order, within the
+/// client's limits. `name_of` names topics given by id. Blocking: call on
+/// the large-record pool. The returned memory is held until dropped (after
+/// the response is encoded).
+pub fn restore(
+    resp: &mut FetchResponse,
+    spec: &RestoreSpec,
+    name_of: impl Fn(&Uuid) -> Option<Arc<str>>,
+    large: &dyn ValueSource,
+    cap: usize,
+) -> Vec<Held> {
+    let mut held = Vec::new();
+    let mut total = 0usize;
+    let mut restored = 0usize;
+    let per_connection = large.per_connection();
+    for t in &mut resp.responses {
+        let name: Option<Arc<str>> = if t.topic.0.is_empty() {
+            name_of(&t.topic_id)
+        } else {
+            Some(Arc::from(t.topic.0.as_str()))
+        };
+        let restore_topic = name.as_deref().is_some_and(|n| (spec.restores)(n));
+        for p in &mut t.partitions {
+            let Some(records) = p.records.clone() else {
+                continue;
+            };
+            if !restore_topic || p.error_code != 0 || records.is_empty() {
+                total += records.len();
+                continue;
+            }
+            let topic = name.as_deref().unwrap_or("?");
+            let limit = Limits {
+                max_bytes: spec.max_bytes,
+                partition_max: spec.partition_max(topic, &t.topic_id, p.partition_index),
+                per_connection,
+            };
+            let mut walk = Walk {
+                total: &mut total,
+                restored: &mut restored,
+                held: &mut held,
+                large,
+                cap,
+                topic,
+                partition: p.partition_index,
+            };
+            match walk.partition(records, &limit) {
+                Ok(Some(new)) => p.records = Some(new),
+                Ok(None) => {}
+                Err(e) => {
+                    p.error_code = KAFKA_STORAGE_ERROR;
+                    p.records = Some(Bytes::new());
+                    metrics::large_restore("failed");
+                    tracing::warn!(topic, partition = p.partition_index, error = %e, "cannot restore large records; the partition gets a retriable error");
+                }
+            }
+        }
+    }
+    held
+}
+
+/// What one partition's records may grow to.
+pub struct Limits {
+    /// The response's `max_bytes`.
+    pub max_bytes: usize,
+    /// The partition's `max_bytes`.
+    pub partition_max: usize,
+    /// Values one response may restore.
+    pub per_connection: usize,
+}
+
+/// Restores one partition's `records` alone (the response's first): its new
+/// records, or `None` when they pass as they came. For the fuzz target and
+/// tests; [`restore`] walks whole responses.
+pub fn restore_partition(
+    records: Bytes,
+    limit: &Limits,
+    large: &dyn ValueSource,
+    cap: usize,
+) -> Result<Option<Bytes>, String> {
+    let (mut total, mut restored, mut held) = (0, 0, Vec::new());
+    let mut walk = Walk {
+        total: &mut total,
+        restored: &mut restored,
+        held: &mut held,
+        large,
+        cap,
+        topic: "fuzz",
+        partition: 0,
+    };
+    walk.partition(records, limit).map_err(|e| e.to_string())
+}
+
+struct Walk<'a> {
+    total: &'a mut usize,
+    restored: &'a mut usize,
+    held: &'a mut Vec<Held>,
+    large: &'a dyn ValueSource,
+    cap: usize,
+    topic: &'a str,
+    partition: i32,
+}
+
+/// Why a batch could not be restored, with the offset it starts at.
+#[derive(Debug, thiserror::Error)]
+#[error("batch at offset {offset}: {error}")]
+struct BatchFailure {
+    offset: i64,
+    error: Failure,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("{0}")]
+    Batch(#[from] BatchError),
+    #[error("record {record}: {error}")]
+    Large { record: i64, error: LargeError },
+}
+
+impl Walk<'_> {
+    /// The partition's new records, `None` when they pass as they came.
+    fn partition(&mut self, records: Bytes, limit: &Limits) -> Result<Option<Bytes>, BatchFailure> {
+        let mut out: Vec<Bytes> = Vec::new();
+        let mut changed = false;
+        let mut cut = false;
+        let mut part = 0usize;
+        let mut batches = Batches::new(records.clone());
+        for b in batches.by_ref() {
+            let Ok(b) = b else {
+                break; // a partial batch at the end: the client fetches it again
+            };
+            let offset = b.base_offset();
+            let fail = |error: Failure| BatchFailure { offset, error };
+            let marked = if b.is_control() {
+                Vec::new()
+            } else {
+                marked(&b, self.cap).map_err(fail)?
+            };
+            let added: usize = marked.iter().map(|(_, r)| r.size() as usize).sum();
+            let size = b.raw().len() + added;
+            let first = *self.total == 0;
+            if !first
+                && (*self.total + size > limit.max_bytes
+                    || part + size > limit.partition_max
+                    || *self.restored + added > limit.per_connection)
+            {
+                cut = true;
+                break;
+            }
+            if marked.is_empty() {
+                out.push(b.raw().clone());
+            } else {
+                let new = match self.restore_batch(b, marked) {
+                    Ok(new) => new,
+                    Err(e) if out.is_empty() => return Err(fail(e)),
+                    Err(e) => {
+                        // Keep what was restored before it; the client
+                        // fetches from this batch again and gets the error.
+                        tracing::warn!(topic = self.topic, partition = self.partition, offset, error = %e, "cannot restore a large record; cutting the fetch before it");
+                        cut = true;
+                        break;
+                    }
+                };
+                changed = true;
+                *self.restored += added;
+                metrics::large_bytes("restored", added as u64);
+                out.push(new);
+            }
+            *self.total += size;
+            part += size;
+        }
+        if cut {
+            metrics::large_restore("cut");
+        }
+        if changed {
+            metrics::large_restore("restored");
+        }
+        if !changed && !cut {
+            return Ok(None);
+        }
+        let mut all = BytesMut::with_capacity(out.iter().map(Bytes::len).sum());
+        for b in &out {
+            all.extend_from_slice(b);
+        }
+        Ok(Some(all.freeze()))
+    }
+
+    fn restore_batch(&mut self, b: Batch, marked: Marked) -> Result<Bytes, Failure> {
+        let base = b.base_offset();
+        let added: u64 = marked.iter().map(|(_, r)| r.size()).sum();
+        // The values, the re-sealed batch and the encoded response.
+        let held = self.large.hold(added * 2).map_err(|error| Failure::Large {
+            record: base,
+            error,
+        })?;
+        self.held.extend(held);
+        let mut edit = BatchEdit::new(b, self.cap)?;
+        let records = edit.records()?;
+        for (i, r) in marked {
+            let value = self.large.value(&r).map_err(|error| Failure::Large {
+                record: base + i as i64,
+                error,
+            })?;
+            let rec = &mut records[i];
+            rec.value = Some(value);
+            rec.remove_header(MARKER);
+        }
+        edit.seal_as(Compression::None);
+        Ok(edit.finish()?)
+    }
+}
+
+/// The records of a batch that carry a reference, parsed.
+fn marked(b: &Batch, cap: usize) -> Result<Marked, Failure> {
+    let bytes = b.record_bytes(cap)?;
+    let views = crate::codec::batch::records(&bytes, b.record_count())?;
+    if !views.iter().any(|v| v.has_header(MARKER)) {
+        return Ok(Vec::new());
+    }
+    let mut edit = BatchEdit::new(b.clone(), cap)?;
+    let mut out = Vec::new();
+    for (i, r) in edit.peek_records()?.iter().enumerate() {
+        let Some(marker) = r.header(MARKER) else {
+            continue;
+        };
+        let value = r.value.as_deref().unwrap_or_default();
+        let parsed =
+            Reference::parse(marker.unwrap_or_default(), value).map_err(|e| Failure::Large {
+                record: b.base_offset() + i as i64,
+                error: e.into(),
+            })?;
+        out.push((i, parsed));
+    }
+    Ok(out)
+}
