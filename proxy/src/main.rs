@@ -30,6 +30,26 @@ enum Command {
     /// Policy files: validate a directory, or explain which policy applies to a topic.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Large records: claim-check objects in the store.
+    #[command(subcommand, name = "large-records")]
+    LargeRecords(LargeCommand),
+}
+
+#[derive(Subcommand)]
+enum LargeCommand {
+    /// List claim-check objects no record references that are older than
+    /// their topic's retention (a dry run unless --delete).
+    Gc {
+        /// strait.toml: the upstream cluster and [large_records] store.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The policy directory (default: the config's policies.dir).
+        #[arg(long)]
+        policies: Option<PathBuf>,
+        /// Delete the garbage found.
+        #[arg(long)]
+        delete: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -107,6 +127,11 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::LargeRecords(LargeCommand::Gc {
+            config,
+            policies,
+            delete,
+        }) => gc(&config, policies, delete),
         Command::Policy(PolicyCommand::Explain { topic, dir }) => {
             match strait_proxy::policy::load_dir(&dir) {
                 Ok(set) => {
@@ -182,6 +207,64 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "strait failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn gc(config: &std::path::Path, policies: Option<PathBuf>, delete: bool) -> ExitCode {
+    let validated = match load(config) {
+        Ok(v) => v,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let Some(dir) = policies.or(validated.config.policies.dir.clone()) else {
+        eprintln!("error: no policy directory: pass --policies DIR or set policies.dir");
+        return ExitCode::from(2);
+    };
+    let set = match strait_proxy::policy::load_dir(&dir) {
+        Ok(set) => set,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            return ExitCode::from(1);
+        }
+    };
+    init_logging(LogFormat::Text);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let found = runtime.block_on(async {
+        let large = strait_proxy::large::LargeRecords::for_tools(&validated.config)?;
+        strait_proxy::large::gc::collect(&large, &set, delete, |line| println!("{line}")).await
+    });
+    match found {
+        Ok(r) => {
+            println!(
+                "{} objects: {} referenced, {} unreferenced but younger than their topic's retention, {} garbage{}",
+                r.objects,
+                r.referenced,
+                r.young,
+                r.garbage.len(),
+                if delete {
+                    format!(" ({} deleted)", r.deleted)
+                } else {
+                    " (dry run: --delete deletes them)".into()
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

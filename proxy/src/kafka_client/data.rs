@@ -3,8 +3,11 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{FetchRequest, ProduceRequest, TopicName};
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, ListOffsetsRequest, ProduceRequest, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{FetchedPartition, KafkaClient, KafkaError};
@@ -16,6 +19,9 @@ const PRODUCE: (i16, i16) = (3, 9);
 /// topics rather than topic ids.
 const FETCH: (i16, i16) = (4, 12);
 const OFFSET_OUT_OF_RANGE: i16 = 1;
+/// ListOffsets v1 is the first with one offset per partition; v7 the last
+/// before KIP-1005's fields, which nothing here needs.
+const LIST_OFFSETS: (i16, i16) = (1, 7);
 
 fn topic_name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_string()))
@@ -160,6 +166,50 @@ impl KafkaClient {
                     offset,
                 }),
                 code => Err(error(code)),
+            }
+        })
+        .await
+    }
+
+    /// The first offset still in `topic`/`partition` (its log start).
+    pub async fn earliest_offset(&self, topic: &str, partition: i32) -> Result<i64, KafkaError> {
+        const OP: &str = "list offsets";
+        const EARLIEST: i64 = -2;
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(partition)
+                    .with_timestamp(EARLIEST)])]);
+        let request = &request;
+        self.retry(OP, Some(topic), || async move {
+            let (node, addr) = self.leader(OP, topic, partition).await?;
+            let (answer, broker) = self
+                .pool
+                .call(OP, node, Some(&addr), LIST_OFFSETS, request)
+                .await?;
+            let found = answer
+                .topics
+                .into_iter()
+                .filter(|t| t.name.0.as_str() == topic)
+                .flat_map(|t| t.partitions)
+                .find(|p| p.partition_index == partition);
+            match found {
+                Some(p) if p.error_code == 0 => Ok(p.offset),
+                Some(p) => Err(KafkaError::Broker {
+                    op: OP,
+                    broker,
+                    topic: topic.to_string(),
+                    partition: Some(partition),
+                    code: p.error_code,
+                    message: None,
+                }),
+                None => Err(KafkaError::Protocol {
+                    op: OP,
+                    broker,
+                    what: format!("partition {topic}/{partition}"),
+                }),
             }
         })
         .await

@@ -20,6 +20,7 @@
 
 pub mod budget;
 pub mod chunks;
+pub mod gc;
 pub mod reference;
 pub mod restore;
 pub mod store;
@@ -93,6 +94,15 @@ impl LargeRecords {
             pool: Offload::new(config.workers),
             runtime: tokio::runtime::Handle::current(),
         })
+    }
+
+    /// For command-line tools (`gc`): the configured store and an internal
+    /// client of the configured cluster. Call within the runtime.
+    pub fn for_tools(config: &crate::Config) -> anyhow::Result<LargeRecords> {
+        let dialer = crate::upstream::Dialer::new(&config.upstream, config.limits.max_frame_bytes)?;
+        let timeout = Duration::from_millis(config.large_records.store_timeout_ms);
+        let client = Arc::new(KafkaClient::new(Arc::new(dialer), timeout));
+        LargeRecords::new(&config.large_records, client)
     }
 
     /// Runs I/O to completion from a blocking-pool thread (never from the
