@@ -225,3 +225,98 @@ pub fn metric(strait: &Strait, name: &str, labels: &[&str]) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// A driver running in the background (see [`spawn_driver`]): its JSON lines
+/// as they come, and all of its output once it has finished. Killed on drop
+/// if still running.
+pub struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<Value>,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Spawns a driver command (e.g. [`driver`]), capturing stdout (parsed JSON
+/// lines handed over as they come, and the whole text) and stderr (the
+/// client's own log, e.g. for error names the JSON lines do not carry).
+pub fn spawn_driver(cmd: &mut Command) -> Running {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    use std::sync::{Arc, Mutex};
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let stdout = Arc::new(Mutex::new(String::new()));
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let (tx, lines) = std::sync::mpsc::channel();
+    let sink = stdout.clone();
+    let read_out = std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                let _ = tx.send(v);
+            }
+            let mut s = sink.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    let sink = stderr.clone();
+    let read_err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = BufReader::new(err).read_to_end(&mut buf);
+        sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf));
+    });
+    Running {
+        child,
+        lines,
+        stdout,
+        stderr,
+        readers: vec![read_out, read_err],
+    }
+}
+
+impl Running {
+    /// The next JSON line, waiting at most `timeout`; `None` at the timeout
+    /// or once the driver has closed its stdout.
+    pub fn next_line(&self, timeout: std::time::Duration) -> Option<Value> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// Every JSON line printed since the last call, without waiting.
+    pub fn lines_so_far(&self) -> Vec<Value> {
+        self.lines.try_iter().collect()
+    }
+
+    /// Whether the driver is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for the driver to exit (its own `--timeout-s` and watchdog
+    /// bound this) and returns all of its output.
+    pub fn finish(mut self) -> Output {
+        let status = self.child.wait().expect("wait for the driver");
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        Output {
+            ok: status.success(),
+            stdout: std::mem::take(&mut *self.stdout.lock().unwrap()),
+            stderr: std::mem::take(&mut *self.stderr.lock().unwrap()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
