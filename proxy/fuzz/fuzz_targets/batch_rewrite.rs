@@ -311,6 +311,7 @@ fn check_batch(
             want_traced.push(Traced {
                 relative_offset: records_before + y.offset_delta,
                 trace_id: id,
+                original_size: None,
             });
         }
     }

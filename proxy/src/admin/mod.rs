@@ -91,8 +91,12 @@ async fn trace_route(
     let body = hops
         .iter()
         .map(|h| {
+            let large = h
+                .original_size
+                .map(|n| format!(" value={n}B(offloaded)"))
+                .unwrap_or_default();
             format!(
-                "{} {} {} {}\n",
+                "{} {} {} {}{large}\n",
                 h.topic,
                 h.partition,
                 h.offset,

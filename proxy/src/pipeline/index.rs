@@ -22,6 +22,8 @@ pub struct TraceLocation {
     pub partition: i32,
     pub offset: i64,
     pub client: Option<Arc<str>>,
+    /// The value's size when it went to the object store or a chunk topic.
+    pub original_size: Option<u64>,
 }
 
 #[derive(Default)]
@@ -87,6 +89,7 @@ impl TraceIndex {
                     partition,
                     offset: base_offset + t.relative_offset,
                     client: client.clone(),
+                    original_size: t.original_size,
                 });
         }
     }
@@ -126,6 +129,7 @@ mod tests {
         Traced {
             relative_offset: rel,
             trace_id: id,
+            original_size: None,
         }
     }
 

@@ -48,6 +48,8 @@ pub struct Context<'a> {
 pub struct Traced {
     pub relative_offset: i64,
     pub trace_id: u128,
+    /// The value's size when the large-record stage took it out of the record.
+    pub original_size: Option<u64>,
 }
 
 /// One transformation of a batch. A stage may change bytes and sizes but

@@ -65,6 +65,7 @@ impl Stage for Trace {
                     Some(Traced {
                         relative_offset: records_before + r.offset_delta,
                         trace_id: r.header(&self.header).flatten().and_then(parse_trace_id)?,
+                        original_size: None,
                     })
                 }));
             return Ok(());
@@ -105,6 +106,7 @@ impl Stage for Trace {
                 cx.traced.push(Traced {
                     relative_offset: records_before + r.offset_delta,
                     trace_id,
+                    original_size: None,
                 });
             }
             if let (Some(h), Some(c)) = (&self.client_id_header, &client) {
