@@ -38,7 +38,9 @@ mod real {
     use object_store::local::LocalFileSystem;
     use object_store::path::Path;
     use object_store::{BackoffConfig, RetryConfig};
-    use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+    use object_store::{
+        ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart,
+    };
 
     use super::*;
 
@@ -129,8 +131,11 @@ mod real {
             Ok(meta.size)
         }
 
-        /// Writes `value` whole: multipart when `multipart`.
-        pub async fn put(&self, key: &str, value: Bytes, multipart: bool) -> Result<(), Failure> {
+        /// Writes `value` whole: multipart when `multipart`, else as a
+        /// conditional put (create only) where the store supports it, so two
+        /// writers of one content address never both write. False when the
+        /// object was there already.
+        pub async fn put(&self, key: &str, value: Bytes, multipart: bool) -> Result<bool, Failure> {
             let store = self.store()?;
             let path = Path::from(key);
             if multipart {
@@ -138,13 +143,22 @@ mod real {
                 let mut w = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
                 w.put(value);
                 w.finish().await.map_err(failure)?;
-            } else {
-                store
-                    .put(&path, PutPayload::from(value))
-                    .await
-                    .map_err(failure)?;
+                return Ok(true);
             }
-            Ok(())
+            let create = PutOptions {
+                mode: PutMode::Create,
+                ..Default::default()
+            };
+            let payload = PutPayload::from(value);
+            match store.put_opts(&path, payload.clone(), create).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+                Err(object_store::Error::NotImplemented { .. }) => {
+                    store.put(&path, payload).await.map_err(failure)?;
+                    Ok(true)
+                }
+                Err(e) => Err(failure(e)),
+            }
         }
 
         pub async fn get(&self, key: &str) -> Result<Bytes, Failure> {
@@ -200,7 +214,7 @@ mod none {
             _key: &str,
             _value: Bytes,
             _multipart: bool,
-        ) -> Result<(), Failure> {
+        ) -> Result<bool, Failure> {
             Err(Failure::Other(WHY.into()))
         }
         pub async fn get(&self, _key: &str) -> Result<Bytes, Failure> {

@@ -5,7 +5,9 @@
 //! Keys are content addresses, `<prefix>/<topic>/<sha256>`: a producer's
 //! retry or an equal value maps to the same object, so a put first asks
 //! whether the object is there (a retry writes nothing) and otherwise writes
-//! it whole (multipart from `multipart_bytes`). An object is only ever
+//! it whole: a conditional create where the store supports it (local
+//! directories, S3 and most S3-compatible stores), multipart from
+//! `multipart_bytes`. An object is only ever
 //! referenced by a record after its put succeeded. Reads verify size and
 //! SHA-256 before a value is cached or returned; concurrent readers of one
 //! key share one read (moka's `try_get_with`). Every call is bounded by
@@ -119,7 +121,6 @@ impl Store {
             let multipart = len >= self.multipart_bytes;
             self.timed("put", key, self.backend.put(key, value, multipart))
                 .await
-                .map(|()| true)
         }
         .await;
         match &written {
