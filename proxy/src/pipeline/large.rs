@@ -214,9 +214,13 @@ mod tests {
 
     use strait_policies::PolicySet;
 
+    use bytes::Bytes;
+
     use super::super::{Context, Pipeline};
+    use super::{StageError, KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE};
     use crate::codec::batch::batches;
     use crate::codec::build::{build_batch, Producer, RecordSpec};
+    use crate::codec::Compression;
     use crate::config::{LargeRecordsConfig, LeaderEndpoints, UpstreamConfig};
     use crate::kafka_client::KafkaClient;
     use crate::large::reference::{Reference, MARKER};
@@ -341,5 +345,86 @@ mod tests {
         );
         assert_eq!(back[0].value.as_deref(), Some(&b"small"[..]));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn run_without_io(
+        remedies: &str,
+        value: &[u8],
+        api_version: i16,
+    ) -> Result<Option<Bytes>, super::super::PipelineError> {
+        let set = PolicySet::parse(&[(
+            "p.toml".into(),
+            format!(
+                "[[policy]]\nname = \"p\"\ntopics = {{ exact = \"t\" }}\n\
+                 [policy.large_records]\nthreshold = 1024\nremedies = [{remedies}]\n"
+            ),
+        )])
+        .unwrap();
+        let input = build_batch(Producer::NONE, 0, &[(None, Some(value), &[])]);
+        let pipeline = Pipeline::for_policy(set.resolve("t").unwrap());
+        let mut traced = Vec::new();
+        let mut cx = Context {
+            topic: "t",
+            partition: 0,
+            client_id: None,
+            api_version,
+            received_at_ms: 0,
+            traced: &mut traced,
+            records_before: 0,
+            large: None,
+        };
+        pipeline.run(&batches(input).unwrap(), 1 << 20, &mut cx)
+    }
+
+    #[test]
+    fn compress_seals_a_compressible_batch_and_nothing_fitting_is_message_too_large() {
+        let text = b"the same sentence again and again; ".repeat(300);
+        let out = run_without_io("\"compress\"", &text, 9)
+            .unwrap()
+            .expect("sealed");
+        let b = &batches(out).unwrap()[0];
+        assert_eq!(b.compression(), Compression::Zstd);
+        let mut e = crate::codec::edit::BatchEdit::new(b.clone(), 1 << 20).unwrap();
+        let r = &e.peek_records().unwrap()[0];
+        assert_eq!(
+            r.value.as_deref(),
+            Some(&text[..]),
+            "the value is the client's"
+        );
+        assert!(r.header(MARKER).is_none(), "nothing to restore");
+        let out = run_without_io("\"compress\"", &text, 3).unwrap().unwrap();
+        assert_eq!(
+            batches(out).unwrap()[0].compression(),
+            Compression::Lz4,
+            "no zstd before Produce v7"
+        );
+
+        use sha2::Digest;
+        let noise: Vec<u8> = (0..157u32)
+            .flat_map(|i| sha2::Sha256::digest(i.to_be_bytes()))
+            .take(5000)
+            .collect();
+        let err = run_without_io("\"compress\"", &noise, 9).unwrap_err();
+        let StageError::Refused {
+            error_code,
+            message,
+        } = err.error
+        else {
+            panic!("refused")
+        };
+        assert_eq!(error_code, MESSAGE_TOO_LARGE);
+        assert!(
+            message.contains("policy \"p\"") && message.contains("5000 bytes"),
+            "{message}"
+        );
+        // A claim-check with no store running is a retriable error, not a pass.
+        let err = run_without_io("\"claim-check\"", &noise, 9).unwrap_err();
+        assert!(matches!(
+            err.error,
+            StageError::Refused {
+                error_code: KAFKA_STORAGE_ERROR,
+                ..
+            }
+        ));
     }
 }
