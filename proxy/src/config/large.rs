@@ -113,9 +113,9 @@ impl LargeRecordsConfig {
         }
         let scheme = self.store.split_once("://").map(|(s, _)| s);
         if let Some(s) = scheme {
-            if !matches!(s, "file" | "s3" | "s3a") {
+            if !matches!(s, "file" | "s3" | "s3a" | "gs" | "az") {
                 errors.push(format!(
-                    "large_records.store: unsupported scheme {s:?} (file:// or s3://)"
+                    "large_records.store: unsupported scheme {s:?} (file://, s3://, gs:// or az://)"
                 ));
             }
         }

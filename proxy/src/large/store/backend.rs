@@ -1,6 +1,7 @@
 //! The object store behind claim-checks, through `object_store`: a local
 //! directory (opened on first use, so a Strait that never offloads leaves no
-//! directory behind) or S3 and S3-compatible endpoints. Builds without the
+//! directory behind), S3 and S3-compatible endpoints, and, in builds with the
+//! `gcp` / `azure` cargo features, Google Cloud Storage and Azure Blob. Builds without the
 //! `object-store` feature (the fuzz targets, which need none of its HTTP and
 //! TLS stack) get a backend that refuses every call with a clear error.
 
@@ -59,10 +60,61 @@ mod real {
         }
     }
 
+    fn retry(timeout: Duration) -> RetryConfig {
+        RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: 2,
+            retry_timeout: timeout,
+        }
+    }
+
+    /// `gs://bucket` (feature `gcp`) and `az://container` (feature `azure`;
+    /// the account from `AZURE_STORAGE_ACCOUNT_NAME`), with credentials from
+    /// the environment as their SDKs read them.
+    #[allow(unused_variables)]
+    fn other_cloud(store: &str, timeout: Duration) -> anyhow::Result<Option<(Backend, String)>> {
+        if let Some(bucket) = store.strip_prefix("gs://") {
+            #[cfg(feature = "gcp")]
+            {
+                let bucket = bucket.trim_end_matches('/');
+                let gcs = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(retry(timeout))
+                    .build()?;
+                return Ok(Some((
+                    Backend::Ready(Arc::new(gcs)),
+                    format!("gs://{bucket}"),
+                )));
+            }
+            #[cfg(not(feature = "gcp"))]
+            anyhow::bail!("large_records.store {store:?}: this build has no Google Cloud Storage support (cargo feature gcp)");
+        }
+        if let Some(container) = store.strip_prefix("az://") {
+            #[cfg(feature = "azure")]
+            {
+                let container = container.trim_end_matches('/');
+                let az = object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_container_name(container)
+                    .with_retry(retry(timeout))
+                    .build()?;
+                return Ok(Some((
+                    Backend::Ready(Arc::new(az)),
+                    format!("az://{container}"),
+                )));
+            }
+            #[cfg(not(feature = "azure"))]
+            anyhow::bail!("large_records.store {store:?}: this build has no Azure Blob support (cargo feature azure)");
+        }
+        Ok(None)
+    }
+
     impl Backend {
         /// The configured store and its name for messages.
         pub fn open(cfg: &LargeRecordsConfig) -> anyhow::Result<(Backend, String)> {
             let timeout = Duration::from_millis(cfg.store_timeout_ms);
+            if let Some(cloud) = other_cloud(&cfg.store, timeout)? {
+                return Ok(cloud);
+            }
             let s3 = cfg
                 .store
                 .strip_prefix("s3://")
@@ -77,11 +129,7 @@ mod real {
             // produce must not wait that long (the client retries instead).
             let mut b = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
-                .with_retry(RetryConfig {
-                    backoff: BackoffConfig::default(),
-                    max_retries: 2,
-                    retry_timeout: timeout,
-                });
+                .with_retry(retry(timeout));
             if let Some(e) = &cfg.s3.endpoint {
                 b = b.with_endpoint(e);
             }
