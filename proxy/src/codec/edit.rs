@@ -137,6 +137,11 @@ impl BatchEdit {
         self.seal_as = Some(codec);
     }
 
+    /// The codec a stage chose with [`BatchEdit::seal_as`], if any.
+    pub fn sealed_as(&self) -> Option<Compression> {
+        self.seal_as
+    }
+
     /// Replaces the records section with `bytes` encoded in `codec`.
     pub fn set_section(&mut self, codec: Compression, bytes: Bytes) {
         self.section = Section::Encoded { codec, bytes };

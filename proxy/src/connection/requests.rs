@@ -114,6 +114,11 @@ pub async fn requests(
                     .map_err(ConnError::UpstreamIo)?;
                 pos = 0;
                 let frame = buf.split_to(4 + len).freeze();
+                if len >= LARGE_REQUEST_BYTES {
+                    // The rest in a buffer of its own: this one would keep the
+                    // large frame's allocation for the life of the connection.
+                    *buf = BytesMut::from(&buf[..]);
+                }
                 let outcome =
                     policy::enforce(&env.enforcer, policies, &mut state, peek, acks_at, frame)
                         .await

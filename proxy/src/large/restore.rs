@@ -3,7 +3,9 @@
 //! it holds what the client asked for.
 //!
 //! For each partition of a topic whose policy restores, batches are read in
-//! order; a batch whose records carry the `strait.large-record` marker gets
+//! order; an uncompressed batch (Strait seals every batch that carries a
+//! reference uncompressed; compressed ones pass unopened) whose records
+//! carry the `strait.large-record` marker gets
 //! their original values back (from the object store or the chunk topic,
 //! verified against the reference's size and SHA-256), loses the marker, and
 //! is re-sealed uncompressed with the lossless codec: offsets, record counts
@@ -328,8 +330,13 @@ impl Walk<'_> {
     }
 }
 
-/// The records of a batch that carry a reference, parsed.
+/// The records of a batch that carry a reference, parsed. Strait seals
+/// batches with references uncompressed, so compressed batches pass
+/// without being opened.
 fn marked(b: &Batch, cap: usize) -> Result<Marked, Failure> {
+    if b.compression() != Compression::None {
+        return Ok(Vec::new());
+    }
     let bytes = b.record_bytes(cap)?;
     let views = crate::codec::batch::records(&bytes, b.record_count())?;
     if !views.iter().any(|v| v.has_header(MARKER)) {

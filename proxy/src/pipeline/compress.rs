@@ -66,6 +66,13 @@ impl Stage for Compress {
     }
 
     fn apply(&self, batch: &mut BatchEdit, cx: &mut Context<'_>) -> Result<(), StageError> {
+        if batch.sealed_as().is_some() {
+            // An earlier stage chose the codec (large records: references
+            // stay uncompressed so the fetch side finds them without
+            // decompressing anything).
+            metrics::compress_skipped("codec_chosen_by_a_stage");
+            return Ok(());
+        }
         let (codec, level) = self.target(batch, cx.api_version);
         if codec == Compression::None || batch.codec() == codec {
             return Ok(());

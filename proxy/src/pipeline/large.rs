@@ -9,7 +9,9 @@
 //!
 //! The record keeps its key, headers, timestamp and place in the batch (the
 //! record count and the producer's sequences never change) and gains the
-//! `strait.large-record` marker header. Nothing is forwarded until the value
+//! `strait.large-record` marker header; its batch is sealed uncompressed
+//! (references are small), so the fetch side never decompresses a batch to
+//! look for them. Nothing is forwarded until the value
 //! is stored: a store or chunk-topic failure refuses the partition with a
 //! retriable error, and the client retries with the same sequence. When no
 //! remedy fits, the partition is refused with MESSAGE_TOO_LARGE naming the
@@ -120,6 +122,9 @@ impl Stage for LargeRecords {
 
     fn apply(&self, batch: &mut BatchEdit, cx: &mut Context<'_>) -> Result<(), StageError> {
         let threshold = self.rules.threshold as usize;
+        if batch.original_codec() == Compression::None && batch.batch().raw().len() <= threshold {
+            return Ok(()); // no value in it can be over the threshold
+        }
         let over: Vec<usize> = batch
             .peek_records()?
             .iter()
@@ -132,6 +137,7 @@ impl Stage for LargeRecords {
         }
         let codec = remedy_codec(cx.api_version);
         let mut seal_compressed = false;
+        let mut offloaded = false;
         let records = batch.records()?;
         for i in over {
             let value = records[i].value.clone().expect("filtered on a value");
@@ -168,6 +174,7 @@ impl Stage for LargeRecords {
                 }
             }
             if let Some(r) = taken {
+                offloaded = true;
                 let rec = &mut records[i];
                 let at = cx.records_before + rec.offset_delta;
                 if let Some(t) = cx.traced.iter_mut().rev().find(|t| t.relative_offset == at) {
@@ -201,7 +208,11 @@ impl Stage for LargeRecords {
                 ));
             }
         }
-        if seal_compressed && batch.codec() == Compression::None {
+        if offloaded {
+            // A batch that carries references stays uncompressed: the fetch
+            // side then looks for them in uncompressed batches only.
+            batch.seal_as(Compression::None);
+        } else if seal_compressed && batch.codec() == Compression::None {
             batch.seal_as(codec);
         }
         Ok(())
