@@ -4,6 +4,7 @@
 //! ones whose plan has steps. Runs in its own task, so a client that closes
 //! its sending side still gets every response in flight.
 
+use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
@@ -13,6 +14,10 @@ use crate::codec::{frame_len, FrameError};
 use crate::io::{BoxRead, BoxWrite};
 use crate::metrics;
 use crate::response::ResponsePlan;
+
+/// Responses from this size on get a fresh read buffer after them, so the
+/// connection does not keep their allocation.
+const LARGE_RESPONSE_BYTES: usize = 1 << 20;
 
 /// Returns `Ok(())` once the request side has ended and every response it
 /// was owed has been sent; an error when the broker misbehaves or closes
@@ -84,15 +89,26 @@ pub async fn responses(
                 .map_err(ConnError::ClientIo)?;
             pos = 0;
             let frame = buf.split_to(4 + len).freeze().slice(4..);
+            if len >= LARGE_RESPONSE_BYTES {
+                // The rest in a buffer of its own: this one would keep the
+                // large frame's allocation for the life of the connection.
+                *buf = BytesMut::from(&buf[..]);
+            }
             let plan = head.take().expect("set above");
             let sent = plan.sent;
             let out = plan
                 .execute(frame, &env.responses)
                 .await
                 .map_err(ConnError::Rewrite)?;
-            client.write_all(&out).await.map_err(ConnError::ClientIo)?;
+            client
+                .write_all(&out.frame)
+                .await
+                .map_err(ConnError::ClientIo)?;
+            // Memory held for a restored response is given back once it is
+            // written, so slow readers count against the bound.
+            drop(out.held);
             m.latency.record(sent.elapsed().as_secs_f64());
-            m.response_bytes.increment(out.len() as u64);
+            m.response_bytes.increment(out.frame.len() as u64);
         }
         forward(&mut client, buf, pos)
             .await

@@ -21,5 +21,5 @@ pub mod versions;
 pub use addresses::AddressMap;
 pub use codec::{Decoded, Kind, RewriteError, UNSUPPORTED_VERSION};
 pub use merge::{Rejected, TOPIC_RESOURCE};
-pub use plan::{PendingTraces, ResponseEnv, ResponsePlan, Step};
+pub use plan::{Encoded, PendingTraces, ResponseEnv, ResponsePlan, Step};
 pub use versions::{classify, proxy_range, Unsupported};

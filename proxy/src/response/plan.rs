@@ -25,7 +25,7 @@ use crate::cluster::ClusterView;
 use crate::codec::RequestPeek;
 use crate::config::LeaderEndpoints;
 use crate::large::restore::RestoreSpec;
-use crate::large::LargeRecords;
+use crate::large::{Held, LargeRecords};
 use crate::offload::Offload;
 use crate::pipeline::{TraceIndex, Traced};
 
@@ -143,7 +143,7 @@ impl ResponsePlan {
     /// steps and encoding run as one job (on the blocking pool when the
     /// response is large), split only where a step awaits: a broker the
     /// response names must have a listener before addresses are rewritten.
-    pub async fn execute(self, frame: Bytes, env: &ResponseEnv) -> Result<BytesMut, RewriteError> {
+    pub async fn execute(self, frame: Bytes, env: &ResponseEnv) -> Result<Encoded, RewriteError> {
         let kind = self.decode.expect("streamed responses are never executed");
         let size = frame.len();
         let (key, version, steps) = (self.api_key, self.api_version, self.steps);
@@ -159,7 +159,7 @@ impl ResponsePlan {
                 }
                 apply(&mut d, step, &job_env);
             }
-            d.encode().map(Progress::Done)
+            encoded(d).map(Progress::Done)
         };
         // Restoring waits on the store: always on the large-record pool.
         let first = match (&env.large, restores) {
@@ -180,15 +180,30 @@ impl ResponsePlan {
             apply(&mut d, step, env);
         }
         env.offload
-            .run_sized(size, move || d.encode())
+            .run_sized(size, move || encoded(d))
             .await
             .map_err(offloaded)?
     }
 }
 
+/// A response ready to send, and the memory a step took for it (restored
+/// large records), to give back once it is written.
+pub struct Encoded {
+    pub frame: BytesMut,
+    pub held: Vec<Held>,
+}
+
+fn encoded(mut d: Decoded) -> Result<Encoded, RewriteError> {
+    let held = std::mem::take(&mut d.held);
+    Ok(Encoded {
+        frame: d.encode()?,
+        held,
+    })
+}
+
 /// How far the first job got.
 enum Progress {
-    Done(BytesMut),
+    Done(Encoded),
     /// Decoded and stepped up to the address rewrite; these steps follow it.
     Listeners(Decoded, Vec<Step>),
 }
