@@ -163,6 +163,9 @@ impl BatchEdit {
                 let codec = self.seal_as.unwrap_or(self.original.compression());
                 if codec == Compression::None {
                     // Encoded straight after the header: one pass, no copy.
+                    out.reserve(
+                        BATCH_HEADER_LEN + r.iter().map(Record::encoded_len).sum::<usize>(),
+                    );
                     out.put_slice(header);
                     encode_records_into(&r, &mut out);
                 } else {

@@ -298,6 +298,9 @@ impl Walk<'_> {
         if !changed && !cut {
             return Ok(None);
         }
+        if out.len() == 1 {
+            return Ok(out.pop()); // one batch: no copy
+        }
         let mut all = BytesMut::with_capacity(out.iter().map(Bytes::len).sum());
         for b in &out {
             all.extend_from_slice(b);
