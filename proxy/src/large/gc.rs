@@ -12,6 +12,10 @@
 //! object until the broker deletes that record (conservative: never deletes
 //! what a consumer might still be served).
 //!
+//! Nothing a record references is ever deleted, and nothing is deleted on
+//! consumption (the SQS extended client's dangling pointers and lost
+//! payloads, amazon-sqs-java-extended-client-lib #30, #137, #6, #40).
+//!
 //! Dry run by default (lists); `--delete` deletes. Alongside, set the
 //! bucket's lifecycle rules: abort incomplete multipart uploads after a day,
 //! and (optionally) expire objects under the prefix after the longest

@@ -15,6 +15,11 @@
 //!         "ranges":[[120,8],[131,4]],"chunks":12,"size":6291456,"sha256":"…"}
 //! ```
 //!
+//! The value is never null (a null value is a tombstone on a compacted
+//! topic: the irori claim-check interceptors' trap), and the marker is a
+//! header rather than a magic prefix of the value (bakdata
+//! kafka-large-message-serde #32).
+//!
 //! `ranges` lists `[base offset, records]` runs of the chunk topic's
 //! partition holding the chunks in order (Strait writes a value's chunks in
 //! a few batches, and other writers may interleave between them). Parsing is

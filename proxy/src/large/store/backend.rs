@@ -125,8 +125,10 @@ mod real {
                 return Ok((Backend::Local(dir, OnceLock::new()), name));
             };
             let bucket = bucket.trim_end_matches('/');
-            // object_store retries 10 times within 3 minutes by default; a
-            // produce must not wait that long (the client retries instead).
+            // object_store sends no default request checksums, so MinIO, R2
+            // and others work as they are (bakdata #119, aws-sdk-rust#1240).
+            // It retries 10 times within 3 minutes by default; a produce
+            // must not wait that long (the client retries instead).
             let mut b = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
                 .with_retry(retry(timeout));

@@ -9,7 +9,9 @@
 //! directories, S3 and most S3-compatible stores), multipart from
 //! `multipart_bytes`. An object is only ever
 //! referenced by a record after its put succeeded. Reads verify size and
-//! SHA-256 before a value is cached or returned; concurrent readers of one
+//! SHA-256 before a value is cached or returned (the integrity check users
+//! of the SQS extended client asked for, amazon-sqs-java-extended-client-lib
+//! #173); concurrent readers of one
 //! key share one read (moka's `try_get_with`). Every call is bounded by
 //! `store_timeout_ms`.
 
