@@ -176,32 +176,7 @@ pub fn strait_with_store(
     store: StoreKind<'_>,
     extra: &str,
 ) -> (Strait, tempdir::Dir) {
-    let dir = tempdir::Dir::new("strait-large");
-    let pdir = dir.path().join("policies");
-    std::fs::create_dir_all(&pdir).unwrap();
-    std::fs::write(pdir.join("large.toml"), policies).unwrap();
-    let brokers: Vec<String> = upstream.split(',').map(|b| format!("{b:?}")).collect();
-    let (store_toml, env) = match store {
-        StoreKind::Dir(d) => (format!("store = {:?}\n", d.display().to_string()), vec![]),
-        StoreKind::S3(s) => (
-            format!(
-                "store = \"s3://{}\"\nstore_timeout_ms = 5000\n[large_records.s3]\nendpoint = {:?}\nallow_http = true\n",
-                s.bucket, s.endpoint
-            ),
-            s.env(),
-        ),
-    };
-    let toml = format!(
-        "[listen]\nbootstrap = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
-         [upstream]\nbootstrap = [{}]\n[policies]\ndir = {:?}\n{extra}\n[large_records]\n{store_toml}",
-        brokers.join(", "),
-        pdir.display().to_string()
-    );
-    let path = dir.path().join("strait.toml");
-    std::fs::write(&path, toml).unwrap();
-    let s = Strait::start_with_env(&["run", "--config", path.to_str().unwrap()], &env);
-    s.wait_ready();
-    (s, dir)
+    strait_with_large_config(upstream, policies, store, extra, "")
 }
 
 /// A policy file giving `prefix` topics large-record `remedies`
@@ -269,7 +244,9 @@ pub fn spawn_driver(cmd: &mut Command) -> Running {
     let read_err = std::thread::spawn(move || {
         let mut buf = Vec::new();
         let _ = BufReader::new(err).read_to_end(&mut buf);
-        sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf));
+        sink.lock()
+            .unwrap()
+            .push_str(&String::from_utf8_lossy(&buf));
     });
     Running {
         child,
@@ -319,4 +296,45 @@ impl Drop for Running {
             let _ = self.child.wait();
         }
     }
+}
+
+/// As [`strait_with_store`], with `large_extra` lines (e.g.
+/// `memory_bytes = 201326592`) added to the `[large_records]` section.
+pub fn strait_with_large_config(
+    upstream: &str,
+    policies: &str,
+    store: StoreKind<'_>,
+    extra: &str,
+    large_extra: &str,
+) -> (Strait, tempdir::Dir) {
+    let dir = tempdir::Dir::new("strait-large");
+    let pdir = dir.path().join("policies");
+    std::fs::create_dir_all(&pdir).unwrap();
+    std::fs::write(pdir.join("large.toml"), policies).unwrap();
+    let brokers: Vec<String> = upstream.split(',').map(|b| format!("{b:?}")).collect();
+    // Keys of [large_records] go before any of its sub-tables ([large_records.s3]).
+    let (store_toml, env) = match store {
+        StoreKind::Dir(d) => (
+            format!("store = {:?}\n{large_extra}\n", d.display().to_string()),
+            vec![],
+        ),
+        StoreKind::S3(s) => (
+            format!(
+                "store = \"s3://{}\"\nstore_timeout_ms = 5000\n{large_extra}\n[large_records.s3]\nendpoint = {:?}\nallow_http = true\n",
+                s.bucket, s.endpoint
+            ),
+            s.env(),
+        ),
+    };
+    let toml = format!(
+        "[listen]\nbootstrap = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+         [upstream]\nbootstrap = [{}]\n[policies]\ndir = {:?}\n{extra}\n[large_records]\n{store_toml}",
+        brokers.join(", "),
+        pdir.display().to_string()
+    );
+    let path = dir.path().join("strait.toml");
+    std::fs::write(&path, toml).unwrap();
+    let s = Strait::start_with_env(&["run", "--config", path.to_str().unwrap()], &env);
+    s.wait_ready();
+    (s, dir)
 }

@@ -79,7 +79,9 @@ fn default_memory_wait_ms() -> u64 {
     10_000
 }
 fn default_store_timeout_ms() -> u64 {
-    30_000
+    // Well under clients' own request timeouts (Java's 30 s), so they get
+    // the retriable error rather than giving up on the connection.
+    10_000
 }
 fn default_workers() -> usize {
     8

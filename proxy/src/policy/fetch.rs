@@ -79,6 +79,11 @@ pub fn fetch(
             steps,
         });
     }
+    if state.restores && frame.get(at) == Some(&1) {
+        // A read_committed client drops aborted batches itself, but only
+        // after Strait would have restored their values: drop them first.
+        steps.push(Step::DropAborted);
+    }
     Ok(Outcome::Forward { frame, steps })
 }
 

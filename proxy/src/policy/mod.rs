@@ -8,6 +8,7 @@ pub mod admin;
 mod checks;
 pub mod compiled;
 pub mod fetch;
+pub mod order;
 pub mod produce;
 pub mod request;
 

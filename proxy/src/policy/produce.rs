@@ -13,6 +13,7 @@ use strait_policies::decide::{self, AcksVerdict};
 use strait_policies::{Policy, Rule, Violation};
 use uuid::Uuid;
 
+use super::order::Refusals;
 use super::request::{
     decode_error, decode_header, frame_with, record, reject, EnforceError, Outcome,
 };
@@ -21,6 +22,7 @@ use crate::cluster::TopicIds;
 use crate::codec::batch::BatchError;
 use crate::codec::{scan_produce_topics, TopicRef};
 use crate::large::LargeRecords;
+use crate::pipeline::large::KAFKA_STORAGE_ERROR;
 use crate::pipeline::{self, PipelineError, StageError};
 use crate::response::{PendingTraces, Rejected, Step, TOPIC_RESOURCE};
 
@@ -44,12 +46,18 @@ pub enum Scan {
 pub struct Work {
     pub cap: usize,
     pub large: Option<Arc<LargeRecords>>,
+    /// The connection's refused idempotent batches (set per request).
+    pub refusals: Option<Arc<Refusals>>,
 }
 
 impl Work {
     /// Record work with no large-record I/O (tests, benchmarks).
     pub fn capped(cap: usize) -> Work {
-        Work { cap, large: None }
+        Work {
+            cap,
+            large: None,
+            refusals: None,
+        }
     }
 }
 
@@ -308,6 +316,21 @@ fn partition(
     let policy = &plan.policy;
     let cap = t.work.cap;
     let checked = super::checks::check_partition(plan, t.txn, p.records.clone(), cap);
+    let refusals = t
+        .work
+        .refusals
+        .as_deref()
+        .filter(|_| policy.large_records.is_some());
+    if let (Some(r), Ok(batches)) = (refusals, &checked) {
+        if let Some(seq) = batches
+            .iter()
+            .find_map(|b| r.waits_behind(t.name, p.index, b))
+        {
+            let v = waiting(policy, seq);
+            record(t.name, policy, Some(&v));
+            return Err(v);
+        }
+    }
     let result = match checked {
         Ok(batches) if !plan.pipeline.is_empty() && !batches.is_empty() => {
             let mut traced = Vec::new();
@@ -322,8 +345,17 @@ fn partition(
                 large: t.work.large.as_deref(),
             };
             match plan.pipeline.run(&batches, cap, &mut cx) {
-                Err(e) => Err(pipeline_violation(policy, e)),
+                Err(e) => {
+                    let v = pipeline_violation(policy, e);
+                    if let Some(r) = refusals.filter(|_| v.error_code == KAFKA_STORAGE_ERROR) {
+                        batches.iter().for_each(|b| r.refused(t.name, p.index, b));
+                    }
+                    Err(v)
+                }
                 Ok(new) => {
+                    if let Some(r) = refusals {
+                        batches.iter().for_each(|b| r.passed(t.name, p.index, b));
+                    }
                     v.rewritten |= new.is_some();
                     p.records = new.or(p.records.take());
                     if !traced.is_empty() {
@@ -345,6 +377,20 @@ fn partition(
     };
     record(t.name, policy, result.as_ref().err());
     result
+}
+
+/// A batch held back behind its producer's refused one (see `order`).
+fn waiting(policy: &Policy, seq: i32) -> Violation {
+    Violation {
+        rule: Rule::LargeRecords,
+        error_code: KAFKA_STORAGE_ERROR,
+        message: format!(
+            "Strait policy {:?} rule large_records: an earlier batch of this producer (sequence {seq}) \
+             could not be offloaded; this one waits for its retry (retriable: nothing was written)",
+            policy.name
+        ),
+        record_errors: vec![],
+    }
 }
 
 fn unknown_topic_id(topic_id: Uuid, partition: i32) -> Rejected {

@@ -51,6 +51,8 @@ pub struct ConnState {
     /// A fetch on this connection named a topic whose records Strait
     /// restores (large records); sticky for the same reason.
     pub restores: bool,
+    /// Idempotent batches Strait refused, which later ones wait behind.
+    pub refusals: Arc<super::order::Refusals>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +122,11 @@ pub async fn enforce(
                     produce::produce(&policies, names, &scanned, version, acks_at, &e.work, frame)
                 }
                 produce::Scan::RecordWork => {
-                    let (cluster, work) = (e.cluster.clone(), e.work.clone());
+                    let work = produce::Work {
+                        refusals: Some(state.refusals.clone()),
+                        ..e.work.clone()
+                    };
+                    let cluster = e.cluster.clone();
                     // Large-record work waits on I/O: its own pool.
                     let pool = match &e.work.large {
                         Some(l) if scanned.large => &l.pool,

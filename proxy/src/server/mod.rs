@@ -90,6 +90,7 @@ impl Proxy {
                 work: Work {
                     cap: limits.max_decompressed_bytes,
                     large: Some(large.clone()),
+                    refusals: None,
                 },
             },
             responses: ResponseEnv {

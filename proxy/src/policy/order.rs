@@ -1,0 +1,127 @@
+//! Keeping an idempotent producer's batches in order when Strait, not the
+//! broker, refuses one of them.
+//!
+//! A broker that refuses batch N of a producer also refuses N+1, N+2, ...
+//! (OUT_OF_ORDER_SEQUENCE), so the client retries them in order. When the
+//! large-record stage refuses batch N with a retriable error (the store or
+//! chunk topic is down), the broker never sees it; if Strait then forwarded
+//! N+1 (pipelined behind N on the same connection) once the store is back,
+//! a broker with no state for that producer would take it, and the retry of
+//! N would be out of order: a gap, then a lost or duplicated record. So,
+//! per connection, a retriable refusal of a batch with a producer id is
+//! remembered, and later batches of that producer and partition are refused
+//! the same way, without offloading anything, until the refused batch comes
+//! again (the client's in-order retry) or the producer's epoch changes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::codec::batch::Batch;
+
+/// Entries one connection remembers (a connection carries one producer,
+/// so this is partitions refused at once; past it nothing more is held back).
+const MAX_ENTRIES: usize = 10_000;
+
+type Key = (i64, Arc<str>, i32);
+
+/// Per connection: (producer id, topic, partition) → (epoch, first refused
+/// base sequence).
+#[derive(Debug, Default)]
+pub struct Refusals(Mutex<HashMap<Key, (i16, i32)>>);
+
+impl Refusals {
+    fn key(topic: &Arc<str>, partition: i32, b: &Batch) -> Option<Key> {
+        (b.producer_id() >= 0 && b.base_sequence() >= 0)
+            .then(|| (b.producer_id(), topic.clone(), partition))
+    }
+
+    /// The refused base sequence a batch must wait behind, if any.
+    pub fn waits_behind(&self, topic: &Arc<str>, partition: i32, b: &Batch) -> Option<i32> {
+        let key = Self::key(topic, partition, b)?;
+        let mut map = self.0.lock().expect("refusals lock");
+        let &(epoch, seq) = map.get(&key)?;
+        if epoch != b.producer_epoch() {
+            map.remove(&key); // a new epoch starts its sequences afresh
+            return None;
+        }
+        (seq != b.base_sequence()).then_some(seq)
+    }
+
+    /// Strait refused `b` with a retriable error.
+    pub fn refused(&self, topic: &Arc<str>, partition: i32, b: &Batch) {
+        let Some(key) = Self::key(topic, partition, b) else {
+            return;
+        };
+        let mut map = self.0.lock().expect("refusals lock");
+        if map.len() < MAX_ENTRIES || map.contains_key(&key) {
+            map.entry(key)
+                .or_insert((b.producer_epoch(), b.base_sequence()));
+        }
+    }
+
+    /// `b` goes to the broker: the sequence it waited for has come.
+    pub fn passed(&self, topic: &Arc<str>, partition: i32, b: &Batch) {
+        if let Some(key) = Self::key(topic, partition, b) {
+            self.0.lock().expect("refusals lock").remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::batch::batches;
+    use crate::codec::build::{build_batch, Producer};
+
+    fn batch(epoch: i16, seq: i32) -> Batch {
+        let p = Producer {
+            id: 5,
+            epoch,
+            base_sequence: seq,
+            transactional: false,
+        };
+        batches(build_batch(p, 0, &[(None, Some(b"v"), &[])]))
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn later_batches_wait_behind_a_refused_one_until_it_comes_again() {
+        let r = Refusals::default();
+        let t: Arc<str> = Arc::from("t");
+        assert_eq!(r.waits_behind(&t, 0, &batch(0, 0)), None);
+        r.refused(&t, 0, &batch(0, 0));
+        r.refused(&t, 0, &batch(0, 1)); // the first refusal is the one to wait for
+        assert_eq!(r.waits_behind(&t, 0, &batch(0, 1)), Some(0));
+        assert_eq!(
+            r.waits_behind(&t, 1, &batch(0, 1)),
+            None,
+            "other partitions go on"
+        );
+        assert_eq!(
+            r.waits_behind(&t, 0, &batch(0, 0)),
+            None,
+            "the retry itself goes"
+        );
+        r.passed(&t, 0, &batch(0, 0));
+        assert_eq!(r.waits_behind(&t, 0, &batch(0, 1)), None);
+        r.refused(&t, 0, &batch(0, 7));
+        assert_eq!(
+            r.waits_behind(&t, 0, &batch(1, 0)),
+            None,
+            "a new epoch starts afresh"
+        );
+        assert_eq!(
+            r.waits_behind(&t, 0, &batch(0, 8)),
+            None,
+            "and the old entry is gone"
+        );
+        let plain = batches(build_batch(Producer::NONE, 0, &[(None, Some(b"v"), &[])])).unwrap();
+        r.refused(&t, 0, &plain[0]);
+        assert_eq!(
+            r.waits_behind(&t, 0, &plain[0]),
+            None,
+            "no producer id: no order to keep"
+        );
+    }
+}
