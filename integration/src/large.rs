@@ -179,6 +179,23 @@ pub fn strait_with_store(
     strait_with_large_config(upstream, policies, store, extra, "")
 }
 
+/// Strait with the large-record `remedies` on `prefix` topics and a fresh
+/// local-directory store: (Strait, the store's directory, the config's).
+pub fn strait_with_dir(
+    upstream: &str,
+    prefix: &str,
+    remedies: &[&str],
+) -> (Strait, tempdir::Dir, tempdir::Dir) {
+    let objects = tempdir::Dir::new("objects");
+    let (strait, config) = strait_with_store(
+        upstream,
+        &policy(prefix, remedies, ""),
+        StoreKind::Dir(objects.path()),
+        "",
+    );
+    (strait, objects, config)
+}
+
 /// A policy file giving `prefix` topics large-record `remedies`
 /// (e.g. `"claim-check"`), with `extra` lines in the section.
 pub fn policy(prefix: &str, remedies: &[&str], extra: &str) -> String {

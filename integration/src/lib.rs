@@ -442,6 +442,73 @@ pub fn python(script: &str, args: &[&str]) -> Command {
     c
 }
 
+/// The leader (node id) of `topic`'s partition 0, from `kafka-topics --describe`.
+pub fn leader_of(bootstrap: &str, topic: &str) -> u32 {
+    let out = run(&mut harness(&[
+        "topics",
+        "--bootstrap-server",
+        bootstrap,
+        "--describe",
+        "--topic",
+        topic,
+    ]));
+    out.assert_ok("describe topic");
+    out.stdout
+        .split_whitespace()
+        .skip_while(|w| *w != "Leader:")
+        .nth(1)
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no leader in:\n{}", out.stdout))
+}
+
+/// `kill-node` or `start-node` of a node of the 3-broker cluster.
+pub fn node3(cmd: &str, id: u32) {
+    run(&mut harness(&[
+        cmd,
+        "--name",
+        &cluster_name(3),
+        "--node",
+        &id.to_string(),
+    ]))
+    .assert_ok(&format!("{cmd} {id}"));
+}
+
+/// A node of the 3-broker cluster killed by a test: started again by
+/// [`KilledNode::restart`], or on drop, so the shared cluster is whole
+/// again whatever the test's outcome.
+pub struct KilledNode(Option<u32>);
+
+impl KilledNode {
+    pub fn kill(id: u32) -> KilledNode {
+        node3("kill-node", id);
+        KilledNode(Some(id))
+    }
+
+    pub fn restart(mut self) {
+        if let Some(id) = self.0.take() {
+            node3("start-node", id);
+        }
+    }
+}
+
+impl Drop for KilledNode {
+    fn drop(&mut self) {
+        if let Some(id) = self.0.take() {
+            // Maybe unwinding already: report, do not assert.
+            let out = run(&mut harness(&[
+                "start-node",
+                "--name",
+                &cluster_name(3),
+                "--node",
+                &id.to_string(),
+            ]));
+            if !out.ok {
+                eprintln!("start-node {id} failed: {}", out.stderr);
+            }
+        }
+    }
+}
+
 /// Creates a topic directly on the cluster.
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: u32, rf: u32) {
     create_topic_with_configs(bootstrap, topic, partitions, rf, &[]);

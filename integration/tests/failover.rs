@@ -11,40 +11,10 @@ use std::time::{Duration, Instant};
 
 use strait_integration::tempdir::Dir;
 use strait_integration::{
-    cluster, cluster_name, harness, python, run, spawn_lines, stored_batches, unique, Strait,
+    cluster, harness, leader_of, node3, python, spawn_lines, stored_batches, unique, Strait,
 };
 
 const RECORDS: u32 = 100_000;
-
-fn leader_of(bootstrap: &str, topic: &str) -> u32 {
-    let out = run(&mut harness(&[
-        "topics",
-        "--bootstrap-server",
-        bootstrap,
-        "--describe",
-        "--topic",
-        topic,
-    ]));
-    out.assert_ok("describe topic");
-    out.stdout
-        .split_whitespace()
-        .skip_while(|w| *w != "Leader:")
-        .nth(1)
-        .and_then(|id| id.parse().ok())
-        .unwrap_or_else(|| panic!("no leader in:\n{}", out.stdout))
-}
-
-fn node(cmd: &str, id: u32) {
-    let name = cluster_name(3);
-    run(&mut harness(&[
-        cmd,
-        "--name",
-        &name,
-        "--node",
-        &id.to_string(),
-    ]))
-    .assert_ok(cmd);
-}
 
 /// The tests of this file kill and restart brokers of the one shared
 /// 3-node cluster: one at a time.
@@ -111,18 +81,18 @@ fn produce_through_a_leader_crash(
         }
         if !killed && acked.len() >= 20_000 {
             eprintln!("killing leader node {leader} after {} acks", acked.len());
-            node("kill-node", leader);
+            node3("kill-node", leader);
             killed = true;
         }
         if killed && !restarted && acked.len() >= 50_000 {
             eprintln!("restarting node {leader} after {} acks", acked.len());
-            node("start-node", leader);
+            node3("start-node", leader);
             restarted = true;
         }
     }
     let status = producer.wait().unwrap();
     if !restarted {
-        node("start-node", leader);
+        node3("start-node", leader);
     }
     assert!(
         killed,
@@ -289,8 +259,11 @@ fn idempotent_producer_through_the_record_pipeline_survives_a_leader_crash() {
         "rewritten idempotent batches were duplicated"
     );
     let stored = stored_batches(3, &topic, 0);
+    // A batch of one small record may stay uncompressed: the compress stage
+    // keeps a batch as it came when zstd would not make it smaller.
     assert!(
-        !stored.is_empty() && stored.iter().all(|(codec, _)| codec == "zstd"),
+        stored.iter().any(|(codec, _)| codec == "zstd")
+            && stored.iter().all(|(codec, n)| codec == "zstd" || *n == 1),
         "the broker stores zstd batches: {stored:?}"
     );
 }

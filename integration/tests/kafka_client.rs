@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use strait_integration::{cluster, cluster_name, harness, run, unique};
+use strait_integration::{cluster, leader_of, unique, KilledNode};
 use strait_proxy::config::{LeaderEndpoints, UpstreamConfig};
 use strait_proxy::kafka_client::{KafkaClient, KafkaError};
 use strait_proxy::large::chunks::{
@@ -201,52 +201,6 @@ async fn compacted_and_misfit_topics_are_refused_with_clear_errors() {
     assert!(matches!(e, ChunkError::NoSource { .. }), "{e}");
 }
 
-fn leader_of(bootstrap: &str, topic: &str) -> String {
-    let out = run(&mut harness(&[
-        "topics",
-        "--bootstrap-server",
-        bootstrap,
-        "--describe",
-        "--topic",
-        topic,
-    ]));
-    out.assert_ok("describe topic");
-    out.stdout
-        .split_whitespace()
-        .skip_while(|w| *w != "Leader:")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no leader in:\n{}", out.stdout))
-        .to_string()
-}
-
-/// Restarts a killed node when dropped, so the shared cluster is whole
-/// again whatever the test's outcome.
-struct Killed(String);
-
-impl Killed {
-    fn node(id: String) -> Killed {
-        let name = cluster_name(3);
-        run(&mut harness(&["kill-node", "--name", &name, "--node", &id])).assert_ok("kill-node");
-        Killed(id)
-    }
-}
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let name = cluster_name(3);
-        let out = run(&mut harness(&[
-            "start-node",
-            "--name",
-            &name,
-            "--node",
-            &self.0,
-        ]));
-        if !out.ok {
-            eprintln!("start-node {} failed: {}", self.0, out.stderr);
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunk_writes_ride_out_a_leader_crash() {
     let bootstrap = cluster(3);
@@ -263,7 +217,7 @@ async fn chunk_writes_ride_out_a_leader_crash() {
         .await
         .unwrap();
 
-    let killed = Killed::node(leader_of(&bootstrap, &chunk_topic));
+    let killed = KilledNode::kill(leader_of(&bootstrap, &chunk_topic));
     // The client's leader and its connection are gone: the write retries,
     // reads the metadata again and lands on the new leader.
     let after = write_chunks(&c, &chunk_topic, 0, v.clone(), 64 << 10, sha256)

@@ -31,11 +31,11 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use strait_integration::large::{
     assert_round_trip, consumed, driver, metric, policy, produce_errors, produced, spawn_driver,
-    strait_with_store, Produced, Running, Stack, StoreKind,
+    strait_with_dir, strait_with_store, Produced, Running, Stack, StoreKind,
 };
 use strait_integration::{
-    cluster, cluster_name, create_topic, create_topic_with_configs, eventually, field, harness,
-    message, run, tempdir, unique, S3Server, Strait,
+    cluster, create_topic, create_topic_with_configs, eventually, field, harness, leader_of,
+    message, run, tempdir, unique, KilledNode, S3Server, Strait,
 };
 
 const MIB: u64 = 1 << 20;
@@ -46,68 +46,9 @@ const WAIT: Duration = Duration::from_secs(270);
 
 // ------------------------------------------------------------------ helpers
 
-/// The leader of `topic`'s partition 0.
-fn leader_of(bootstrap: &str, topic: &str) -> u32 {
-    let out = run(&mut harness(&[
-        "topics",
-        "--bootstrap-server",
-        bootstrap,
-        "--describe",
-        "--topic",
-        topic,
-    ]));
-    out.assert_ok("describe topic");
-    out.stdout
-        .split_whitespace()
-        .skip_while(|w| *w != "Leader:")
-        .nth(1)
-        .and_then(|id| id.parse().ok())
-        .unwrap_or_else(|| panic!("no leader in:\n{}", out.stdout))
-}
-
-/// `kill-node` / `start-node` of the 3-broker cluster.
-fn node(cmd: &str, id: u32) {
-    run(&mut harness(&[
-        cmd,
-        "--name",
-        &cluster_name(3),
-        "--node",
-        &id.to_string(),
-    ]))
-    .assert_ok(&format!("{cmd} {id}"));
-}
-
-/// A broker of the 3-broker cluster killed by the test: started again by
-/// [`Down::restart`], or on drop when the test fails before it.
-struct Down(Option<u32>);
-
-impl Down {
-    fn kill(id: u32) -> Down {
-        node("kill-node", id);
-        Down(Some(id))
-    }
-
-    fn restart(mut self) {
-        if let Some(id) = self.0.take() {
-            node("start-node", id);
-        }
-    }
-}
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        if let Some(id) = self.0.take() {
-            // Unwinding already: no assertion here.
-            let _ = run(&mut harness(&[
-                "start-node",
-                "--name",
-                &cluster_name(3),
-                "--node",
-                &id.to_string(),
-            ]));
-        }
-    }
-}
+/// The tests of this file that kill brokers of the one shared 3-node
+/// cluster (or need all of them up) run one at a time.
+static NODES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The log end offset of `topic`'s partition 0, asked of the brokers.
 fn end_offset(bootstrap: &str, topic: &str) -> i64 {
@@ -312,14 +253,9 @@ fn objects_op(strait: &Strait, op: &str) -> f64 {
 fn idempotent_producer_through_a_leader_crash_stores_each_value_once() {
     const COUNT: u64 = 40;
     let size = 3 * MIB / 2;
+    let _one_at_a_time = NODES.lock().unwrap_or_else(|e| e.into_inner());
     let upstream = cluster(3);
-    let objects = tempdir::Dir::new("lf-objects");
-    let (strait, _dir) = strait_with_store(
-        &upstream,
-        &policy("lf-idem.", &["claim-check"], ""),
-        StoreKind::Dir(objects.path()),
-        "",
-    );
+    let (strait, objects, _dir) = strait_with_dir(&upstream, "lf-idem.", &["claim-check"]);
     let topic = unique("lf-idem.crash");
     create_topic(&upstream, &topic, 1, 3);
     let leader = leader_of(&upstream, &topic);
@@ -338,7 +274,7 @@ fn idempotent_producer_through_a_leader_crash_stores_each_value_once() {
     let mut acked = 0;
     wait_acked(&producer, &mut acked, 2);
     eprintln!("killing leader node {leader} after {acked} acks");
-    let down = Down::kill(leader);
+    let down = KilledNode::kill(leader);
     // Acks that came while kill-node ran count as before the kill (an upper
     // bound): at least COUNT - at_kill records were acknowledged after it.
     count_acked(&producer, &mut acked);
@@ -413,13 +349,7 @@ fn read_committed_consumers_see_only_committed_large_values() {
     const ABORT: [u64; 3] = [1, 4, 6];
     let size = 3 * MIB / 2;
     let upstream = cluster(1);
-    let objects = tempdir::Dir::new("lf-objects");
-    let (strait, _dir) = strait_with_store(
-        &upstream,
-        &policy("lf-txn.", &["claim-check"], ""),
-        StoreKind::Dir(objects.path()),
-        "",
-    );
+    let (strait, objects, _dir) = strait_with_dir(&upstream, "lf-txn.", &["claim-check"]);
     for producer in Stack::BOTH {
         let topic = unique("lf-txn.tx");
         create_topic(&upstream, &topic, 1, 1);
@@ -505,13 +435,7 @@ fn aborted_large_values_are_not_read_back_for_read_committed_consumers() {
     const COUNT: u64 = 6;
     let size = 3 * MIB / 2;
     let upstream = cluster(1);
-    let objects = tempdir::Dir::new("lf-objects");
-    let (strait, _dir) = strait_with_store(
-        &upstream,
-        &policy("lf-txr.", &["claim-check"], ""),
-        StoreKind::Dir(objects.path()),
-        "",
-    );
+    let (strait, objects, _dir) = strait_with_dir(&upstream, "lf-txr.", &["claim-check"]);
     let topic = unique("lf-txr.tx");
     create_topic(&upstream, &topic, 1, 1);
     let txn = unique("lf-txr-id");
@@ -817,14 +741,9 @@ fn idempotent_producer_keeps_order_when_a_hung_store_recovers() {
 fn producers_finish_when_chunk_topic_writes_fail_for_a_while() {
     const COUNT: u64 = 12;
     let size = 2 * MIB;
+    let _one_at_a_time = NODES.lock().unwrap_or_else(|e| e.into_inner());
     let upstream = cluster(3);
-    let objects = tempdir::Dir::new("lf-unused");
-    let (strait, _dir) = strait_with_store(
-        &upstream,
-        &policy("lf-chunk.", &["chunk"], ""),
-        StoreKind::Dir(objects.path()),
-        "",
-    );
+    let (strait, _objects, _dir) = strait_with_dir(&upstream, "lf-chunk.", &["chunk"]);
     let topic = unique("lf-chunk.t");
     let chunk_topic = format!("{topic}.strait-chunks");
     create_topic(&upstream, &topic, 1, 3);
@@ -853,7 +772,7 @@ fn producers_finish_when_chunk_topic_writes_fail_for_a_while() {
     };
 
     eprintln!("killing node {victim} (leaders: {leaders:?})");
-    let down = Down::kill(victim);
+    let down = KilledNode::kill(victim);
     let mut running = start(
         Stack::Java,
         "produce",

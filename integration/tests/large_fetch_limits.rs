@@ -19,7 +19,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use sha2::{Digest, Sha256};
 use strait_integration::large::{
-    assert_round_trip, consumed, driver, metric, policy, produce_errors, produced,
+    assert_round_trip, consumed, driver, metric, policy, produce_errors, produced, strait_with_dir,
     strait_with_large_config, strait_with_store, Consumed, Produced, Stack, StoreKind,
 };
 use strait_integration::wire::{
@@ -86,13 +86,7 @@ fn assert_exactly(expected: &[Produced], got: &[Consumed]) {
 #[test]
 fn chunked_values_read_from_a_seek_offset_arrive_once_and_whole() {
     let upstream = cluster(1);
-    let objects = tempdir::Dir::new("unused-objects");
-    let (strait, _dir) = strait_with_store(
-        &upstream,
-        &policy("lfl-seek.", &["chunk"], ""),
-        StoreKind::Dir(objects.path()),
-        "",
-    );
+    let (strait, _objects, _dir) = strait_with_dir(&upstream, "lfl-seek.", &["chunk"]);
     let topic = unique("lfl-seek.t");
     create_topic(&upstream, &topic, 1, 1);
     let all = produce(&strait, &topic, 6, 3 * MIB);
@@ -123,13 +117,7 @@ fn chunked_values_read_from_a_seek_offset_arrive_once_and_whole() {
 ///    value once, whole, in offset order.
 fn consumer_killed_in_a_run_of_chunked_values(stack: Stack) {
     let upstream = cluster(1);
-    let objects = tempdir::Dir::new("unused-objects");
-    let (strait, _dir) = strait_with_store(
-        &upstream,
-        &policy("lfl-kill.", &["chunk"], ""),
-        StoreKind::Dir(objects.path()),
-        "",
-    );
+    let (strait, _objects, _dir) = strait_with_dir(&upstream, "lfl-kill.", &["chunk"]);
     let topic = unique("lfl-kill.t");
     create_topic(&upstream, &topic, 1, 1);
     let all = produce(&strait, &topic, 5, 3 * MIB);
@@ -186,13 +174,7 @@ fn librdkafka_consumer_killed_in_a_run_of_chunked_values_resumes_exactly_once() 
 fn default_librdkafka_consumer_reads_150_mib_of_claim_checks_through_cut_responses() {
     const COUNT: u32 = 30;
     let upstream = cluster(1);
-    let objects = tempdir::Dir::new("objects");
-    let (strait, _dir) = strait_with_store(
-        &upstream,
-        &policy("lfl-grow.", &["claim-check"], ""),
-        StoreKind::Dir(objects.path()),
-        "",
-    );
+    let (strait, _objects, _dir) = strait_with_dir(&upstream, "lfl-grow.", &["claim-check"]);
     let topic = unique("lfl-grow.t");
     create_topic(&upstream, &topic, 1, 1);
     let all = produce(&strait, &topic, COUNT, 5 * MIB);
@@ -616,13 +598,7 @@ fn a_tampered_object_never_reaches_a_consumer() {
 #[test]
 fn a_client_header_named_strait_large_record_is_refused() {
     let upstream = cluster(1);
-    let objects = tempdir::Dir::new("objects");
-    let (strait, _dir) = strait_with_store(
-        &upstream,
-        &policy("lfl-reserved.", &["claim-check"], ""),
-        StoreKind::Dir(objects.path()),
-        "",
-    );
+    let (strait, _objects, _dir) = strait_with_dir(&upstream, "lfl-reserved.", &["claim-check"]);
     let topic = unique("lfl-reserved.t");
     create_topic(&upstream, &topic, 1, 1);
     let mut w = Wire::connect(&strait.bootstrap);

@@ -8,9 +8,9 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use strait_integration::large::{
-    assert_round_trip, consumed, driver, policy, produced, strait_with_store, Stack, StoreKind,
+    assert_round_trip, consumed, driver, produced, strait_with_dir, Stack,
 };
-use strait_integration::{cluster, create_topic_with_configs, run, strait_bin, tempdir, unique};
+use strait_integration::{cluster, create_topic_with_configs, run, strait_bin, unique};
 
 fn orphan(dir: &std::path::Path, topic: &str, fill: char, age: Duration) -> String {
     let key = format!("strait/{topic}/{}", fill.to_string().repeat(64));
@@ -25,13 +25,7 @@ fn orphan(dir: &std::path::Path, topic: &str, fill: char, age: Duration) -> Stri
 #[test]
 fn gc_lists_then_deletes_only_unreferenced_objects_older_than_retention() {
     let upstream = cluster(1);
-    let objects = tempdir::Dir::new("gc-objects");
-    let (strait, config_dir) = strait_with_store(
-        &upstream,
-        &policy("gc.", &["claim-check"], ""),
-        StoreKind::Dir(objects.path()),
-        "",
-    );
+    let (strait, objects, config_dir) = strait_with_dir(&upstream, "gc.", &["claim-check"]);
     let topic = unique("gc.t");
     create_topic_with_configs(&upstream, &topic, 1, 1, &[("retention.ms", "3600000")]);
     let p = run(&mut driver(

@@ -6,10 +6,10 @@
 //! chunking, while the broker's own log holds only small records.
 
 use strait_integration::large::{
-    assert_round_trip, consumed, driver, metric, policy, produce_errors, produced,
+    assert_round_trip, consumed, driver, metric, policy, produce_errors, produced, strait_with_dir,
     strait_with_store, Stack, StoreKind,
 };
-use strait_integration::{cluster, create_topic, dump_batches, run, tempdir, unique, S3Server};
+use strait_integration::{cluster, create_topic, dump_batches, run, unique, S3Server};
 
 const MIB: u64 = 1 << 20;
 /// What the broker stores for a record that left its value behind: a batch
@@ -79,13 +79,7 @@ fn round_trip(
 #[test]
 fn claim_checks_in_a_local_directory_round_trip_5_and_50_mib() {
     let upstream = cluster(1);
-    let objects = tempdir::Dir::new("objects");
-    let (strait, _dir) = strait_with_store(
-        &upstream,
-        &policy("cc-dir.", &["claim-check"], ""),
-        StoreKind::Dir(objects.path()),
-        "",
-    );
+    let (strait, objects, _dir) = strait_with_dir(&upstream, "cc-dir.", &["claim-check"]);
     for (producer, consumer) in [
         (Stack::Java, Stack::Librdkafka),
         (Stack::Librdkafka, Stack::Java),
@@ -182,13 +176,7 @@ fn claim_checks_in_an_s3_compatible_server_round_trip_5_and_50_mib() {
 #[test]
 fn chunked_values_round_trip_5_and_50_mib_through_a_companion_topic() {
     let upstream = cluster(1);
-    let objects = tempdir::Dir::new("unused-objects");
-    let (strait, _dir) = strait_with_store(
-        &upstream,
-        &policy("chunked.", &["chunk"], ""),
-        StoreKind::Dir(objects.path()),
-        "",
-    );
+    let (strait, objects, _dir) = strait_with_dir(&upstream, "chunked.", &["chunk"]);
     for (producer, consumer) in [
         (Stack::Java, Stack::Librdkafka),
         (Stack::Librdkafka, Stack::Java),

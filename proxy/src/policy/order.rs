@@ -16,7 +16,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use strait_policies::{Policy, Rule, Violation};
+
 use crate::codec::batch::Batch;
+use crate::pipeline::large::KAFKA_STORAGE_ERROR;
 
 /// Entries one connection remembers (a connection carries one producer,
 /// so this is partitions refused at once; past it nothing more is held back).
@@ -64,6 +67,20 @@ impl Refusals {
         if let Some(key) = Self::key(topic, partition, b) {
             self.0.lock().expect("refusals lock").remove(&key);
         }
+    }
+}
+
+/// A batch held back behind its producer's refused one (see `order`).
+pub(super) fn waiting(policy: &Policy, seq: i32) -> Violation {
+    Violation {
+        rule: Rule::LargeRecords,
+        error_code: KAFKA_STORAGE_ERROR,
+        message: format!(
+            "Strait policy {:?} rule large_records: an earlier batch of this producer (sequence {seq}) \
+             could not be offloaded; this one waits for its retry (retriable: nothing was written)",
+            policy.name
+        ),
+        record_errors: vec![],
     }
 }
 

@@ -326,7 +326,7 @@ fn partition(
             .iter()
             .find_map(|b| r.waits_behind(t.name, p.index, b))
         {
-            let v = waiting(policy, seq);
+            let v = super::order::waiting(policy, seq);
             record(t.name, policy, Some(&v));
             return Err(v);
         }
@@ -377,20 +377,6 @@ fn partition(
     };
     record(t.name, policy, result.as_ref().err());
     result
-}
-
-/// A batch held back behind its producer's refused one (see `order`).
-fn waiting(policy: &Policy, seq: i32) -> Violation {
-    Violation {
-        rule: Rule::LargeRecords,
-        error_code: KAFKA_STORAGE_ERROR,
-        message: format!(
-            "Strait policy {:?} rule large_records: an earlier batch of this producer (sequence {seq}) \
-             could not be offloaded; this one waits for its retry (retriable: nothing was written)",
-            policy.name
-        ),
-        record_errors: vec![],
-    }
 }
 
 fn unknown_topic_id(topic_id: Uuid, partition: i32) -> Rejected {
