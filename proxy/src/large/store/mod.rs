@@ -197,3 +197,52 @@ pub fn verify(what: &str, value: &[u8], size: u64, sha256: &[u8; 32]) -> Result<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_reads_of_one_object_share_one_read_and_a_bad_hash_is_refused() {
+        let dir = std::env::temp_dir().join(format!("strait-store-{}", std::process::id()));
+        let cfg = LargeRecordsConfig {
+            store: dir.display().to_string(),
+            ..Default::default()
+        };
+        let store = Arc::new(Store::open(&cfg).unwrap());
+        let value = Bytes::from(vec![7u8; 3 << 20]);
+        let sha256: [u8; 32] = Sha256::digest(&value).into();
+        let r = ObjectRef {
+            key: format!("strait/t/{}", hex::encode(sha256)),
+            size: value.len() as u64,
+            sha256,
+        };
+        assert!(store.put(&r.key, value.clone()).await.unwrap(), "written");
+        assert!(
+            !store.put(&r.key, value.clone()).await.unwrap(),
+            "a retry writes nothing"
+        );
+        let reads: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, r) = (store.clone(), r.clone());
+                tokio::spawn(async move { store.get(&r).await.unwrap() })
+            })
+            .collect();
+        let mut got = Vec::new();
+        for h in reads {
+            got.push(h.await.unwrap());
+        }
+        assert!(got.iter().all(|g| g == &value), "whole and verified");
+        // One read: every reader holds the same buffer.
+        assert!(got.iter().all(|g| g.as_ptr() == got[0].as_ptr()));
+        let forged = ObjectRef {
+            key: format!("strait/t/{}", hex::encode([1u8; 32])),
+            size: value.len() as u64,
+            sha256: [1u8; 32],
+        };
+        store.put(&forged.key, value).await.unwrap();
+        let err = store.get(&forged).await.unwrap_err();
+        assert!(matches!(*err, StoreError::Mismatch { .. }), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
