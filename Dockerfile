@@ -8,7 +8,13 @@ COPY . .
 RUN cargo build --release --locked -p strait-proxy --bin strait
 
 FROM debian:bookworm-slim
-RUN useradd --system --uid 10001 strait
+# CA certificates for object stores over HTTPS (S3, GCS, Azure); a working
+# directory Strait may write, for the default local claim-check store.
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 strait \
+    && mkdir -p /var/lib/strait && chown strait /var/lib/strait
+WORKDIR /var/lib/strait
 COPY --from=build /src/target/release/strait /usr/local/bin/strait
 USER strait
 EXPOSE 9092 9644
