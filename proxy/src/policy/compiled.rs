@@ -67,18 +67,22 @@ pub struct Compiled {
     /// Topics resolved through pattern selectors to a plan's index (None: no
     /// policy), when the set has enough of them to be worth a cache.
     by_topic: Option<Cache<String, Option<usize>>>,
+    /// Some plan restores fetched records.
+    restores: bool,
 }
 
 impl Compiled {
     /// Compiles `set`, caching at most `cache_topics` pattern-resolved topics.
     pub fn new(set: PolicySet, cache_topics: usize) -> Compiled {
-        let plans = set.policies().iter().map(TopicPlan::new).collect();
+        let plans: Vec<TopicPlan> = set.policies().iter().map(TopicPlan::new).collect();
+        let restores = plans.iter().any(|p| p.restores);
         let by_topic = (set.pattern_selectors() >= CACHE_FROM_PATTERNS)
             .then(|| Cache::new(cache_topics as u64));
         Compiled {
             set,
             plans,
             by_topic,
+            restores,
         }
     }
 
@@ -131,7 +135,7 @@ impl Compiled {
 
     /// Some policy restores fetched records (large records).
     pub fn has_restores(&self) -> bool {
-        self.plans.iter().any(|p| p.restores)
+        self.restores
     }
 
     pub fn has_admin_rules(&self) -> bool {
