@@ -145,7 +145,6 @@ impl LargeRecords {
     ) -> Result<Reference, LargeError> {
         let sha256: [u8; 32] = Sha256::digest(value).into();
         let chunk_topic = rules.chunk_topic_for(topic);
-        let timeout = Duration::from_millis(self.config.store_timeout_ms);
         self.block_on(async {
             let work = async {
                 self.chunk_topics
@@ -161,16 +160,27 @@ impl LargeRecords {
                 )
                 .await
             };
-            match tokio::time::timeout(timeout, work).await {
-                Ok(r) => r,
-                Err(_) => Err(ChunkError::Timeout {
-                    topic: chunk_topic.clone(),
-                    timeout,
-                }),
-            }
+            self.chunk_deadline(&chunk_topic, work).await
         })
         .map(Reference::Chunks)
         .map_err(LargeError::from)
+    }
+
+    /// `work` on a chunk topic, bounded by `store_timeout_ms`.
+    async fn chunk_deadline<T>(
+        &self,
+        topic: &str,
+        work: impl std::future::Future<Output = Result<T, ChunkError>>,
+    ) -> Result<T, ChunkError> {
+        let timeout = Duration::from_millis(self.config.store_timeout_ms);
+        tokio::time::timeout(timeout, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ChunkError::Timeout {
+                    topic: topic.to_string(),
+                    timeout,
+                })
+            })
     }
 
     /// The original value of a reference, verified. Blocking.
@@ -178,20 +188,10 @@ impl LargeRecords {
         match r {
             Reference::Object(o) => Ok(self.block_on(self.store.get(o))?),
             Reference::Chunks(m) => {
-                let timeout = Duration::from_millis(self.config.store_timeout_ms);
                 let max = reference::MAX_VALUE_BYTES as usize;
-                self.block_on(async {
-                    match tokio::time::timeout(timeout, chunks::read_chunks(&self.client, m, max))
-                        .await
-                    {
-                        Ok(r) => r,
-                        Err(_) => Err(ChunkError::Timeout {
-                            topic: m.topic.clone(),
-                            timeout,
-                        }),
-                    }
-                })
-                .map_err(LargeError::from)
+                let read = chunks::read_chunks(&self.client, m, max);
+                self.block_on(self.chunk_deadline(&m.topic, read))
+                    .map_err(LargeError::from)
             }
         }
     }

@@ -244,6 +244,24 @@ impl Reference {
     }
 }
 
+/// Checks a restored value against the size and SHA-256 its reference
+/// names; the error says what differs.
+pub fn check_value(value: &[u8], size: u64, sha256: &Sha256) -> Result<(), String> {
+    use sha2::Digest;
+    if value.len() as u64 != size {
+        return Err(format!("{} bytes, the reference says {size}", value.len()));
+    }
+    let got: Sha256 = sha2::Sha256::digest(value).into();
+    if &got != sha256 {
+        return Err(format!(
+            "hash mismatch: SHA-256 {}, the reference says {}",
+            hex::encode(got),
+            hex::encode(sha256)
+        ));
+    }
+    Ok(())
+}
+
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(&b[..b.len().min(64)]).into_owned()
 }

@@ -2,13 +2,12 @@
 //! (offset, key, place), the value checked whole (size, SHA-256).
 
 use bytes::{Bytes, BytesMut};
-use sha2::{Digest, Sha256};
 
 use super::{ChunkError, CHUNK_HEADER, FETCH_CAP, MAX_CHUNKS_PER_BATCH, RECORD_OVERHEAD};
 use crate::codec::batch::{BatchError, Batches, BATCH_HEADER_LEN};
 use crate::codec::records::{decode_records, Record};
 use crate::kafka_client::{KafkaClient, KafkaError};
-use crate::large::reference::Manifest;
+use crate::large::reference::{check_value, Manifest};
 
 /// Reads a manifest's chunks back and returns the value, checked: every
 /// chunk at its offset, with the value's hash as key and its place in the
@@ -183,22 +182,11 @@ impl<'a> Assembler<'a> {
                 "the ranges hold {} chunks, the manifest says {}",
                 self.index, self.m.chunks
             )
-        } else if self.out.len() as u64 != self.m.size {
-            format!(
-                "{} bytes, the manifest says {}",
-                self.out.len(),
-                self.m.size
-            )
         } else {
-            let hash: [u8; 32] = Sha256::digest(&self.out).into();
-            if hash == self.m.sha256 {
-                return Ok(self.out.freeze());
+            match check_value(&self.out, self.m.size, &self.m.sha256) {
+                Ok(()) => return Ok(self.out.freeze()),
+                Err(why) => why,
             }
-            format!(
-                "hash mismatch: sha256 {}, the manifest says {}",
-                hex::encode(hash),
-                self.key
-            )
         };
         Err(self.mismatch(at, what))
     }
@@ -221,6 +209,7 @@ mod tests {
     use super::super::{chunk_batch, split};
     use super::*;
     use crate::codec::build::{build_batch, Producer};
+    use sha2::{Digest, Sha256};
 
     /// A value of 2500 bytes in 300-byte chunks: batches of 8 and 1 at
     /// offsets 10 and 19, another writer's record at 18 between them.

@@ -23,11 +23,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use moka::future::Cache;
 use moka::policy::EvictionPolicy;
-use sha2::{Digest, Sha256};
 
 pub use backend::{Failure, Listed};
 
-use super::reference::ObjectRef;
+use super::reference::{check_value, ObjectRef};
 use crate::config::LargeRecordsConfig;
 use crate::metrics;
 use backend::Backend;
@@ -154,8 +153,13 @@ impl Store {
                     .timed("get", &r.key, self.backend.get(&r.key))
                     .await
                     .inspect_err(|_| metrics::large_object("get_failed"))?;
-                verify(&r.key, &bytes, r.size, &r.sha256)
-                    .inspect_err(|_| metrics::large_object("hash_mismatch"))?;
+                check_value(&bytes, r.size, &r.sha256).map_err(|why| {
+                    metrics::large_object("hash_mismatch");
+                    StoreError::Mismatch {
+                        key: r.key.clone(),
+                        why,
+                    }
+                })?;
                 metrics::large_object("read");
                 Ok(bytes)
             })
@@ -176,31 +180,10 @@ impl Store {
     }
 }
 
-/// Checks a value against the size and SHA-256 its reference names.
-pub fn verify(what: &str, value: &[u8], size: u64, sha256: &[u8; 32]) -> Result<(), StoreError> {
-    if value.len() as u64 != size {
-        return Err(StoreError::Mismatch {
-            key: what.into(),
-            why: format!("{} bytes, the reference says {size}", value.len()),
-        });
-    }
-    let got: [u8; 32] = Sha256::digest(value).into();
-    if &got != sha256 {
-        return Err(StoreError::Mismatch {
-            key: what.into(),
-            why: format!(
-                "SHA-256 {}, the reference says {}",
-                hex::encode(got),
-                hex::encode(sha256)
-            ),
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_reads_of_one_object_share_one_read_and_a_bad_hash_is_refused() {
