@@ -36,3 +36,16 @@ pub fn frame_len(buf: &[u8], max: usize) -> Result<Option<usize>, FrameError> {
     }
     Ok(Some(len))
 }
+
+/// Batches as one records section: the one batch as it is, or a copy of
+/// them all back to back.
+pub fn join(mut batches: Vec<bytes::Bytes>) -> bytes::Bytes {
+    if batches.len() == 1 {
+        return batches.pop().expect("one");
+    }
+    let mut all = bytes::BytesMut::with_capacity(batches.iter().map(bytes::Bytes::len).sum());
+    for b in &batches {
+        all.extend_from_slice(b);
+    }
+    all.freeze()
+}

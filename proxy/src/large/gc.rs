@@ -26,11 +26,11 @@ use std::time::{Duration, SystemTime};
 
 use strait_policies::{PolicySet, Remedy};
 
-use super::reference::{Reference, MARKER};
+use super::reference::Reference;
+use super::restore;
 use super::store::Listed;
 use super::LargeRecords;
 use crate::codec::batch::Batches;
-use crate::codec::edit::BatchEdit;
 
 /// The age guard for topics without a finite retention.
 pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -139,18 +139,11 @@ async fn references(
             for b in Batches::new(fetched.records) {
                 let Ok(b) = b else { break };
                 next = next.max(b.last_offset() + 1);
-                if b.is_control() {
+                let Some((_, found)) = restore::references(&b, cap)? else {
                     continue;
-                }
-                let mut edit = BatchEdit::new(b, cap)?;
-                for r in edit.peek_records()? {
-                    let Some(marker) = r.header(MARKER) else {
-                        continue;
-                    };
-                    let value = r.value.as_deref().unwrap_or_default();
-                    if let Ok(Reference::Object(o)) =
-                        Reference::parse(marker.unwrap_or_default(), value)
-                    {
+                };
+                for (_, r) in found {
+                    if let Ok(Reference::Object(o)) = r {
                         live.insert(o.key);
                     }
                 }

@@ -28,15 +28,16 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::FetchResponse;
 use uuid::Uuid;
 
-use super::reference::{Reference, MARKER};
+use super::reference::{Reference, ReferenceError, MARKER};
 use super::{Held, LargeError, LargeRecords};
 use crate::codec::batch::{Batch, BatchError, Batches};
 use crate::codec::compression::Compression;
 use crate::codec::edit::BatchEdit;
+use crate::codec::join;
 use crate::metrics;
 
 /// Kafka's KAFKA_STORAGE_ERROR (retriable on fetch: the client refreshes
@@ -73,6 +74,9 @@ pub enum TopicKey {
 
 /// A record to restore: its index in the batch and its reference.
 type Marked = Vec<(usize, Reference)>;
+
+/// References as found in a batch: record index, parsed or not.
+pub type Found = Vec<(usize, Result<Reference, ReferenceError>)>;
 
 impl RestoreSpec {
     fn partition_max(&self, name: &str, id: &Uuid, partition: i32) -> usize {
@@ -251,10 +255,20 @@ impl Walk<'_> {
             };
             let offset = b.base_offset();
             let fail = |error: Failure| BatchFailure { offset, error };
-            let marked = if b.is_control() {
-                Vec::new()
-            } else {
-                marked(&b, self.cap).map_err(fail)?
+            let (edit, marked) = match references(&b, self.cap).map_err(|e| fail(e.into()))? {
+                None => (None, Vec::new()),
+                Some((edit, found)) => {
+                    let parsed: Result<Marked, Failure> = found
+                        .into_iter()
+                        .map(|(i, r)| {
+                            r.map(|r| (i, r)).map_err(|e| Failure::Large {
+                                record: offset + i as i64,
+                                error: e.into(),
+                            })
+                        })
+                        .collect();
+                    (Some(edit), parsed.map_err(fail)?)
+                }
             };
             let added: usize = marked.iter().map(|(_, r)| r.size() as usize).sum();
             let size = b.raw().len() + added;
@@ -267,24 +281,25 @@ impl Walk<'_> {
                 cut = true;
                 break;
             }
-            if marked.is_empty() {
-                out.push(b.raw().clone());
-            } else {
-                let new = match self.restore_batch(b, marked) {
-                    Ok(new) => new,
-                    Err(e) if out.is_empty() => return Err(fail(e)),
-                    Err(e) => {
-                        // Keep what was restored before it; the client
-                        // fetches from this batch again and gets the error.
-                        tracing::warn!(topic = self.topic, partition = self.partition, offset, error = %e, "cannot restore a large record; cutting the fetch before it");
-                        cut = true;
-                        break;
-                    }
-                };
-                changed = true;
-                *self.restored += added;
-                metrics::large_bytes("restored", added as u64);
-                out.push(new);
+            match edit.filter(|_| !marked.is_empty()) {
+                None => out.push(b.raw().clone()),
+                Some(edit) => {
+                    let new = match self.restore_batch(edit, offset, marked) {
+                        Ok(new) => new,
+                        Err(e) if out.is_empty() => return Err(fail(e)),
+                        Err(e) => {
+                            // Keep what was restored before it; the client
+                            // fetches from this batch again and gets the error.
+                            tracing::warn!(topic = self.topic, partition = self.partition, offset, error = %e, "cannot restore a large record; cutting the fetch before it");
+                            cut = true;
+                            break;
+                        }
+                    };
+                    changed = true;
+                    *self.restored += added;
+                    metrics::large_bytes("restored", added as u64);
+                    out.push(new);
+                }
             }
             *self.total += size;
             part += size;
@@ -298,18 +313,17 @@ impl Walk<'_> {
         if !changed && !cut {
             return Ok(None);
         }
-        if out.len() == 1 {
-            return Ok(out.pop()); // one batch: no copy
-        }
-        let mut all = BytesMut::with_capacity(out.iter().map(Bytes::len).sum());
-        for b in &out {
-            all.extend_from_slice(b);
-        }
-        Ok(Some(all.freeze()))
+        Ok(Some(join(out)))
     }
 
-    fn restore_batch(&mut self, b: Batch, marked: Marked) -> Result<Bytes, Failure> {
-        let base = b.base_offset();
+    /// Puts the values back into the batch under `edit` (its records at
+    /// `base` and on), re-sealed uncompressed.
+    fn restore_batch(
+        &mut self,
+        mut edit: BatchEdit,
+        base: i64,
+        marked: Marked,
+    ) -> Result<Bytes, Failure> {
         let added: u64 = marked.iter().map(|(_, r)| r.size()).sum();
         // The values, the re-sealed batch and the encoded response.
         let held = self.large.hold(added * 2).map_err(|error| Failure::Large {
@@ -317,7 +331,6 @@ impl Walk<'_> {
             error,
         })?;
         self.held.extend(held);
-        let mut edit = BatchEdit::new(b, self.cap)?;
         let records = edit.records()?;
         for (i, r) in marked {
             let value = self.large.value(&r).map_err(|error| Failure::Large {
@@ -333,31 +346,30 @@ impl Walk<'_> {
     }
 }
 
-/// The records of a batch that carry a reference, parsed. Strait seals
-/// batches with references uncompressed, so compressed batches pass
-/// without being opened.
-fn marked(b: &Batch, cap: usize) -> Result<Marked, Failure> {
-    if b.compression() != Compression::None {
-        return Ok(Vec::new());
+/// Strait's references in a batch, by record index: each parsed, or why it
+/// does not parse; with the batch's edit, for the restore to reuse. Strait
+/// seals batches that carry references uncompressed, so control and
+/// compressed batches are `None` without being opened, and so is a batch
+/// whose records carry no marker (a scan of record views, no decode).
+pub fn references(b: &Batch, cap: usize) -> Result<Option<(BatchEdit, Found)>, BatchError> {
+    if b.is_control() || b.compression() != Compression::None {
+        return Ok(None);
     }
     let bytes = b.record_bytes(cap)?;
     let views = crate::codec::batch::records(&bytes, b.record_count())?;
     if !views.iter().any(|v| v.has_header(MARKER)) {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let mut edit = BatchEdit::new(b.clone(), cap)?;
-    let mut out = Vec::new();
-    for (i, r) in edit.peek_records()?.iter().enumerate() {
-        let Some(marker) = r.header(MARKER) else {
-            continue;
-        };
-        let value = r.value.as_deref().unwrap_or_default();
-        let parsed =
-            Reference::parse(marker.unwrap_or_default(), value).map_err(|e| Failure::Large {
-                record: b.base_offset() + i as i64,
-                error: e.into(),
-            })?;
-        out.push((i, parsed));
-    }
-    Ok(out)
+    let found = edit
+        .peek_records()?
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let marker = r.header(MARKER)?.unwrap_or_default();
+            let value = r.value.as_deref().unwrap_or_default();
+            Some((i, Reference::parse(marker, value)))
+        })
+        .collect();
+    Ok(Some((edit, found)))
 }

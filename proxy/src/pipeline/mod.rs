@@ -14,7 +14,7 @@ pub mod index;
 pub mod large;
 pub mod trace;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use strait_policies::{Policy, Rule};
 
 use crate::codec::batch::{Batch, BatchError};
@@ -179,14 +179,8 @@ fn run(
     if !changed {
         return Ok(None);
     }
-    if out.len() == 1 {
-        return Ok(out.pop()); // the usual case: one batch per partition
-    }
-    let mut all = BytesMut::with_capacity(out.iter().map(Bytes::len).sum());
-    for b in &out {
-        all.extend_from_slice(b);
-    }
-    Ok(Some(all.freeze()))
+    // The usual case is one batch per partition: no copy then.
+    Ok(Some(crate::codec::join(out)))
 }
 
 #[cfg(test)]
