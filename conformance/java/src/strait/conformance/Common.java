@@ -454,6 +454,25 @@ final class Common {
 
     // ------------------------------------------------------------------ kafka helpers
 
+    /**
+     * producer.flush() has no timeout (and can outlast delivery.timeout.ms, e.g. while a
+     * partition has no reachable leader): run it on a daemon thread and wait for it at most
+     * until the deadline.
+     */
+    static void boundedFlush(org.apache.kafka.clients.producer.Producer<?, ?> producer, Deadline d, String thread)
+            throws InterruptedException {
+        Thread flusher = new Thread(() -> {
+            try {
+                producer.flush();
+            } catch (Exception e) {
+                log("flush: %s", e);
+            }
+        }, thread);
+        flusher.setDaemon(true);
+        flusher.start();
+        flusher.join(d.remainingMsAtLeast1());
+    }
+
     static String randomSuffix() {
         return UUID.randomUUID().toString().replace("-", "").substring(0, 12);
     }

@@ -329,16 +329,7 @@ public final class LargeRecords {
             }
             // flush() has no timeout: run it on a daemon thread and wait at most until the deadline.
             context("phase", "flush");
-            Thread flusher = new Thread(() -> {
-                try {
-                    producer.flush();
-                } catch (Exception e) {
-                    log("flush: %s", e);
-                }
-            }, "strait-large-flush");
-            flusher.setDaemon(true);
-            flusher.start();
-            flusher.join(d.remainingMsAtLeast1());
+            boundedFlush(producer, d, "strait-large-flush");
             for (int i = sent; i < count; i++) done.countDown();
             done.await(d.remainingMsAtLeast1(), TimeUnit.MILLISECONDS);
         } finally {

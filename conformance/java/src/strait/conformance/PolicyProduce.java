@@ -208,16 +208,7 @@ public final class PolicyProduce {
                 // partition has no reachable leader): run it on a daemon thread, wait for it at
                 // most until the deadline, then collect the results with bounded future.get.
                 context("phase", "flush");
-                Thread flusher = new Thread(() -> {
-                    try {
-                        producer.flush();
-                    } catch (Exception e) {
-                        log("flush: %s", e);
-                    }
-                }, "strait-policy-flush");
-                flusher.setDaemon(true);
-                flusher.start();
-                flusher.join(d.remainingMsAtLeast1());
+                boundedFlush(producer, d, "strait-policy-flush");
                 context("phase", "await results");
                 for (int i = 0; i < n; i++) {
                     if (futures.get(i) == null) continue;
