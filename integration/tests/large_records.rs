@@ -76,32 +76,35 @@ fn round_trip(
     topic
 }
 
-#[test]
-fn claim_checks_in_a_local_directory_round_trip_5_and_50_mib() {
-    let upstream = cluster(1);
-    let (strait, objects, _dir) = strait_with_dir(&upstream, "cc-dir.", &["claim-check"]);
+/// 2 × 5 MiB and 1 × 50 MiB each way (Java to librdkafka, then back),
+/// with [`round_trip`]; returns the 50 MiB topics.
+fn both_ways(strait: &strait_integration::Strait, upstream: &str, prefix: &str) -> Vec<String> {
+    let mut fifty = Vec::new();
     for (producer, consumer) in [
         (Stack::Java, Stack::Librdkafka),
         (Stack::Librdkafka, Stack::Java),
     ] {
-        round_trip(
-            &strait,
-            &upstream,
-            "cc-dir.five",
-            producer,
-            consumer,
-            2,
-            5 * MIB,
-        );
-        let topic = round_trip(
-            &strait,
-            &upstream,
-            "cc-dir.fifty",
+        let five = format!("{prefix}five");
+        round_trip(strait, upstream, &five, producer, consumer, 2, 5 * MIB);
+        let topic = format!("{prefix}fifty");
+        fifty.push(round_trip(
+            strait,
+            upstream,
+            &topic,
             producer,
             consumer,
             1,
             50 * MIB,
-        );
+        ));
+    }
+    fifty
+}
+
+#[test]
+fn claim_checks_in_a_local_directory_round_trip_5_and_50_mib() {
+    let upstream = cluster(1);
+    let (strait, objects, _dir) = strait_with_dir(&upstream, "cc-dir.", &["claim-check"]);
+    for topic in both_ways(&strait, &upstream, "cc-dir.") {
         let dir = objects.path().join("strait").join(&topic);
         let names: Vec<_> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -177,28 +180,7 @@ fn claim_checks_in_an_s3_compatible_server_round_trip_5_and_50_mib() {
 fn chunked_values_round_trip_5_and_50_mib_through_a_companion_topic() {
     let upstream = cluster(1);
     let (strait, objects, _dir) = strait_with_dir(&upstream, "chunked.", &["chunk"]);
-    for (producer, consumer) in [
-        (Stack::Java, Stack::Librdkafka),
-        (Stack::Librdkafka, Stack::Java),
-    ] {
-        round_trip(
-            &strait,
-            &upstream,
-            "chunked.five",
-            producer,
-            consumer,
-            2,
-            5 * MIB,
-        );
-        let topic = round_trip(
-            &strait,
-            &upstream,
-            "chunked.fifty",
-            producer,
-            consumer,
-            1,
-            50 * MIB,
-        );
+    for topic in both_ways(&strait, &upstream, "chunked.") {
         // The chunks are in the companion topic, in batches under its limit.
         let chunks = dump_batches(1, &format!("{topic}.strait-chunks"), 0);
         assert_eq!(
