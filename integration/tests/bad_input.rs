@@ -187,12 +187,9 @@ fn unknown_api_key_is_forwarded_and_the_brokers_close_is_reported() {
 
 #[test]
 fn unreachable_broker_is_reported_and_not_ready() {
-    // A port that was free a moment ago: nothing listens there.
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    // A privileged port nothing listens on. (A port that was free a moment
+    // ago can be handed to another test's listener in between: a flake.)
+    let dead = "127.0.0.1:1".to_string();
     let mut strait = Strait::quick(&dead);
     let mut w = Wire::connect(&strait.bootstrap);
     w.send_raw(&Wire::frame(
