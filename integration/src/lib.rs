@@ -5,6 +5,7 @@
 //!
 //! Every wait is bounded polling ([`eventually`]); nothing sleeps to synchronise.
 
+pub mod franz_go;
 pub mod large;
 pub mod s3;
 pub mod wire;
