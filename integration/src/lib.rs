@@ -6,6 +6,7 @@
 //! Every wait is bounded polling ([`eventually`]); nothing sleeps to synchronise.
 
 pub mod franz_go;
+pub mod kafka_python;
 pub mod large;
 pub mod s3;
 pub mod wire;
