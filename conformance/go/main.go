@@ -44,6 +44,8 @@ commands:
   transactions      committed and aborted transactions, read back read_committed
   policy-produce    N records with chosen headers / sizes / acks / compression, error codes reported
   large-records     produce | consume: the shared large-value spec (LargeRecords.java)
+  create-topic      CreateTopics, then waits until every broker lists a leader per partition
+  batches           the record batches of a partition as stored (raw Fetch from its leader)
 `
 
 // Every command's flags: bootstrap, timeout, TLS.
@@ -229,6 +231,8 @@ var commands = map[string]command{
 	"transactions":       transactionsCmd,
 	"policy-produce":     policyProduceCmd,
 	"large-records":      largeRecordsCmd,
+	"create-topic":       createTopicCmd,
+	"batches":            batchesCmd,
 }
 
 func main() {
