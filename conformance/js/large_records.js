@@ -145,7 +145,8 @@ async function consume(args, deadline) {
       if (args.stopAfter !== undefined && count >= args.stopAfter) {
         delete L.CONTEXT.phase
         L.summary(true, { count, bytes, halted: true, elapsed_ms: deadline.elapsedMs() })
-        process.exit(L.EXIT_OK) // no disconnect, no LeaveGroup
+        L.exit(L.EXIT_OK) // no disconnect, no LeaveGroup, no further commit
+        await new Promise(() => {})
       }
     },
   })

@@ -25,10 +25,16 @@ function log(msg) {
   process.stderr.write(`[${new Date().toISOString().slice(11, 23)}] ${msg}\n`)
 }
 
-// Writes to a pipe or a file are synchronous on Linux, so nothing printed is
-// lost when the process exits right after.
 function emit(obj) {
   if (!summaryPrinted) process.stdout.write(JSON.stringify(obj) + '\n')
+}
+
+/**
+ * Exits with `code` once everything written to stdout is flushed (a write
+ * to a pipe the reader has not drained yet is still queued in the process).
+ */
+function exit(code) {
+  process.stdout.write('', () => process.exit(code))
 }
 
 /** Prints the summary line (once) and returns the exit code. */
@@ -286,12 +292,12 @@ function main(doc, options, body) {
   loadKafkajs()
     .then(() => body(args, deadline))
     .then(
-      code => process.exit(code),
+      code => exit(code),
       e => {
         if (e instanceof Usage) usageExit(e.message, doc)
         log((e && e.stack) || String(e))
         const fields = { error: errorText(e), elapsed_ms: deadline.elapsedMs() }
-        process.exit(summary(false, fields))
+        exit(summary(false, fields))
       }
     )
 }
@@ -330,6 +336,7 @@ module.exports = {
   EXIT_FAIL,
   EXIT_USAGE,
   CONTEXT,
+  exit,
   Usage,
   Deadline,
   log,

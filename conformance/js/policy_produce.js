@@ -2,13 +2,13 @@
 'use strict'
 const DOC = `
 policy_produce.js --bootstrap B --topic T --records N [--header k=v ...] [--value-bytes S]
-    [--acks -1|1|0] [--idempotent] [--compression none|gzip|snappy|lz4|zstd] [--null-key]
+    [--acks all|1|0] [--idempotent] [--compression none|gzip|snappy|lz4|zstd] [--null-key]
     [--partition P] [--expect-failure] [--timeout-ms MS]
 
 The kafkajs counterpart of PolicyProduce (conformance/README.md): N records to T (must exist)
 in one send: key = index (--null-key: none), value = S bytes (default 100) repeating
 "value-<index>;", the headers on every record (order and duplicates kept; --header k = an empty
-value: kafkajs has no null header values), acks -1 unless --acks, kafkajs defaults otherwise
+value: kafkajs has no null header values), acks all (-1) unless --acks, kafkajs defaults otherwise
 (idempotent off unless --idempotent, no compression unless --compression), partition P when
 given. kafkajs sends the records of one partition as one batch, so they succeed or fail
 together.
@@ -27,7 +27,7 @@ const OPTIONS = {
   records: { required: true, int: true },
   header: { multiple: true, default: [] },
   'value-bytes': { int: true, default: '100' },
-  acks: { int: true, default: '-1' },
+  acks: { default: 'all' },
   idempotent: { type: 'boolean' },
   compression: { default: 'none' },
   'null-key': { type: 'boolean' },
@@ -40,7 +40,8 @@ const OPTIONS = {
 L.CONTEXT.driver = 'policy_produce.js'
 L.main(DOC, OPTIONS, async (args, deadline) => {
   const n = args.records
-  if (n < 1 || args.valueBytes < 0 || ![-1, 0, 1].includes(args.acks)) throw new L.Usage('--records >= 1, --value-bytes >= 0, --acks -1|0|1')
+  const acks = { all: -1, '-1': -1, 1: 1, 0: 0 }[args.acks]
+  if (n < 1 || args.valueBytes < 0 || acks === undefined) throw new L.Usage('--records >= 1, --value-bytes >= 0, --acks all|1|0')
   const headers = {}
   for (const [k, v] of L.pairs(args.header, '--header')) {
     const value = v === null ? '' : v
@@ -69,7 +70,7 @@ L.main(DOC, OPTIONS, async (args, deadline) => {
   let first = null
   const ackedOffsets = {}
   try {
-    const result = await L.within(producer.send({ topic: args.topic, acks: args.acks, compression, messages }), deadline.remaining(), 'send')
+    const result = await L.within(producer.send({ topic: args.topic, acks, compression, messages }), deadline.remaining(), 'send')
     acked = n
     for (const r of result) ackedOffsets[r.partition] = [Number(r.baseOffset), Number(r.baseOffset) + n - 1]
   } catch (e) {

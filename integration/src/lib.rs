@@ -7,6 +7,7 @@
 
 pub mod franz_go;
 pub mod kafka_python;
+pub mod kafkajs;
 pub mod large;
 pub mod s3;
 pub mod wire;
