@@ -372,7 +372,7 @@ type Rule = (
 );
 
 #[test]
-fn every_produce_rule_against_kafka_python() {
+fn every_produce_rule_and_admin_guardrail_against_kafka_python() {
     let upstream = cluster(1);
     let base = unique("kp-rules");
     let dir = Dir::new("policies");
@@ -430,6 +430,15 @@ fn every_produce_rule_against_kafka_python() {
         )
         .unwrap();
     }
+    let guarded = format!("{base}-guarded");
+    std::fs::write(
+        dir.path().join("guard.toml"),
+        format!(
+            "[[policy]]\nname = \"{base}-guard\"\ntopics = {{ prefix = \"{guarded}\" }}\n[policy.admin]\n\
+             partitions = {{ min = 2, max = 6 }}\ndeny_configs = [\"retention.ms\"]\nprotect_delete = true\n"
+        ),
+    )
+    .unwrap();
     let strait = Strait::with_policies(&upstream, dir.path());
     let mut table = Vec::new();
     for (i, (rule, _, bad, good, code, exception)) in cases.iter().enumerate() {
@@ -464,6 +473,71 @@ fn every_produce_rule_against_kafka_python() {
         );
         table.push(format!("{rule}: {exception} \"{text}\""));
     }
+    // The admin guardrails against kafka-python's KafkaAdminClient: refused
+    // with the rule named, the compliant requests pass.
+    let mut admin = |args: &[&str], refused: Option<&str>| {
+        let mut all = vec![
+            "--bootstrap",
+            strait.bootstrap.as_str(),
+            "--topic",
+            &guarded,
+        ];
+        all.extend_from_slice(args);
+        if refused.is_some() {
+            all.push("--expect-failure");
+        }
+        let out = run(&mut kafka_python("policy_admin.py", &all));
+        out.assert_ok(&format!("kafka-python admin {args:?}"));
+        let s = out.summary();
+        if let Some(rule) = refused {
+            let text = s["first_message"].as_str().unwrap_or_default();
+            assert!(
+                text.contains(rule) && text.contains(&format!("{base}-guard")),
+                "the admin error names the policy and {rule}: {s}"
+            );
+            assert!(text.contains("[Error 44] PolicyViolationError"), "{s}");
+            table.push(format!(
+                "{rule}: {}",
+                text.chars().take(120).collect::<String>()
+            ));
+        }
+    };
+    let create = ["--action", "create", "--replication-factor", "1"];
+    admin(
+        &[&create[..], &["--partitions", "12"]].concat(),
+        Some("admin.partitions"),
+    );
+    admin(&[&create[..], &["--partitions", "3"]].concat(), None);
+    for action in ["alter", "incremental-alter"] {
+        admin(
+            &["--action", action, "--topic-config", "retention.ms=1000"],
+            Some("admin.deny_configs"),
+        );
+    }
+    admin(
+        &[
+            "--action",
+            "incremental-alter",
+            "--topic-config",
+            "segment.ms=3600000",
+        ],
+        None,
+    );
+    admin(&["--action", "delete"], Some("admin.protect_delete"));
+    let listed = run(&mut strait_integration::harness(&[
+        "topics",
+        "--bootstrap-server",
+        &upstream,
+        "--describe",
+        "--topic",
+        &guarded,
+    ]));
+    listed.assert_ok("the protected topic still exists");
+    assert!(
+        listed.stdout.contains("PartitionCount: 3"),
+        "{}",
+        listed.stdout
+    );
     println!(
         "policy rejections seen by kafka-python:\n  {}",
         table.join("\n  ")
