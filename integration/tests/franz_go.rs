@@ -24,8 +24,9 @@ static NODES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Strait with a policy per topic: `[policy.compress] codec` (with
 /// `recompress = true`: batches the client compressed in another codec are
-/// re-compressed too) and `[policy.trace]` (a traceparent added to every
-/// record without one, and the producing client's id as a header).
+/// re-compressed too, and franz-go compresses in snappy by default) and
+/// `[policy.trace]` (a traceparent added to every record without one, and
+/// the producing client's id as a header).
 fn pipeline_strait(upstream: &str, topics: &[(&str, &str)]) -> (Strait, Dir) {
     let dir = Dir::new("fg-policies");
     for (i, (topic, codec)) in topics.iter().enumerate() {
