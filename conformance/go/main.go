@@ -43,6 +43,7 @@ commands:
   read              reads a topic from the beginning (assign, no group), one line per record
   transactions      committed and aborted transactions, read back read_committed
   policy-produce    N records with chosen headers / sizes / acks / compression, error codes reported
+  admin             create / incremental-alter / alter / delete topics (kmsg), errors and messages reported
   large-records     produce | consume: the shared large-value spec (LargeRecords.java)
   create-topic      CreateTopics, then waits until every broker lists a leader per partition
   batches           the record batches of a partition as stored (raw Fetch from its leader)
@@ -233,6 +234,7 @@ var commands = map[string]command{
 	"large-records":      largeRecordsCmd,
 	"create-topic":       createTopicCmd,
 	"batches":            batchesCmd,
+	"admin":              adminCmd,
 }
 
 func main() {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -109,7 +110,9 @@ func asKerr(err error) (*kerr.Error, bool) {
 // end offsets taken at the start under the same isolation level
 // (read_committed: the last stable offset). One line per record unless
 // --quiet: {"type":"record","partition","offset","key","value","headers"}
-// (text; null for null). ok: the end reached and, with --expect, that many.
+// (text; null for null). A topic the broker does not know reads as no
+// records (topic_exists false). ok: the end reached and, with --expect,
+// that many.
 func readCmd(fs *flag.FlagSet, c *common) (int, func(*deadline) (int, error)) {
 	topic := fs.String("topic", "", "topic")
 	isolation := fs.String("isolation", "read_uncommitted", "read_committed or read_uncommitted")
@@ -126,6 +129,7 @@ func readCmd(fs *flag.FlagSet, c *common) (int, func(*deadline) (int, error)) {
 		setContext("topic", *topic)
 		setContext("isolation", *isolation)
 		count := 0
+		exists := true
 		perPartition, err := readTopic(d, opts, *topic, *isolation == "read_committed", func(r *kgo.Record) {
 			count++
 			if !*quiet {
@@ -133,11 +137,14 @@ func readCmd(fs *flag.FlagSet, c *common) (int, func(*deadline) (int, error)) {
 					"value": nullable(r.Value), "headers": headerPairs(r.Headers)})
 			}
 		})
+		if errors.Is(err, errUnknownTopic) {
+			exists, err, perPartition = false, nil, map[int32]int{}
+		}
 		if err != nil {
 			return 0, err
 		}
 		ok := *expect < 0 || count == *expect
-		f := obj{"count": count, "per_partition": perPartition, "elapsed_ms": d.elapsedMs()}
+		f := obj{"count": count, "per_partition": perPartition, "topic_exists": exists, "elapsed_ms": d.elapsedMs()}
 		if !ok {
 			f["error"] = fmt.Sprintf("read %d records, expected %d", count, *expect)
 		}
@@ -230,6 +237,11 @@ func readTopic(d *deadline, opts []kgo.Opt, topic string, committed bool, each f
 	return counts, nil
 }
 
+// errUnknownTopic: the broker does not know the topic (metadata answered
+// UNKNOWN_TOPIC_OR_PARTITION; the tests create topics with create-topic,
+// which waits until every broker lists them, so this is not a lag).
+var errUnknownTopic = errors.New("unknown topic")
+
 // listOffsets: each partition's offset at timestamp ts (-1 end / last
 // stable offset with committed, -2 start).
 func listOffsets(d *deadline, cl *kgo.Client, topic string, ts int64, committed bool) (map[int32]int64, error) {
@@ -247,6 +259,9 @@ func listOffsets(d *deadline, cl *kgo.Client, topic string, ts int64, committed 
 		}
 		if len(mresp.Topics) == 1 {
 			if e := kerr.ErrorForCode(mresp.Topics[0].ErrorCode); e != nil {
+				if e == kerr.UnknownTopicOrPartition {
+					return nil, errUnknownTopic
+				}
 				if !kerr.IsRetriable(e) {
 					return nil, fmt.Errorf("metadata %s: %w", topic, e)
 				}

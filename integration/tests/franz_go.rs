@@ -500,6 +500,117 @@ fn franz_go_gets_the_policy_error_for_every_produce_rule() {
     );
 }
 
+/// Scenario 5, admin side. franz-go's admin requests (kmsg, what kadm
+/// wraps) against Strait's guardrails: each refusal carries
+/// POLICY_VIOLATION and an error message naming the policy and the rule,
+/// which franz-go hands to the application; refused changes never reach
+/// the broker (no topic after the refused create, the protected topic
+/// still there after the refused delete), compliant ones do.
+#[test]
+fn franz_go_admin_requests_get_the_guardrail_named() {
+    let upstream = cluster(1);
+    let base = unique("fg-guard");
+    let dir = Dir::new("fg-policies");
+    std::fs::write(
+        dir.path().join("guard.toml"),
+        format!(
+            "[[policy]]\nname = \"{base}-guarded\"\ntopics = {{ prefix = \"{base}\" }}\n[policy.admin]\n\
+             partitions = {{ min = 2, max = 6 }}\ndeny_configs = [\"retention.ms\"]\nprotect_delete = true\n"
+        ),
+    )
+    .unwrap();
+    let strait = Strait::with_policies(&upstream, dir.path());
+    let topic = format!("{base}-t");
+    let admin = |args: &[&str], expect_failure: bool| {
+        let mut a = vec!["--bootstrap", strait.bootstrap.as_str(), "--topic", &topic];
+        a.extend_from_slice(args);
+        if expect_failure {
+            a.push("--expect-failure");
+        }
+        run(&mut franz("admin", &a))
+    };
+    let refused = |args: &[&str], rule: &str| {
+        let out = admin(args, true);
+        out.assert_ok(&format!("{args:?} is refused"));
+        let s = out.summary();
+        assert_eq!(s["first_name"], "POLICY_VIOLATION", "{s}");
+        let message = s["first_message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(rule) && message.contains(&format!("{base}-guarded")),
+            "the message names the policy and {rule}: {s}"
+        );
+        message.to_string()
+    };
+    let mut seen = vec![refused(
+        &[
+            "--action",
+            "create",
+            "--partitions",
+            "12",
+            "--replication-factor",
+            "1",
+        ],
+        "admin.partitions",
+    )];
+    let read = run(&mut franz(
+        "read",
+        &["--bootstrap", &upstream, "--topic", &topic],
+    ));
+    read.assert_ok("read on the broker");
+    assert_eq!(
+        read.summary()["topic_exists"],
+        false,
+        "no topic was created"
+    );
+    admin(
+        &[
+            "--action",
+            "create",
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "1",
+        ],
+        false,
+    )
+    .assert_ok("compliant create");
+    for action in ["incremental-alter", "alter"] {
+        seen.push(refused(
+            &["--action", action, "--config", "retention.ms=1000"],
+            "admin.deny_configs",
+        ));
+    }
+    admin(
+        &[
+            "--action",
+            "incremental-alter",
+            "--config",
+            "segment.ms=3600000",
+        ],
+        false,
+    )
+    .assert_ok("allowed config");
+    seen.push(refused(&["--action", "delete"], "admin.protect_delete"));
+    // The topic is still there: creating it again is the broker's TOPIC_ALREADY_EXISTS.
+    let again = admin(
+        &[
+            "--action",
+            "create",
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "1",
+        ],
+        true,
+    );
+    again.assert_ok("the protected topic still exists");
+    assert_eq!(again.summary()["first_name"], "TOPIC_ALREADY_EXISTS");
+    println!(
+        "guardrail messages franz-go returns:\n  {}",
+        seen.join("\n  ")
+    );
+}
+
 /// Produces `count` values of `size` bytes with `producer` and reads them
 /// back with `consumer` through Strait on a fresh one-partition topic;
 /// checks every value (SHA-256, size, key, header) and that the broker
