@@ -8,7 +8,7 @@ PolicyAdmin driver.
                                exactly the --topic-config set
   --action incremental-alter   alter_configs(incremental=True): IncrementalAlterConfigs, SET each
   --action delete              delete_topics
-one call per --topic. What kafka-python surfaces is reported as it comes: an exception (create /
+one call per --topic (--wait: after a create, until every partition has a leader). What kafka-python surfaces is reported as it comes: an exception (create /
 delete raise the first topic error, its message carrying the broker's error_message), or, for
 alter_configs, the per-resource result, an error's text in place of the result.
 
@@ -62,6 +62,8 @@ def main(argv):
     ap.add_argument("--replication-factor", type=int, default=-1)
     ap.add_argument("--topic-config", action="append", metavar="K=V", help="topic config (create, alter)")
     ap.add_argument("--expect-failure", action="store_true")
+    ap.add_argument("--wait", action="store_true",
+                    help="create: then wait until every partition of every topic has a leader (wait_for_topics)")
     ap.add_argument("--timeout-ms", type=int, default=30000)
     args = ap.parse_args(argv)
     if args.timeout_ms <= 0:
@@ -89,6 +91,8 @@ def main(argv):
                 else:
                     failed += 1
                     first = first or (exception, message)
+            if args.wait and args.action == "create" and failed == 0:
+                admin.wait_for_topics(args.topic, timeout_ms=common.timeout_ms(deadline))
         finally:
             admin.close()
         ok = (succeeded == 0 and failed > 0) if args.expect_failure else failed == 0
