@@ -16,8 +16,10 @@ pub fn kafka_python(script: &str, args: &[&str]) -> Command {
 }
 
 /// Strait with, for each `(topic, codec)`, a policy that re-seals the
-/// topic's batches in `codec` and adds a traceparent (and the producing
-/// client's id as `strait-client-id`) to every record that has none.
+/// topic's batches in `codec` (`recompress`: batches the client compressed
+/// in another codec too, when that makes them smaller) and adds a
+/// traceparent (and the producing client's id as `strait-client-id`) to
+/// every record that has none.
 pub fn pipeline_strait(upstream: &str, topics: &[(&str, &str)]) -> (Strait, tempdir::Dir) {
     let dir = tempdir::Dir::new("policies");
     for (i, (topic, codec)) in topics.iter().enumerate() {
@@ -25,7 +27,7 @@ pub fn pipeline_strait(upstream: &str, topics: &[(&str, &str)]) -> (Strait, temp
             dir.path().join(format!("p{i}.toml")),
             format!(
                 "[[policy]]\nname = \"{topic}-pipeline\"\ntopics = {{ exact = \"{topic}\" }}\n\
-                 [policy.compress]\ncodec = \"{codec}\"\n[policy.trace]\nclient_id_header = \"strait-client-id\"\n"
+                 [policy.compress]\ncodec = \"{codec}\"\nrecompress = true\n[policy.trace]\nclient_id_header = \"strait-client-id\"\n"
             ),
         )
         .unwrap();

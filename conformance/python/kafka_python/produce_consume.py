@@ -106,7 +106,7 @@ def consume(conf, topic, n, run_id, acked, deadline):
 
     c = KafkaConsumer(**conf)
     seen, mismatches = set(), []
-    consumed = duplicates = order_violations = 0
+    consumed = duplicates = order_violations = foreign = 0
     last = {}
     try:
         c.subscribe([topic])
@@ -114,6 +114,9 @@ def consume(conf, topic, n, run_id, acked, deadline):
             batches = c.poll(timeout_ms=min(1000, common.timeout_ms(deadline, 10)), max_records=500)
             for records in batches.values():
                 for r in records:
+                    if not (r.value or b"").startswith(("value-%s-" % run_id).encode()):
+                        foreign += 1  # another run's record on a shared topic
+                        continue
                     consumed += 1
                     i = index_of(r.key)
                     problems = []
@@ -144,7 +147,7 @@ def consume(conf, topic, n, run_id, acked, deadline):
             c.commit()
     finally:
         c.close(autocommit=False)
-    return seen, consumed, duplicates, mismatches, order_violations
+    return seen, consumed, duplicates, mismatches, order_violations, foreign
 
 
 def main(argv):
@@ -155,6 +158,8 @@ def main(argv):
     ap.add_argument("--timeout-ms", type=int, default=60000)
     ap.add_argument("--trace-header", default=None, help="the header Strait's trace stage adds (see above)")
     ap.add_argument("--own-traceparent-every", type=int, default=0, metavar="K")
+    ap.add_argument("--compression", default=None, choices=["gzip", "snappy", "lz4", "zstd"],
+                    help="the producer's compression_type (default: none)")
     ap.add_argument("--expect-failure", action="store_true", help="ok iff refused (see above)")
     args = ap.parse_args(argv)
     if args.records < 1 or args.timeout_ms <= 0 or args.own_traceparent_every < 0:
@@ -174,7 +179,8 @@ def main(argv):
         pconf = dict({"acks": "all", "linger_ms": 5, "client_id": "strait-kp-producer",
                       "max_block_ms": common.timeout_ms(deadline),
                       "request_timeout_ms": min(30000, common.timeout_ms(deadline) // 2),
-                      "delivery_timeout_ms": common.timeout_ms(deadline)}, **base)
+                      "delivery_timeout_ms": common.timeout_ms(deadline),
+                      "compression_type": args.compression}, **base)
         try:
             acked, errors, pending = produce(pconf, args.topic, args.records, run_id, deadline)
         except Exception as e:
@@ -203,14 +209,14 @@ def main(argv):
         CONTEXT["phase"] = "consume"
         cconf = dict({"group_id": group, "auto_offset_reset": "earliest", "enable_auto_commit": False,
                       "client_id": "strait-kp-consumer"}, **base)
-        seen, consumed, duplicates, mismatches, order_violations = consume(
+        seen, consumed, duplicates, mismatches, order_violations, foreign = consume(
             cconf, args.topic, args.records, run_id, acked, deadline)
         CONTEXT.pop("phase", None)
         missing = args.records - len(seen)
         ok = missing == 0 and not mismatches and not duplicates
         fields = dict(produced=args.records, acked=len(acked), consumed=consumed, verified=len(seen),
                       missing=missing, duplicates=duplicates, mismatches=len(mismatches),
-                      order_violations=order_violations, elapsed_ms=deadline.elapsed_ms())
+                      order_violations=order_violations, foreign=foreign, elapsed_ms=deadline.elapsed_ms())
         if not ok:
             fields["error"] = "%d missing, %d differ, %d duplicates" % (missing, len(mismatches), duplicates)
         return summary(ok, **fields)
