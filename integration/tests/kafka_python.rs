@@ -122,6 +122,51 @@ fn kafka_python_produces_and_consumes_intact_through_every_rewriting_codec() {
         );
     }
     no_warnings(&strait);
+
+    // The driver's contract on bad input: a usage error is a failing summary
+    // (exit 2), an unreachable bootstrap a bounded, failing run naming it.
+    let bad = run(&mut kafka_python(
+        "produce_consume.py",
+        &[
+            "--bootstrap",
+            &strait.bootstrap,
+            "--topic",
+            &topics[0],
+            "--records",
+            "0",
+        ],
+    ));
+    assert!(!bad.ok, "{}", bad.stdout);
+    let s = bad.summary();
+    assert!(
+        s["ok"] == false && s["error"].as_str().unwrap().starts_with("usage:"),
+        "{s}"
+    );
+    let started = Instant::now();
+    let unreachable = run(&mut kafka_python(
+        "produce_consume.py",
+        &[
+            "--bootstrap",
+            "127.0.0.1:1",
+            "--topic",
+            &topics[0],
+            "--records",
+            "5",
+            "--config",
+            "bootstrap_timeout_ms=2000",
+            "--timeout-ms",
+            "20000",
+        ],
+    ));
+    assert!(!unreachable.ok && started.elapsed() < Duration::from_secs(35));
+    let s = unreachable.summary();
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Unable to bootstrap"),
+        "{s}"
+    );
 }
 
 #[test]
