@@ -30,7 +30,8 @@ import (
 // {"type":"error","index","error","retriable"} per failure.
 // consume: without --group assigns every partition from the start (or the
 // --seek P:O partitions); with --group subscribes and commits each record's
-// offset + 1 synchronously after printing it. Consumer settings unchanged.
+// offset + 1 synchronously after printing it (a failed commit is retried
+// until the deadline). Consumer settings unchanged.
 // {"type":"record","partition","offset","size","sha256","headers","key",
 // "index"} per record; stops after --expect N records (--stop-after K: exits
 // at once after the K-th, no close, like a crash).
@@ -244,11 +245,20 @@ func largeConsume(d *deadline, opts []kgo.Opt, topic string, expect int, group s
 			n++
 			nbytes += len(r.Value)
 			if group != "" {
-				cctx, cancel := d.capped(30 * time.Second)
-				err := cl.CommitRecords(cctx, r)
-				cancel()
-				if err != nil {
-					return 0, fmt.Errorf("commit %d-%d: %w", r.Partition, r.Offset, err)
+				// A commit failing on a connection error (the coordinator's
+				// broker went away) is retried, as an application would.
+				for {
+					cctx, cancel := d.capped(30 * time.Second)
+					err := cl.CommitRecords(cctx, r)
+					cancel()
+					if err == nil {
+						break
+					}
+					if d.expired() {
+						return 0, fmt.Errorf("commit %d-%d: %w", r.Partition, r.Offset, err)
+					}
+					logf("commit %d-%d: %v; retrying", r.Partition, r.Offset, err)
+					time.Sleep(100 * time.Millisecond) // bounded by the deadline
 				}
 			}
 			if stopAfter > 0 && n >= stopAfter {

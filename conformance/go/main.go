@@ -70,7 +70,7 @@ func (c *common) register(fs *flag.FlagSet, defaultTimeoutMs int) {
 func (c *common) opts() ([]kgo.Opt, error) {
 	o := []kgo.Opt{
 		kgo.SeedBrokers(strings.Split(c.bootstrap, ",")...),
-		kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelWarn, nil)),
+		kgo.WithLogger(kgo.BasicLogger(os.Stderr, logLevel(), nil)),
 	}
 	if c.caPem == "" {
 		if c.certPem != "" || c.keyPem != "" {
@@ -105,6 +105,18 @@ func (c *common) opts() ([]kgo.Opt, error) {
 		}
 	}
 	return append(o, kgo.DialTLSConfig(cfg)), nil
+}
+
+// logLevel: franz-go's log level, WARN unless $STRAIT_FRANZ_LOG says
+// debug or info.
+func logLevel() kgo.LogLevel {
+	switch os.Getenv("STRAIT_FRANZ_LOG") {
+	case "debug":
+		return kgo.LogLevelDebug
+	case "info":
+		return kgo.LogLevelInfo
+	}
+	return kgo.LogLevelWarn
 }
 
 // ---------------------------------------------------------------- output
