@@ -32,6 +32,7 @@ Exit 0 ok, 1 failed, 2 usage, 3 watchdog.
 `
 const L = require('./lib')
 
+L.CONTEXT.driver = 'large_records.js'
 const SELF_CHECK = '739fcd158512c980256fb6d98a076d27b3f9e9e6115029dddb0c00b6c482815e'
 const mode = process.argv[2]
 if (mode !== 'produce' && mode !== 'consume') {

@@ -184,6 +184,7 @@ async function consume(args, deadline, kafka, acked, counts) {
 L.CONTEXT.driver = 'produce_consume.js'
 L.main(DOC, OPTIONS, async (args, deadline) => {
   if (args.records < 0 || args.partitions < 1 || args.valueBytes < 0) throw new L.Usage('--records, --value-bytes >= 0, --partitions >= 1')
+  L.compressionType(args.compression) // a usage error before any connection
   const kafka = L.client(args)
   const acked = new Map()
   const counts = { consumed: 0, verified: 0, duplicates: 0, missing: args.records, mismatches: 0, foreign: 0 }

@@ -102,30 +102,44 @@ fn kafkajs_round_trip_through_recompression_and_traceparents() {
         );
     }
     let strait = Strait::with_policies(&upstream, dir.path());
-    for codec in codecs {
+    // The four round trips run at once (each waits mostly on its group join).
+    let outs: Vec<Output> = std::thread::scope(|scope| {
+        let runs: Vec<_> = codecs
+            .iter()
+            .map(|codec| {
+                let (topic, strait) = (format!("{base}-{codec}"), &strait);
+                scope.spawn(move || {
+                    run(&mut node(
+                        "produce_consume.js",
+                        &[
+                            "--bootstrap",
+                            &strait.bootstrap,
+                            "--topic",
+                            &topic,
+                            "--records",
+                            &RECORDS.to_string(),
+                            "--partitions",
+                            "1",
+                            "--no-create-topic",
+                            "--value-bytes",
+                            "400",
+                            "--own-traceparent-every",
+                            "10",
+                            "--added-header",
+                            "traceparent",
+                            "--added-header",
+                            "strait-client-id",
+                        ],
+                    ))
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    for (codec, out) in codecs.into_iter().zip(outs) {
         let topic = format!("{base}-{codec}");
-        let out = run(&mut node(
-            "produce_consume.js",
-            &[
-                "--bootstrap",
-                &strait.bootstrap,
-                "--topic",
-                &topic,
-                "--records",
-                &RECORDS.to_string(),
-                "--partitions",
-                "1",
-                "--no-create-topic",
-                "--value-bytes",
-                "400",
-                "--own-traceparent-every",
-                "10",
-                "--added-header",
-                "traceparent",
-                "--added-header",
-                "strait-client-id",
-            ],
-        ));
         out.assert_ok(&format!("kafkajs round trip through the {codec} pipeline"));
         let s = out.summary();
         assert_eq!(s["verified"], RECORDS, "{codec}: {s}");
@@ -245,7 +259,7 @@ fn kafkajs_consumer_group_joins_rebalances_commits_and_resumes() {
 /// idempotence error.
 #[test]
 fn kafkajs_idempotent_producer_survives_a_leader_crash_through_the_pipeline() {
-    const RECORDS: usize = 30_000;
+    const RECORDS: usize = 20_000;
     let _one_at_a_time = NODES.lock().unwrap_or_else(|e| e.into_inner());
     let upstream = cluster(3);
     let topic = unique("kj-failover");
@@ -536,8 +550,8 @@ fn kafkajs_gets_the_policy_error_and_nothing_reaches_the_broker() {
         }
         run(&mut node("policy_produce.js", &args))
     };
-    let mut table = Vec::new();
-    for (i, (rule, _, bad, good, kind, code)) in cases.iter().enumerate() {
+    // Each rule has its own topic: the five run at once.
+    let check = |i: usize, (rule, _, bad, good, kind, code): &Case| -> String {
         let topic = format!("{base}-{i}");
         let out = produce(&topic, bad, true);
         out.assert_ok(&format!("kafkajs violating {rule} is refused"));
@@ -555,13 +569,26 @@ fn kafkajs_gets_the_policy_error_and_nothing_reaches_the_broker() {
             5,
             "{rule}: the compliant records arrived"
         );
-        table.push(format!(
+        format!(
             "{rule}: {} {} \"{}\"",
             s["first_exception"].as_str().unwrap_or(""),
             s["first_error_type"].as_str().unwrap_or(""),
             s["first_message"].as_str().unwrap_or("")
-        ));
-    }
+        )
+    };
+    let table: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = cases
+            .iter()
+            .enumerate()
+            .map(|(i, case)| {
+                let check = &check;
+                scope.spawn(move || check(i, case))
+            })
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
     println!(
         "policy rejections seen by kafkajs:\n  {}",
         table.join("\n  ")
@@ -590,6 +617,7 @@ fn large_round_trip(
     let topic = unique(prefix);
     create_topic(upstream, &topic, 1, 1);
     let (count_s, size_s) = (count.to_string(), size.to_string());
+    let started = Instant::now();
     let p = run(&mut kafkajs_large(
         "produce",
         &[
@@ -616,6 +644,11 @@ fn large_round_trip(
     let c = run(&mut kafkajs_large("consume", &consume_args));
     c.assert_ok("kafkajs consumes");
     assert_round_trip(&produced(&p), &consumed(&c), "");
+    println!(
+        "{prefix}: kafkajs {count} x {size} bytes produced in {} ms, consumed in {} ms",
+        p.summary()["elapsed_ms"],
+        c.summary()["elapsed_ms"]
+    );
     if cross {
         let c = run(&mut driver(Stack::Librdkafka, "consume", &consume_args));
         c.assert_ok("librdkafka consumes what kafkajs produced");
@@ -630,17 +663,17 @@ fn large_round_trip(
         stored.iter().all(|b| b.size < 4096),
         "the broker stored only small batches: {stored:?}"
     );
+    println!("{prefix}: round trip in {:?}", started.elapsed());
     topic
 }
 
-/// Scenario 6. 5 MiB and 50 MiB values from kafkajs, no size setting
-/// changed in the client, through claim-checks in a local directory and in
-/// an S3-compatible server and through chunking: byte-identical (SHA-256)
-/// when kafkajs reads them back, and librdkafka reads kafkajs's 5 MiB ones.
+/// Scenario 6 (three tests, like the Java and librdkafka cells): 5 MiB and
+/// 50 MiB values from kafkajs, no size setting changed in the client,
+/// byte-identical (SHA-256) when kafkajs reads them back; librdkafka reads
+/// kafkajs's 5 MiB ones too. Claim-checks in a local directory:
 #[test]
-fn kafkajs_large_records_round_trip_5_and_50_mib_claim_checks_and_chunks() {
+fn kafkajs_large_records_round_trip_5_and_50_mib_claim_checks_in_a_directory() {
     let upstream = cluster(1);
-    // Claim-checks in a local directory.
     let (strait, objects, _config) = strait_with_dir(&upstream, "kj-cc-dir.", &["claim-check"]);
     large_round_trip(&strait, &upstream, "kj-cc-dir.five", 2, 5 * MIB, true);
     let fifty = large_round_trip(&strait, &upstream, "kj-cc-dir.fifty", 1, 50 * MIB, false);
@@ -649,9 +682,13 @@ fn kafkajs_large_records_round_trip_5_and_50_mib_claim_checks_and_chunks() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert_eq!(names.len(), 1, "one object for the 50 MiB value: {names:?}");
-    drop(strait);
+    assert_eq!(names[0].len(), 64, "named by its SHA-256: {names:?}");
+}
 
-    // Claim-checks in an S3-compatible server.
+/// Scenario 6: claim-checks in an S3-compatible server.
+#[test]
+fn kafkajs_large_records_round_trip_5_and_50_mib_claim_checks_in_s3() {
+    let upstream = cluster(1);
     let s3 = S3Server::start("kj-claims");
     let (strait, _config) = strait_with_store(
         &upstream,
@@ -663,9 +700,16 @@ fn kafkajs_large_records_round_trip_5_and_50_mib_claim_checks_and_chunks() {
     large_round_trip(&strait, &upstream, "kj-cc-s3.fifty", 1, 50 * MIB, false);
     let stored = s3.objects();
     assert_eq!(stored.len(), 3, "one object per value: {stored:?}");
-    drop(strait);
+    assert!(
+        stored.iter().all(|k| k.starts_with("strait/kj-cc-s3.")),
+        "{stored:?}"
+    );
+}
 
-    // Chunks in a companion topic.
+/// Scenario 6: chunks in a companion topic.
+#[test]
+fn kafkajs_large_records_round_trip_5_and_50_mib_in_chunks() {
+    let upstream = cluster(1);
     let (strait, objects, _config) = strait_with_dir(&upstream, "kj-chunked.", &["chunk"]);
     large_round_trip(&strait, &upstream, "kj-chunked.five", 2, 5 * MIB, false);
     let fifty = large_round_trip(&strait, &upstream, "kj-chunked.fifty", 1, 50 * MIB, false);
@@ -732,18 +776,145 @@ fn kafkajs_over_mtls_and_refused_without_a_valid_certificate() {
     out.assert_ok("kafkajs over mTLS");
     assert_eq!(out.summary()["verified"], 200);
 
-    for (cert, what) in [
+    let refusals = [
         (None, "no client certificate"),
         (Some("intruder"), "a stranger CA's certificate"),
-    ] {
-        let out = client(cert, true);
+    ];
+    // Both refusals at once (each waits out kafkajs's connection retries).
+    let outs: Vec<Output> = std::thread::scope(|scope| {
+        let client = &client;
+        let runs: Vec<_> = refusals
+            .iter()
+            .map(|(cert, _)| scope.spawn(move || client(*cert, true)))
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    for ((_, what), out) in refusals.iter().zip(outs) {
         out.assert_ok(&format!("kafkajs with {what} is refused"));
         let s = out.summary();
         println!("kafkajs with {what}: {s}");
         assert_eq!(s["acked"], 0, "{s}");
+        assert!(
+            s["first_message"]
+                .as_str()
+                .is_some_and(|m| m.contains("alert")),
+            "the TLS alert Strait sent reaches the client: {s}"
+        );
     }
     let line = strait.wait_log("a TLS refusal log line", |l| {
         message(l) == "TLS handshake failed; connection refused"
     });
     assert!(field(&line, "client").starts_with("127.0.0.1:"), "{line}");
+}
+
+/// The drivers' contract on bad input: a usage error is a failing summary
+/// with exit 2 before any connection; an unreachable bootstrap ends within
+/// the driver's timeout in a failing summary naming the error, exit 1.
+#[test]
+fn kafkajs_drivers_report_bad_input_in_their_summary() {
+    let nowhere = "127.0.0.1:1";
+    let usage: [(&str, Vec<&str>); 8] = [
+        ("produce_consume.js", vec!["--topic", "t", "--records", "1"]),
+        (
+            "produce_consume.js",
+            vec![
+                "--bootstrap",
+                nowhere,
+                "--topic",
+                "t",
+                "--records",
+                "1",
+                "--compression",
+                "brotli",
+            ],
+        ),
+        ("large_records.js", vec![]),
+        (
+            "large_records.js",
+            vec![
+                "produce",
+                "--bootstrap",
+                nowhere,
+                "--topic",
+                "t",
+                "--count",
+                "1",
+            ],
+        ),
+        (
+            "policy_produce.js",
+            vec![
+                "--bootstrap",
+                nowhere,
+                "--topic",
+                "t",
+                "--records",
+                "1",
+                "--acks",
+                "2",
+            ],
+        ),
+        (
+            "group.js",
+            vec!["--bootstrap", nowhere, "--topic", "t", "--records", "3"],
+        ),
+        (
+            "read.js",
+            vec!["--bootstrap", nowhere, "--topic", "t", "--bogus"],
+        ),
+        (
+            "verifiable_producer.js",
+            vec![
+                "--bootstrap",
+                nowhere,
+                "--topic",
+                "t",
+                "--max-messages",
+                "x",
+            ],
+        ),
+    ];
+    for (script, args) in &usage {
+        let out = node(script, args).output().expect("run node");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let summary: Value =
+            serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap_or(Value::Null);
+        assert_eq!(out.status.code(), Some(2), "{script} {args:?}: {stdout}");
+        assert_eq!(summary["ok"], false, "{script} {args:?}: {summary}");
+        assert!(
+            summary["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("usage: ")),
+            "{script} {args:?}: {summary}"
+        );
+    }
+    // Nothing listens on a privileged port: the connection never comes up.
+    let started = Instant::now();
+    let out = run(&mut node(
+        "policy_produce.js",
+        &[
+            "--bootstrap",
+            nowhere,
+            "--topic",
+            "t",
+            "--records",
+            "3",
+            "--timeout-ms",
+            "4000",
+        ],
+    ));
+    let s = out.summary();
+    assert!(!out.ok, "{s}");
+    assert_eq!(s["type"], "summary", "{}", out.stdout);
+    assert!(
+        s["error"].as_str().is_some_and(|e| e.contains("connect")),
+        "{s}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(19),
+        "bounded by --timeout-ms and the watchdog: {:?}",
+        started.elapsed()
+    );
 }
