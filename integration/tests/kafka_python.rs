@@ -593,18 +593,48 @@ fn every_produce_rule_and_admin_guardrail_against_kafka_python() {
         None,
     );
     admin(&["--action", "delete"], Some("admin.protect_delete"));
+    // kafka-python's producer asks Metadata to auto-create a missing topic
+    // (the broker's defaults: a create the partitions rule refuses); through
+    // Strait it gets no metadata and the topic is not created.
+    let auto = format!("{guarded}-auto");
+    let out = run(&mut kafka_python(
+        "policy_produce.py",
+        &[
+            "--bootstrap",
+            &strait.bootstrap,
+            "--topic",
+            &auto,
+            "--records",
+            "1",
+            "--timeout-ms",
+            "12000",
+            "--expect-failure",
+        ],
+    ));
+    out.assert_ok("kafka-python producing to a missing guarded topic fails");
+    assert_eq!(
+        out.summary()["first_exception"],
+        "KafkaTimeoutError",
+        "{}",
+        out.stdout
+    );
     let listed = run(&mut strait_integration::harness(&[
         "topics",
         "--bootstrap-server",
         &upstream,
         "--describe",
         "--topic",
-        &guarded,
+        &format!("{guarded}.*"),
     ]));
-    listed.assert_ok("the protected topic still exists");
+    listed.assert_ok("describe the guarded topics");
     assert!(
         listed.stdout.contains("PartitionCount: 3"),
-        "{}",
+        "the protected topic still exists: {}",
+        listed.stdout
+    );
+    assert!(
+        !listed.stdout.contains(&auto),
+        "the guarded topic was not auto-created: {}",
         listed.stdout
     );
     println!(

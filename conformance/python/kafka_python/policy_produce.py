@@ -8,7 +8,8 @@ Produces N records to TOPIC (which must exist): key = the index in decimal, valu
 enable_idempotence=false for acks other than all). delivery_timeout_ms = the time left minus
 min(10 s, max(2 s, 1/5 of it)) and request_timeout_ms = min(30 s, half of that) unless --config
 sets them, so a retriable error ends in the client's own KafkaTimeoutError before --timeout-ms.
-Waits for every result (bounded).
+Waits for every result (bounded); a record send() refuses (e.g. no metadata for T within
+max_block_ms) counts as failed with that exception.
 
 kafka-python passes the broker's error_message (Produce v8+, KIP-467) into the exception it
 fails a record with (e.g. PolicyViolationError: [Error 44] ...: <error_message>); with
@@ -16,7 +17,8 @@ record_errors a listed record gets its own message.
 
 Output: {"type":"error","index","exception","errno","message","retriable","count","last_index"}
 per run of identical consecutive failures; the summary has acked, failed, pending,
-first_index, first_exception, first_errno, first_message, acked_offsets {partition:[min,max]}.
+unsent (not sent by the deadline), first_index, first_exception, first_errno, first_message,
+acked_offsets {partition:[min,max]}.
 ok: every record acknowledged; with --expect-failure: none acknowledged and at least one failed.
 Exit 0 ok, 1 failed, 2 usage, 3 watchdog.
 """
@@ -38,6 +40,17 @@ def headers_of(items):
             Parser(prog="policy_produce.py").error("--header expects k=v (or k for a null value), got %r" % (kv,))
         out.append((k, v.encode() if sep else None))
     return out
+
+
+class Refused:
+    """A record send() refused before queueing, shaped like its failed future."""
+    is_done = True
+
+    def __init__(self, exception):
+        self.exception = exception
+
+    def succeeded(self):
+        return False
 
 
 def value_of(i, size):
@@ -78,8 +91,13 @@ def main(argv):
         futures = []
         try:
             for i in range(args.records):
-                futures.append(p.send(args.topic, key=str(i).encode(), value=value_of(i, args.value_bytes),
-                                      headers=headers, partition=args.partition))
+                if deadline.expired():
+                    break  # the rest are unsent
+                try:
+                    futures.append(p.send(args.topic, key=str(i).encode(), value=value_of(i, args.value_bytes),
+                                          headers=headers, partition=args.partition))
+                except Exception as e:  # refused before queueing (no metadata within max_block_ms, ...)
+                    futures.append(Refused(e))
             p.flush(timeout=deadline.remaining())
         finally:
             p.close(timeout=max(0.0, min(5.0, deadline.remaining())))
@@ -107,7 +125,8 @@ def main(argv):
         for r in runs:
             emit(r)
         ok = (acked == 0 and failed > 0) if args.expect_failure else acked == args.records
-        fields = dict(acked=acked, failed=failed, pending=pending, acked_offsets=offsets,
+        unsent = args.records - len(futures)
+        fields = dict(acked=acked, failed=failed, pending=pending, unsent=unsent, acked_offsets=offsets,
                       first_index=None if first is None else first[0],
                       first_exception=None if first is None else first[1]["exception"],
                       first_errno=None if first is None else first[1]["errno"],
