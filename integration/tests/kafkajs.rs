@@ -486,6 +486,8 @@ fn kafkajs_transactions_through_rewriting_are_read_committed_once() {
 /// with the rule's error code (kafkajs speaks Produce up to v7, which has no
 /// error message field, so its error carries the code's text only), nothing
 /// of it reaches the broker, and a compliant kafkajs producer gets through.
+/// Then the admin guardrails against kafkajs's admin client: refused with
+/// POLICY_VIOLATION, the refused create and delete never reach the broker.
 #[test]
 fn kafkajs_gets_the_policy_error_and_nothing_reaches_the_broker() {
     let upstream = cluster(1);
@@ -553,6 +555,15 @@ fn kafkajs_gets_the_policy_error_and_nothing_reaches_the_broker() {
             body,
         );
     }
+    let guarded = format!("{base}-guarded");
+    std::fs::write(
+        dir.path().join("guard.toml"),
+        format!(
+            "[[policy]]\nname = \"{base}-guard\"\ntopics = {{ exact = \"{guarded}\" }}\n[policy.admin]\n\
+             partitions = {{ min = 2, max = 6 }}\ndeny_configs = [\"retention.ms\"]\nprotect_delete = true\n"
+        ),
+    )
+    .unwrap();
     let strait = Strait::with_policies(&upstream, dir.path());
     let produce = |topic: &str, flags: &[&str], expect_failure: bool| {
         let mut args = vec![
@@ -611,6 +622,85 @@ fn kafkajs_gets_the_policy_error_and_nothing_reaches_the_broker() {
     println!(
         "policy rejections seen by kafkajs:\n  {}",
         table.join("\n  ")
+    );
+
+    // The admin guardrails against kafkajs's admin client (its alterConfigs
+    // is the legacy AlterConfigs request).
+    let admin = |action: &str, extra: &[&str], expect_failure: bool| {
+        let mut args = vec![
+            "--bootstrap",
+            strait.bootstrap.as_str(),
+            "--topic",
+            &guarded,
+            "--action",
+            action,
+        ];
+        args.extend_from_slice(extra);
+        if expect_failure {
+            args.push("--expect-failure");
+        }
+        let out = run(&mut node("admin.js", &args));
+        out.assert_ok(&format!("kafkajs admin {action} {extra:?}"));
+        out.summary()
+    };
+    // Metadata straight from the broker, never auto-creating the topic.
+    let partitions_on_broker = || {
+        use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+        use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
+        use kafka_protocol::protocol::StrBytes;
+        let mut w = strait_integration::wire::Wire::connect(&upstream);
+        let req = MetadataRequest::default()
+            .with_topics(Some(vec![MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_string(guarded.clone()))))]))
+            .with_allow_auto_topic_creation(false);
+        let m: MetadataResponse = w.call(ApiKey::Metadata, 12, &req);
+        let t = &m.topics[0];
+        if t.error_code == 3 {
+            0 // UNKNOWN_TOPIC_OR_PARTITION
+        } else {
+            assert_eq!(t.error_code, 0, "metadata of {guarded}");
+            t.partitions.len()
+        }
+    };
+    for (action, extra, refused) in [
+        (
+            "create",
+            &["--partitions", "12", "--replication-factor", "1"][..],
+            true,
+        ),
+        (
+            "create",
+            &["--partitions", "3", "--replication-factor", "1"][..],
+            false,
+        ),
+        ("alter", &["--config", "retention.ms=1000"][..], true),
+        (
+            "alter",
+            &["--config", "max.message.bytes=2000000"][..],
+            false,
+        ),
+        ("delete", &[][..], true),
+    ] {
+        let s = admin(action, extra, refused);
+        if refused {
+            assert_eq!(
+                (s["first_error_type"].as_str(), s["first_code"].as_i64()),
+                (Some("POLICY_VIOLATION"), Some(44)),
+                "{action} {extra:?}: {s}"
+            );
+        }
+        if action == "create" && refused {
+            assert_eq!(
+                partitions_on_broker(),
+                0,
+                "the refused topic was not created"
+            );
+        }
+    }
+    assert_eq!(
+        partitions_on_broker(),
+        3,
+        "the compliant topic exists as created: the refused delete never reached the broker"
     );
 }
 
