@@ -779,13 +779,31 @@ fn large_round_trip(
 /// Scenario 6 (three tests, like the Java and librdkafka cells): 5 MiB and
 /// 50 MiB values from kafkajs, no size setting changed in the client,
 /// byte-identical (SHA-256) when kafkajs reads them back; librdkafka reads
-/// kafkajs's 5 MiB ones too. Claim-checks in a local directory:
+/// kafkajs's 5 MiB ones and kafkajs the Java client's. Claim-checks in a
+/// local directory:
 #[test]
 fn kafkajs_large_records_round_trip_5_and_50_mib_claim_checks_in_a_directory() {
     let upstream = cluster(1);
     let (strait, objects, _config) = strait_with_dir(&upstream, "kj-cc-dir.", &["claim-check"]);
     large_round_trip(&strait, &upstream, "kj-cc-dir.five", 2, 5 * MIB, true);
     let fifty = large_round_trip(&strait, &upstream, "kj-cc-dir.fifty", 1, 50 * MIB, false);
+    // The other way across stacks: kafkajs reads what the Java client wrote.
+    let topic = unique("kj-cc-dir.java");
+    create_topic(&upstream, &topic, 1, 1);
+    let size = (5 * MIB).to_string();
+    let args = ["--bootstrap", strait.bootstrap.as_str(), "--topic", &topic];
+    let p = run(&mut driver(
+        Stack::Java,
+        "produce",
+        &[&args[..], &["--count", "2", "--size", &size]].concat(),
+    ));
+    p.assert_ok("Java produces 2 x 5 MiB");
+    let c = run(&mut kafkajs_large(
+        "consume",
+        &[&args[..], &["--expect", "2"]].concat(),
+    ));
+    c.assert_ok("kafkajs consumes what Java produced");
+    assert_round_trip(&produced(&p), &consumed(&c), "");
     let names: Vec<_> = std::fs::read_dir(objects.path().join("strait").join(&fifty))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
