@@ -152,6 +152,7 @@ fn sigterm_drains_in_flight_requests_then_exits_zero() {
 
     // The looping client: a request, its response, again, until closed.
     let (tx, closed) = mpsc::channel();
+    let (serving_tx, serving) = mpsc::channel();
     let looper = std::thread::spawn(move || {
         let mut answered = 0u32;
         let mut id = 1000;
@@ -168,6 +169,9 @@ fn sigterm_drains_in_flight_requests_then_exits_zero() {
                     assert_eq!(corr, id, "response to the request sent");
                     let _: ApiVersionsResponse = decode(ApiKey::ApiVersions, 3, resp);
                     answered += 1;
+                    if answered == 3 {
+                        serving_tx.send(()).unwrap();
+                    }
                 }
                 None => break,
             }
@@ -176,6 +180,9 @@ fn sigterm_drains_in_flight_requests_then_exits_zero() {
         answered
     });
 
+    serving
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the looping client served before SIGTERM");
     let signalled = Instant::now();
     strait.signal("TERM");
     eventually("/readyz 503 after SIGTERM", Duration::from_secs(2), || {
@@ -338,7 +345,13 @@ fn idempotent_producers_lose_and_duplicate_nothing_across_three_restarts() {
     create_topic(&upstream, &java_topic, 3, 1);
     create_topic(&upstream, &rdkafka_topic, 3, 1);
     let props = dir.path().join("producer.properties");
-    std::fs::write(&props, "enable.idempotence=true\nacks=all\n").unwrap();
+    // VerifiableProducer sets retries=0, which turns idempotence off unless
+    // retries are allowed again.
+    std::fs::write(
+        &props,
+        "enable.idempotence=true\nacks=all\nretries=2147483647\n",
+    )
+    .unwrap();
 
     let (tx, events) = mpsc::channel();
     let records = RECORDS.to_string();
@@ -420,7 +433,17 @@ fn idempotent_producers_lose_and_duplicate_nothing_across_three_restarts() {
                 ev["exception"].as_str().unwrap_or("?"),
                 ev["message"].as_str().unwrap_or("")
             )),
-            _ if ev == "eof" => s.done = true,
+            _ if ev == "eof" => {
+                s.done = true;
+                let stderr = dir.path().join(format!("{name}.stderr"));
+                assert!(
+                    s.acked.len() + s.errors.len() == RECORDS,
+                    "{name} ended after {} acknowledgements and {} errors:\n{}",
+                    s.acked.len(),
+                    s.errors.len(),
+                    std::fs::read_to_string(stderr).unwrap_or_default()
+                );
+            }
             _ => {}
         }
         let progressed = ["java", "librdkafka"].iter().all(|p| {
