@@ -270,6 +270,43 @@ fn a_second_signal_ends_the_drain_at_once() {
     assert!(stuck.is_closed());
 }
 
+/// The drain closes the Kafka listeners at once: a new Strait on the same
+/// bootstrap port and broker port range comes up and serves while the old
+/// one still drains (kept draining by a connection stuck mid-request).
+/// Only the admin listener, which answers `/readyz` until exit, needs a
+/// port of its own (0 here).
+#[test]
+fn a_new_strait_binds_the_same_ports_while_the_old_one_drains() {
+    let upstream = cluster(1);
+    let dir = Dir::new("drain-rebind");
+    let cfg = config(&dir, &upstream, 20_000, Some(free_ports()));
+    let mut old = start(&cfg);
+    old.wait_ready();
+    let mut stuck = Wire::connect(&old.bootstrap);
+    stuck.send_raw(&[0, 0]); // half a length prefix: never a request boundary
+    eventually("the connection accepted", Duration::from_secs(10), || {
+        (metric(&old, BOOTSTRAP_CONNECTIONS) == 1).then_some(())
+    });
+    old.signal("TERM");
+    old.wait_log("drain started", |l| message(l).starts_with("drain started"));
+
+    let new = start(&cfg);
+    assert_eq!(new.bootstrap, old.bootstrap, "the same bootstrap port");
+    // Ready means discovery bound the broker's port-per-broker listener.
+    new.wait_ready();
+    let mut w = Wire::connect(&new.bootstrap);
+    let _: ApiVersionsResponse = w.call(ApiKey::ApiVersions, 3, &api_versions_request());
+    assert_eq!(old.admin_get("/readyz").0, 503, "the old one still drains");
+    assert!(
+        !old.logs().iter().any(|l| message(l) == "drain finished"),
+        "the old one still drains"
+    );
+    old.signal("TERM");
+    assert!(old.wait_exit(Duration::from_secs(10)).success());
+    assert!(stuck.is_closed());
+    let _: ApiVersionsResponse = w.call(ApiKey::ApiVersions, 3, &api_versions_request());
+}
+
 /// A producer's JSON lines on stdout (VerifiableProducer's format) and its
 /// stderr in a file, to search for idempotence errors afterwards.
 struct Producer {
