@@ -189,3 +189,14 @@ pub fn large_restore(outcome: &'static str) {
 pub fn large_memory(bytes: u64) {
     gauge!("strait_large_record_memory_bytes").set(bytes as f64);
 }
+
+/// 1 while the proxy drains its connections before exiting.
+pub fn draining(on: bool) {
+    gauge!("strait_draining").set(if on { 1.0 } else { 0.0 });
+}
+
+/// How a drain ended: connections closed at a request boundary, and cut at the deadline.
+pub fn drained(closed: usize, cut: usize) {
+    counter!("strait_drain_connections_total", "outcome" => "closed").increment(closed as u64);
+    counter!("strait_drain_connections_total", "outcome" => "cut").increment(cut as u64);
+}

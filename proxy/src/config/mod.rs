@@ -2,6 +2,7 @@
 //! validation, which reports every problem at once, is in [`validate`].
 
 mod large;
+mod shutdown;
 mod validate;
 
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 pub use large::{LargeRecordsConfig, S3Config};
+pub use shutdown::ShutdownConfig;
 pub use validate::{BrokerPorts, Validated};
 
 /// Default cap on one Kafka frame (length prefix), as Kafka's own
@@ -33,6 +35,8 @@ pub struct Config {
     pub policies: PoliciesConfig,
     #[serde(default)]
     pub large_records: LargeRecordsConfig,
+    #[serde(default)]
+    pub shutdown: ShutdownConfig,
 }
 
 /// Per-topic policy files (see `policies/examples/`).

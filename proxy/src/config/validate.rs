@@ -92,6 +92,7 @@ impl Config {
             log: LogConfig::default(),
             policies: PoliciesConfig::default(),
             large_records: LargeRecordsConfig::default(),
+            shutdown: ShutdownConfig::default(),
         }
     }
 
@@ -172,6 +173,7 @@ impl Config {
             ));
         }
         errors.extend(self.large_records.problems(l.max_frame_bytes));
+        errors.extend(self.shutdown.problems());
         if let Some(tls) = &self.tls {
             check_file(&mut errors, "tls.cert_file", &tls.cert_file);
             check_file(&mut errors, "tls.key_file", &tls.key_file);

@@ -1,6 +1,7 @@
 //! One proxied client connection: its upstream connection (1:1), the two
 //! pumps (requests in the connection's task, responses in a task of their
-//! own), and the log line that says why it ended.
+//! own), the drain (stop reading at a request boundary, deliver what is
+//! owed, close), and the log line that says why it ended.
 
 mod buffer;
 mod requests;
@@ -10,8 +11,10 @@ mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::cluster::{ClusterView, Target};
@@ -28,7 +31,15 @@ pub struct Env {
     pub cluster: Arc<ClusterView>,
     pub enforcer: Enforcer,
     pub responses: ResponseEnv,
+    /// True once the proxy drains: stop reading requests at the next
+    /// request boundary.
+    pub drain: watch::Receiver<bool>,
 }
+
+/// How long a closing connection reads (and discards) what the client still
+/// sends after its last response, so closing with unread bytes (a TCP reset)
+/// cannot destroy responses not yet delivered.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Why a connection ended. Every variant is contained to its own connection.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +125,7 @@ pub async fn serve(env: Arc<Env>, client: Io, peer: SocketAddr, target: Target) 
 /// A client that closes its sending side (half-close) still gets every
 /// response in flight; an error on either side ends both.
 pub async fn run(env: Arc<Env>, client: Io, upstream: Io) -> Result<(), ConnError> {
-    let (client_r, client_w) = client;
+    let (mut client_r, client_w) = client;
     let (up_r, mut up_w) = upstream;
     let (tx, rx) = mpsc::channel(env.limits.max_in_flight);
     let mut responses = ResponseTask(tokio::spawn({
@@ -125,10 +136,14 @@ pub async fn run(env: Arc<Env>, client: Io, upstream: Io) -> Result<(), ConnErro
         r.unwrap_or_else(|e| Err(ConnError::Internal(e.to_string())))
     };
     tokio::select! {
-        r = requests::requests(&env, client_r, &mut up_w, tx) => match r {
-            // The client is done sending (or the response side ended and
-            // says why): wait for the responses it is owed.
+        r = requests::requests(&env, &mut client_r, &mut up_w, tx) => match r {
+            // The client is done sending, the proxy drains (or the response
+            // side ended and says why): wait for the responses it is owed.
             Ok(()) => match joined((&mut responses.0).await) {
+                Ok(()) => {
+                    linger(&mut client_r).await;
+                    Ok(())
+                }
                 // A client that closed altogether (TCP cannot tell that from
                 // a half-close) is not there to read them: it left, no error.
                 Err(ConnError::ClientIo(e)) => {
@@ -141,6 +156,27 @@ pub async fn run(env: Arc<Env>, client: Io, upstream: Io) -> Result<(), ConnErro
         },
         r = &mut responses.0 => joined(r),
     }
+}
+
+/// Resolves once the proxy drains (never, for a proxy that is gone).
+async fn draining(flag: &mut watch::Receiver<bool>) {
+    if flag.wait_for(|d| *d).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// After the last response (the write side is shut down): discards what
+/// the client still sends until it closes too, for at most [`LINGER`].
+async fn linger(client: &mut crate::io::BoxRead) {
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Ok(n) = client.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// The response pump's task, aborted when the connection ends however it

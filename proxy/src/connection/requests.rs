@@ -9,7 +9,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::buffer::{forward, step_over, ReadBuf};
-use super::{ConnError, Env};
+use super::{draining, ConnError, Env};
 use crate::codec::{frame_len, peek_produce_acks, RequestPeek};
 use crate::io::{BoxRead, BoxWrite};
 use crate::large::Held;
@@ -43,13 +43,15 @@ async fn admit(
         .is_ok()
 }
 
-/// Returns `Ok(())` when the client closes between frames (or the response
-/// side has ended first and reports why). `upstream` is borrowed: dropping a
+/// Returns `Ok(())` when the client closes between frames, when the proxy
+/// drains and the client is at a request boundary (every request read has
+/// been forwarded; the response side delivers their responses), or when the
+/// response side has ended first and reports why. `upstream` is borrowed: dropping a
 /// TCP write half shuts it down, and a broker that reads end-of-stream drops
 /// the responses it still owes.
 pub async fn requests(
     env: &Env,
-    mut client: BoxRead,
+    client: &mut BoxRead,
     upstream: &mut BoxWrite,
     in_flight: mpsc::Sender<ResponsePlan>,
 ) -> Result<(), ConnError> {
@@ -60,6 +62,7 @@ pub async fn requests(
     let mut state = ConnState::default();
     // Memory held for the inspected frame being buffered, if large.
     let mut held: Option<Held> = None;
+    let mut drain = env.drain.clone();
     loop {
         let buf = &mut rb.buf;
         let mut pos = 0;
@@ -163,7 +166,18 @@ pub async fn requests(
         forward(upstream, buf, pos)
             .await
             .map_err(ConnError::UpstreamIo)?;
-        let n = rb.fill(&mut client).await.map_err(ConnError::ClientIo)?;
+        let n = if rem == 0 && rb.buf.is_empty() {
+            tokio::select! {
+                biased;
+                // Draining, at a request boundary: read no more requests.
+                _ = draining(&mut drain) => return Ok(()),
+                n = rb.fill(client) => n,
+            }
+        } else {
+            // Mid-request: finish reading it so it is forwarded whole.
+            rb.fill(client).await
+        }
+        .map_err(ConnError::ClientIo)?;
         let buf: &BytesMut = &rb.buf;
         if n == 0 {
             if rem == 0 && buf.is_empty() {

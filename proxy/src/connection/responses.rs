@@ -115,7 +115,10 @@ pub async fn responses(
             .map_err(ConnError::ClientIo)?;
         if requests_done && head.is_none() && rem == 0 && rb.buf.is_empty() && in_flight.is_empty()
         {
-            return Ok(()); // every response owed was sent
+            // Every response owed was sent: end the client's stream (a TLS
+            // close_notify and a FIN), so it sees the close now.
+            let _ = client.shutdown().await;
+            return Ok(());
         }
         let n = tokio::select! {
             n = rb.fill(&mut upstream) => n.map_err(ConnError::UpstreamIo)?,
