@@ -695,6 +695,19 @@ pub fn dump_batches(brokers: u32, topic: &str, partition: u32) -> Vec<StoredBatc
 }
 
 /// Temporary directories, removed on drop.
+/// A `--producer.config` file that makes Kafka's VerifiableProducer an
+/// idempotent producer: the tool sets `retries=0`, which quietly turns
+/// idempotence off unless retries are allowed again.
+pub fn idempotent_producer_config(dir: &Path) -> PathBuf {
+    let props = dir.join("idempotent-producer.properties");
+    std::fs::write(
+        &props,
+        "enable.idempotence=true\nacks=all\nretries=2147483647\n",
+    )
+    .unwrap();
+    props
+}
+
 pub mod tempdir {
     use std::path::{Path, PathBuf};
 

@@ -24,8 +24,8 @@ use serde_json::Value;
 use strait_integration::tempdir::Dir;
 use strait_integration::wire::{api_versions_request, decode, Wire};
 use strait_integration::{
-    cluster, create_topic, eventually, field, harness, message, python, unique, values_on_broker,
-    Strait,
+    cluster, create_topic, eventually, field, harness, idempotent_producer_config, message, python,
+    unique, values_on_broker, Strait,
 };
 
 /// The open-connection gauge of the bootstrap listener.
@@ -383,14 +383,7 @@ fn idempotent_producers_lose_and_duplicate_nothing_across_three_restarts() {
     let rdkafka_topic = unique("restart-rdkafka");
     create_topic(&upstream, &java_topic, 3, 1);
     create_topic(&upstream, &rdkafka_topic, 3, 1);
-    let props = dir.path().join("producer.properties");
-    // VerifiableProducer sets retries=0, which turns idempotence off unless
-    // retries are allowed again.
-    std::fs::write(
-        &props,
-        "enable.idempotence=true\nacks=all\nretries=2147483647\n",
-    )
-    .unwrap();
+    let props = idempotent_producer_config(dir.path());
 
     let (tx, events) = mpsc::channel();
     let records = RECORDS.to_string();
