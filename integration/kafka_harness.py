@@ -219,7 +219,11 @@ class Node:
         pid = self.pid()
         if pid is None or not is_live(pid):
             return None
-        if str(self.config) not in proc_cmdline(pid):
+        cmdline = proc_cmdline(pid)
+        # An empty cmdline is a live process caught mid-exec (the java
+        # launcher re-executes itself) or being torn down: only another
+        # program's cmdline means the pid was reused.
+        if cmdline and str(self.config) not in cmdline:
             return None  # pid reused by something else
         return pid
 
