@@ -87,12 +87,20 @@ fn strait(t: Transport, own: Own<'_>, extra: &str) -> (Strait, Dir) {
     let (mechanism, user, source) = match own {
         Own::Env(m, (u, p)) => {
             envs.push(("STRAIT_TEST_SASL_PASSWORD", p.to_string()));
-            (m, u, "password_env = \"STRAIT_TEST_SASL_PASSWORD\"".to_string())
+            (
+                m,
+                u,
+                "password_env = \"STRAIT_TEST_SASL_PASSWORD\"".to_string(),
+            )
         }
         Own::File(m, (u, p)) => {
             let file = dir.path().join("password");
             std::fs::write(&file, format!("{p}\n")).unwrap();
-            (m, u, format!("password_file = {:?}", file.display().to_string()))
+            (
+                m,
+                u,
+                format!("password_file = {:?}", file.display().to_string()),
+            )
         }
     };
     toml += &format!("[upstream.sasl]\nmechanism = {mechanism:?}\nusername = {user:?}\n{source}\n");
@@ -291,7 +299,8 @@ fn clients_through_strait(t: Transport, mechanism: &str) {
     ];
     args.extend(flags("--producer-prop", &rd_p));
     args.extend(flags("--consumer-prop", &rd_p));
-    run(&mut python("transactions.py", &strs(&args))).assert_ok("librdkafka transactions over SASL");
+    run(&mut python("transactions.py", &strs(&args)))
+        .assert_ok("librdkafka transactions over SASL");
 
     let failures = metric(&strait, "strait_sasl_authentication_failures_total", &[]);
     assert_eq!(failures, 0.0, "no authentication failed");
@@ -356,7 +365,11 @@ fn a_wrong_client_password_is_refused_logged_and_counted() {
         let out = run(&mut java("PolicyProduce", &strs(&args)));
         out.assert_ok(&format!("Java {mechanism} with a wrong password fails"));
         let first = out.summary()["first_exception"].to_string();
-        assert!(first.contains("SaslAuthenticationException"), "{}", out.stdout);
+        assert!(
+            first.contains("SaslAuthenticationException"),
+            "{}",
+            out.stdout
+        );
         assert!(started.elapsed() < Duration::from_secs(30));
         // librdkafka: the same.
         let mut args = vec![
@@ -375,7 +388,9 @@ fn a_wrong_client_password_is_refused_logged_and_counted() {
             &rdkafka_props(Transport::Plaintext, mechanism, wrong),
         ));
         let out = run(&mut python("policy_produce.py", &strs(&args)));
-        out.assert_ok(&format!("librdkafka {mechanism} with a wrong password fails"));
+        out.assert_ok(&format!(
+            "librdkafka {mechanism} with a wrong password fails"
+        ));
         assert!(
             out.stderr.contains("Authentication failed")
                 || out.stdout.contains("Authentication failed")
@@ -435,8 +450,14 @@ fn straits_own_wrong_password_is_a_clear_warning_and_not_ready() {
         });
         assert_eq!(field(&line, "mechanism"), mechanism, "{line}");
         assert_eq!(field(&line, "username"), "strait", "{line}");
-        assert!(field(&line, "error").contains("Authentication failed"), "{line}");
-        assert!(!line.to_string().contains("wrong\""), "no password logged: {line}");
+        assert!(
+            field(&line, "error").contains("Authentication failed"),
+            "{line}"
+        );
+        assert!(
+            !line.to_string().contains("wrong\""),
+            "no password logged: {line}"
+        );
         assert_eq!(strait.admin_get("/readyz").0, 503);
         let counted = metric(
             &strait,
@@ -451,8 +472,14 @@ fn straits_own_wrong_password_is_a_clear_warning_and_not_ready() {
 fn a_bad_password_source_stops_strait_at_start_with_a_clear_error() {
     let dir = Dir::new("strait-sasl-bad");
     for (source, want) in [
-        ("password_file = \"/nonexistent/strait-pw\"", "/nonexistent/strait-pw"),
-        ("password_env = \"STRAIT_TEST_UNSET_VAR\"", "STRAIT_TEST_UNSET_VAR"),
+        (
+            "password_file = \"/nonexistent/strait-pw\"",
+            "/nonexistent/strait-pw",
+        ),
+        (
+            "password_env = \"STRAIT_TEST_UNSET_VAR\"",
+            "STRAIT_TEST_UNSET_VAR",
+        ),
         ("", "neither"),
     ] {
         let path = dir.path().join("strait.toml");
@@ -691,7 +718,10 @@ fn reauthentication_under_two_minutes_of_load_loses_nothing() {
     assert!(done[0] && done[1], "both producers finished");
     assert!(java_status.success() && rd_status.success());
     assert!(errors.is_empty(), "send errors: {errors:#?}");
-    assert!(elapsed >= REAUTH_LOAD - Duration::from_secs(5), "ran {elapsed:?}");
+    assert!(
+        elapsed >= REAUTH_LOAD - Duration::from_secs(5),
+        "ran {elapsed:?}"
+    );
     let want = REAUTH_LOAD.as_secs() * RATE;
     assert_eq!(acked[0].len() as u64, want);
     assert_eq!(acked[1].len() as u64, want);
@@ -708,7 +738,11 @@ fn reauthentication_under_two_minutes_of_load_loses_nothing() {
                 }
             }
         }
-        assert!(missing.is_empty(), "consumer {i}: {} missing", missing.len());
+        assert!(
+            missing.is_empty(),
+            "consumer {i}: {} missing",
+            missing.len()
+        );
     }
     let _ = java_consumer.kill();
     let _ = rd_consumer.kill();

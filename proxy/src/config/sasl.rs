@@ -148,7 +148,10 @@ mod tests {
         let c = cfg.credentials().unwrap();
         assert_eq!(c.password, "s3cret");
         let shown = format!("{c:?}");
-        assert!(!shown.contains("s3cret") && shown.contains("redacted"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("redacted"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -185,6 +188,9 @@ mod tests {
         }
         .credentials()
         .unwrap_err();
-        assert!(unset.contains("STRAIT_TEST_SURELY_UNSET_PASSWORD"), "{unset}");
+        assert!(
+            unset.contains("STRAIT_TEST_SURELY_UNSET_PASSWORD"),
+            "{unset}"
+        );
     }
 }

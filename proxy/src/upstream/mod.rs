@@ -111,8 +111,14 @@ impl Dialer {
     /// A framed connection to a bootstrap broker for Strait's own requests.
     pub async fn open_bootstrap(&self, client_id: &'static str) -> anyhow::Result<BrokerConn> {
         let (io, addr) = self.connect_bootstrap().await?;
-        self.own(io, addr, client_id, self.connect_timeout, self.max_frame_bytes)
-            .await
+        self.own(
+            io,
+            addr,
+            client_id,
+            self.connect_timeout,
+            self.max_frame_bytes,
+        )
+        .await
     }
 
     /// Makes `io` (to the broker at `addr`) a connection for Strait's own

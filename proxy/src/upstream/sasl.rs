@@ -50,10 +50,11 @@ pub async fn authenticate(
     conn: &mut BrokerConn,
     creds: &SaslCredentials,
 ) -> anyhow::Result<Option<Instant>> {
+    let broker = conn.addr().to_string();
     let failed = |reason: String| AuthFailed {
         mechanism: creds.mechanism,
         username: creds.username.clone(),
-        broker: conn.addr().to_string(),
+        broker: broker.clone(),
         reason,
     };
     let handshake = conn
@@ -75,9 +76,7 @@ pub async fn authenticate(
     let lifetime_ms = match creds.mechanism {
         SaslMechanism::Plain => {
             let token = format!("\0{}\0{}", creds.username, creds.password);
-            let (_, lifetime) = step(conn, token.into_bytes())
-                .await?
-                .map_err(|r| failed(r))?;
+            let (_, lifetime) = step(conn, token.into_bytes()).await?.map_err(failed)?;
             lifetime
         }
         SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => {
@@ -87,25 +86,24 @@ pub async fn authenticate(
             };
             let client = ScramClient::new(hash, &creds.username, &creds.password);
             let first = client.client_first().into_bytes();
-            let (server_first, _) = step(conn, first).await?.map_err(|r| failed(r))?;
+            let (server_first, _) = step(conn, first).await?.map_err(failed)?;
             let server_first = String::from_utf8(server_first.to_vec())
                 .map_err(|_| failed("the server-first message is not UTF-8".into()))?;
             // PBKDF2: thousands of HMAC rounds, off the reactor.
             let (client_final, check) =
                 tokio::task::spawn_blocking(move || client.respond(&server_first))
                     .await?
-                    .map_err(|r| failed(r))?;
+                    .map_err(failed)?;
             let (server_final, lifetime) = step(conn, client_final.into_bytes())
                 .await?
-                .map_err(|r| failed(r))?;
+                .map_err(failed)?;
             let server_final = String::from_utf8_lossy(&server_final);
-            check.verify(&server_final).map_err(|r| failed(r))?;
+            check.verify(&server_final).map_err(failed)?;
             lifetime
         }
     };
-    Ok((lifetime_ms > 0).then(|| {
-        started + Duration::from_millis((lifetime_ms as f64 * LIFETIME_SHARE) as u64)
-    }))
+    Ok((lifetime_ms > 0)
+        .then(|| started + Duration::from_millis((lifetime_ms as f64 * LIFETIME_SHARE) as u64)))
 }
 
 /// One SaslAuthenticate round: the broker's bytes and session lifetime, or

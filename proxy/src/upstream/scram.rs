@@ -220,7 +220,10 @@ mod tests {
             .verify("v=AAAATRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
             .unwrap_err();
         assert!(e.contains("signature is wrong"), "{e}");
-        assert!(check.verify("e=invalid-proof").unwrap_err().contains("invalid-proof"));
+        assert!(check
+            .verify("e=invalid-proof")
+            .unwrap_err()
+            .contains("invalid-proof"));
     }
 
     #[test]
@@ -230,7 +233,9 @@ mod tests {
         let c = ScramClient::with_nonce(ScramHash::Sha512, "user", "pencil", NONCE.into());
         let (client_final, check) = c.respond(SERVER_FIRST).unwrap();
         assert_ne!(client_final, CLIENT_FINAL);
-        let sig = check.hash.hmac(&check.server_key, check.auth_message.as_bytes());
+        let sig = check
+            .hash
+            .hmac(&check.server_key, check.auth_message.as_bytes());
         assert_eq!(sig.len(), 64);
         check.verify(&format!("v={}", B64.encode(sig))).unwrap();
     }
