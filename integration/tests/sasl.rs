@@ -597,7 +597,7 @@ fn ready_in_front_of_a_sasl_only_cluster_with_chunking_and_policies() {
     let decisions = metric(
         &strait,
         "strait_policy_decisions_total",
-        &["policy=\"headers\"", "rule=\"required_headers\""],
+        &["policy=\"headers\"", "rule=\"produce.required_headers\""],
     );
     assert!(decisions >= 1.0, "{decisions}");
     assert!(
