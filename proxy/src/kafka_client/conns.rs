@@ -1,8 +1,10 @@
 //! One connection per broker, reused: opened on first use through the
-//! [`Dialer`] (same TLS as client traffic), its api versions read once
+//! [`Dialer`] (same TLS as client traffic, authenticated with
+//! `[upstream.sasl]` when configured), its api versions read once
 //! (ApiVersions), then one request at a time. A connection that fails, times
 //! out or is abandoned mid-request (the caller's deadline) is dropped, never
-//! reused: its next answer could belong to the abandoned request.
+//! reused: its next answer could belong to the abandoned request. One whose
+//! SASL session is nearly over (KIP-368) is replaced by a new one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
