@@ -778,3 +778,71 @@ fn reauthentication_under_two_minutes_of_load_loses_nothing() {
     let warnings = strait.warnings();
     assert!(warnings.is_empty(), "{warnings:#?}");
 }
+
+/// Strait's own connections honour the broker's session lifetime (KIP-368):
+/// the broker grants 10 s, the connection says it is over after 85% of
+/// that, before the broker ends it; and the broker does end it (a request
+/// on the old session closes the connection), which is why the internal
+/// client's pool replaces expired connections instead of using them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_connections_end_before_the_brokers_session_does() {
+    use kafka_protocol::messages::MetadataRequest;
+    use strait_proxy::config::{
+        LeaderEndpoints, SaslMechanism, UpstreamConfig, UpstreamSaslConfig,
+    };
+    use strait_proxy::upstream::Dialer;
+
+    let dir = Dir::new("strait-sasl-own");
+    let password = dir.path().join("password");
+    std::fs::write(&password, STRAIT_USER.1).unwrap();
+    let cfg = UpstreamConfig {
+        bootstrap: vec![upstream(Transport::Plaintext)],
+        connect_timeout_ms: 10_000,
+        tls: None,
+        sasl: Some(UpstreamSaslConfig {
+            mechanism: SaslMechanism::ScramSha512,
+            username: STRAIT_USER.0.into(),
+            password_file: Some(password),
+            password_env: None,
+        }),
+        leader_endpoints: LeaderEndpoints::Clamp,
+    };
+    let dialer = Dialer::new(&cfg, 1 << 20).expect("dialer");
+    let (io, addr) = dialer.connect_bootstrap().await.expect("connect");
+    let authenticated = Instant::now();
+    let mut conn = dialer
+        .own(io, addr, "strait-test", Duration::from_secs(10), 1 << 20)
+        .await
+        .expect("SCRAM-SHA-512 as strait");
+    let metadata = || MetadataRequest::default().with_topics(Some(vec![]));
+    assert!(!conn.expired());
+    conn.call(9, &metadata())
+        .await
+        .expect("Metadata on a new session");
+
+    // Bounded polling: Strait's deadline comes first...
+    let deadline = authenticated + Duration::from_secs(30);
+    while !conn.expired() {
+        assert!(Instant::now() < deadline, "the session never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let expired_after = authenticated.elapsed();
+    assert!(
+        expired_after >= Duration::from_secs(7) && expired_after <= Duration::from_millis(8600),
+        "expired after {expired_after:?}: 85% of the broker's 10 s"
+    );
+    // ...then the broker's: a request on the old session ends the connection.
+    let refused = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the broker never ended the session"
+        );
+        if let Err(e) = conn.call(9, &metadata()).await {
+            break e;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let ended_after = authenticated.elapsed();
+    eprintln!("Strait retired its session after {expired_after:?}; the broker ended it after {ended_after:?} ({refused:#})");
+    assert!(ended_after >= Duration::from_secs(10), "{ended_after:?}");
+}
