@@ -193,4 +193,24 @@ mod tests {
             "{unset}"
         );
     }
+
+    #[test]
+    fn empty_username_or_password_is_refused() {
+        let dir = std::env::temp_dir().join(format!("strait-sasl-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pw");
+        std::fs::write(&file, "\n").unwrap();
+        let cfg = UpstreamSaslConfig {
+            mechanism: SaslMechanism::ScramSha256,
+            username: "strait".into(),
+            password_file: Some(file),
+            password_env: None,
+        };
+        assert!(cfg.credentials().unwrap_err().contains("empty"));
+        let nameless = UpstreamSaslConfig {
+            username: String::new(),
+            ..cfg
+        };
+        assert!(nameless.credentials().unwrap_err().contains("username"));
+    }
 }
