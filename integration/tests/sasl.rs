@@ -187,7 +187,11 @@ fn props_file(dir: &Path, name: &str, props: &[String]) -> String {
 
 /// Creates a topic on the cluster directly, authenticated as alice.
 fn create_topic(t: Transport, dir: &Path, topic: &str, partitions: u32) {
-    let config = props_file(dir, "admin.properties", &java_props(t, SCRAM, ALICE));
+    let config = props_file(
+        dir,
+        &format!("admin-{topic}.properties"),
+        &java_props(t, SCRAM, ALICE),
+    );
     run(&mut harness(&[
         "topics",
         "--bootstrap-server",
@@ -216,100 +220,110 @@ fn clients_through_strait(t: Transport, mechanism: &str) {
     let rd_p = rdkafka_props(t, mechanism, ALICE);
     let name = format!("sasl-{}-{t:?}", mechanism.to_lowercase()).to_lowercase();
 
-    // Java: produce, then a group of two members with a rebalance.
-    let mut args = vec![
-        "--bootstrap".to_string(),
-        strait.bootstrap.clone(),
-        "--topic".into(),
-        unique(&format!("{name}-java-group")),
-        "--records".into(),
-        "400".into(),
-        "--timeout-ms".into(),
-        "90000".into(),
-    ];
-    for kind in ["producer", "consumer", "admin"] {
-        args.extend(flags(&format!("--{kind}-prop"), &java_p));
-    }
-    run(&mut java("GroupRebalance", &strs(&args))).assert_ok("Java GroupRebalance over SASL");
+    // The two stacks at once (the suite's wall time).
+    std::thread::scope(|scope| {
+        let rdkafka = scope.spawn(|| {
+            // librdkafka: round trip with a consumer group.
+            let mut args = vec![
+                "--bootstrap".to_string(),
+                strait.bootstrap.clone(),
+                "--topic".into(),
+                unique(&format!("{name}-rdkafka")),
+                "--records".into(),
+                "300".into(),
+                "--timeout-ms".into(),
+                "90000".into(),
+            ];
+            for kind in ["producer", "consumer", "admin"] {
+                args.extend(flags(&format!("--{kind}-prop"), &rd_p));
+            }
+            run(&mut python("produce_consume.py", &strs(&args)))
+                .assert_ok("librdkafka produce_consume over SASL");
 
-    // Java: a transaction, read back read_committed.
-    let txn_topic = unique(&format!("{name}-java-txn"));
-    create_topic(t, dir.path(), &txn_topic, 1);
-    let mut args = vec![
-        "--bootstrap".to_string(),
-        strait.bootstrap.clone(),
-        "--topic".into(),
-        txn_topic.clone(),
-        "--records".into(),
-        "50".into(),
-        "--transactional-id".into(),
-        unique("sasl-txn"),
-        "--timeout-ms".into(),
-        "60000".into(),
-    ];
-    args.extend(flags("--producer-prop", &java_p));
-    let produced = run(&mut java("PolicyProduce", &strs(&args)));
-    produced.assert_ok("Java transactional produce over SASL");
-    assert_eq!(produced.summary()["committed"], true, "{}", produced.stdout);
-    let mut args = vec![
-        "--bootstrap".to_string(),
-        strait.bootstrap.clone(),
-        "--topic".into(),
-        txn_topic,
-        "--isolation".into(),
-        "read_committed".into(),
-        "--expect".into(),
-        "50".into(),
-        "--quiet".into(),
-    ];
-    args.extend(flags("--consumer-prop", &java_p));
-    run(&mut java("ReadTopic", &strs(&args))).assert_ok("Java read_committed over SASL");
+            // librdkafka: transactions, some aborted, read back read_committed.
+            let topic = unique(&format!("{name}-rdkafka-txn"));
+            create_topic(t, dir.path(), &topic, 1);
+            let mut args = vec![
+                "--bootstrap".to_string(),
+                strait.bootstrap.clone(),
+                "--topic".into(),
+                topic,
+                "--transactions".into(),
+                "10".into(),
+                "--per-transaction".into(),
+                "20".into(),
+                "--timeout-ms".into(),
+                "90000".into(),
+            ];
+            args.extend(flags("--producer-prop", &rd_p));
+            args.extend(flags("--consumer-prop", &rd_p));
+            run(&mut python("transactions.py", &strs(&args)))
+                .assert_ok("librdkafka transactions over SASL");
+        });
+        // Java: produce, then a group of two members with a rebalance.
+        let mut args = vec![
+            "--bootstrap".to_string(),
+            strait.bootstrap.clone(),
+            "--topic".into(),
+            unique(&format!("{name}-java-group")),
+            "--records".into(),
+            "400".into(),
+            "--timeout-ms".into(),
+            "90000".into(),
+        ];
+        for kind in ["producer", "consumer", "admin"] {
+            args.extend(flags(&format!("--{kind}-prop"), &java_p));
+        }
+        run(&mut java("GroupRebalance", &strs(&args))).assert_ok("Java GroupRebalance over SASL");
 
-    // librdkafka: round trip with a consumer group.
-    let mut args = vec![
-        "--bootstrap".to_string(),
-        strait.bootstrap.clone(),
-        "--topic".into(),
-        unique(&format!("{name}-rdkafka")),
-        "--records".into(),
-        "300".into(),
-        "--timeout-ms".into(),
-        "90000".into(),
-    ];
-    for kind in ["producer", "consumer", "admin"] {
-        args.extend(flags(&format!("--{kind}-prop"), &rd_p));
-    }
-    run(&mut python("produce_consume.py", &strs(&args)))
-        .assert_ok("librdkafka produce_consume over SASL");
-
-    // librdkafka: transactions, some aborted, read back read_committed.
-    let topic = unique(&format!("{name}-rdkafka-txn"));
-    create_topic(t, dir.path(), &topic, 1);
-    let mut args = vec![
-        "--bootstrap".to_string(),
-        strait.bootstrap.clone(),
-        "--topic".into(),
-        topic,
-        "--transactions".into(),
-        "10".into(),
-        "--per-transaction".into(),
-        "20".into(),
-        "--timeout-ms".into(),
-        "90000".into(),
-    ];
-    args.extend(flags("--producer-prop", &rd_p));
-    args.extend(flags("--consumer-prop", &rd_p));
-    run(&mut python("transactions.py", &strs(&args)))
-        .assert_ok("librdkafka transactions over SASL");
+        // Java: a transaction, read back read_committed.
+        let txn_topic = unique(&format!("{name}-java-txn"));
+        create_topic(t, dir.path(), &txn_topic, 1);
+        let mut args = vec![
+            "--bootstrap".to_string(),
+            strait.bootstrap.clone(),
+            "--topic".into(),
+            txn_topic.clone(),
+            "--records".into(),
+            "50".into(),
+            "--transactional-id".into(),
+            unique("sasl-txn"),
+            "--timeout-ms".into(),
+            "60000".into(),
+        ];
+        args.extend(flags("--producer-prop", &java_p));
+        let produced = run(&mut java("PolicyProduce", &strs(&args)));
+        produced.assert_ok("Java transactional produce over SASL");
+        assert_eq!(produced.summary()["committed"], true, "{}", produced.stdout);
+        let mut args = vec![
+            "--bootstrap".to_string(),
+            strait.bootstrap.clone(),
+            "--topic".into(),
+            txn_topic,
+            "--isolation".into(),
+            "read_committed".into(),
+            "--expect".into(),
+            "50".into(),
+            "--quiet".into(),
+        ];
+        args.extend(flags("--consumer-prop", &java_p));
+        run(&mut java("ReadTopic", &strs(&args))).assert_ok("Java read_committed over SASL");
+        rdkafka.join().expect("the librdkafka half");
+    });
 
     let failures = metric(&strait, "strait_sasl_authentication_failures_total", &[]);
     assert_eq!(failures, 0.0, "no authentication failed");
-    // No connection ended in error. (A client that opens a TLS connection
-    // and closes it before the handshake is a client's choice, not one.)
+    // No connection ended in error on Strait's or the broker's side. (A
+    // client that closes a connection before the TLS handshake, or before
+    // reading a response it no longer wants, is the client's choice: seen
+    // now and then from the clients' bootstrap connections.)
     let errors: Vec<_> = strait
         .warnings()
         .into_iter()
         .filter(|l| message(l) != "TLS handshake failed; connection refused")
+        .filter(|l| {
+            !(field(l, "side") == "client" && field(l, "error").starts_with("client I/O error"))
+        })
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
 }
@@ -621,8 +635,10 @@ fn ready_in_front_of_a_sasl_only_cluster_with_chunking_and_policies() {
 const REAUTH_LOAD: Duration = Duration::from_secs(120);
 const RATE: u64 = 50;
 
+// Named to sort first among the slow tests (libtest starts tests in name
+// order): the other tests run beside it, so the file takes about as long as it.
 #[test]
-fn reauthentication_under_two_minutes_of_load_loses_nothing() {
+fn a_long_load_through_two_minutes_of_re_authentication_loses_nothing() {
     let t = Transport::Plaintext;
     let (_policies, _objects, extra) = chunk_policy();
     let (strait, dir) = strait(t, Own::Env(SCRAM, STRAIT_USER), &extra);
