@@ -113,6 +113,13 @@ pub fn error(side: &'static str, kind: &'static str) {
     counter!("strait_errors_total", "side" => side, "kind" => kind).increment(1);
 }
 
+/// A refused SASL authentication: a client's (`side="client"`, seen in the
+/// broker's SaslAuthenticate answer) or Strait's own (`side="strait"`).
+pub fn sasl_failure(side: &'static str, mechanism: &'static str) {
+    counter!("strait_sasl_authentication_failures_total", "side" => side, "mechanism" => mechanism)
+        .increment(1);
+}
+
 pub fn upstream_connect_failed() {
     counter!("strait_upstream_connect_errors_total").increment(1);
 }

@@ -2,6 +2,7 @@
 //! validation, which reports every problem at once, is in [`validate`].
 
 mod large;
+mod sasl;
 mod shutdown;
 mod validate;
 
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 pub use large::{LargeRecordsConfig, S3Config};
+pub use sasl::{SaslCredentials, SaslMechanism, UpstreamSaslConfig};
 pub use shutdown::ShutdownConfig;
 pub use validate::{BrokerPorts, Validated};
 
@@ -80,6 +82,9 @@ pub struct UpstreamConfig {
     /// TLS to the brokers.
     #[serde(default)]
     pub tls: Option<UpstreamTlsConfig>,
+    /// SASL credentials for Strait's own connections to the brokers.
+    #[serde(default)]
+    pub sasl: Option<UpstreamSaslConfig>,
     /// How Strait keeps broker addresses in Produce v10+ / Fetch v16+ responses
     /// (KIP-951 node endpoints) from reaching clients: `clamp` caps those api
     /// versions in ApiVersions so the field never appears and every byte streams;

@@ -84,6 +84,7 @@ impl Config {
                 bootstrap: upstream.split(',').map(|s| s.trim().to_string()).collect(),
                 connect_timeout_ms: default_connect_timeout_ms(),
                 tls: None,
+                sasl: None,
                 leader_endpoints: LeaderEndpoints::default(),
             },
             admin: AdminConfig::default(),
@@ -183,6 +184,9 @@ impl Config {
         }
         if let Some(tls) = &self.upstream.tls {
             check_file(&mut errors, "upstream.tls.ca_file", &tls.ca_file);
+        }
+        if let Some(Err(e)) = self.upstream.sasl.as_ref().map(|s| s.credentials()) {
+            errors.push(e);
         }
         if let Some(d) = &self.policies.dir {
             if !d.is_dir() {

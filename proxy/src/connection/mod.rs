@@ -6,6 +6,7 @@
 mod buffer;
 mod requests;
 mod responses;
+mod sasl;
 #[cfg(test)]
 mod tests;
 
@@ -24,6 +25,8 @@ use crate::io::Io;
 use crate::metrics;
 use crate::policy::{EnforceError, Enforcer};
 use crate::response::{ResponseEnv, RewriteError, Unsupported};
+
+use sasl::ClientSasl;
 
 /// What a connection needs from the rest of the proxy.
 pub struct Env {
@@ -108,7 +111,8 @@ pub async fn serve(env: Arc<Env>, client: Io, peer: SocketAddr, target: Target) 
         }
     };
     debug!(client = %peer, listener = %target, upstream = %upstream_addr, "connection opened");
-    match run(env, client, upstream).await {
+    let sasl = Arc::new(ClientSasl::new(Some(peer)));
+    match run_watched(env, client, upstream, sasl).await {
         Ok(()) => debug!(client = %peer, upstream = %upstream_addr, "client closed the connection"),
         Err(ConnError::UpstreamClosed { in_flight: 0 }) => {
             info!(client = %peer, listener = %target, upstream = %upstream_addr, "broker closed the connection; closing client connection")
@@ -125,18 +129,29 @@ pub async fn serve(env: Arc<Env>, client: Io, peer: SocketAddr, target: Target) 
 /// A client that closes its sending side (half-close) still gets every
 /// response in flight; an error on either side ends both.
 pub async fn run(env: Arc<Env>, client: Io, upstream: Io) -> Result<(), ConnError> {
+    run_watched(env, client, upstream, Arc::new(ClientSasl::new(None))).await
+}
+
+/// [`run`], with the client's SASL exchange watched for refusals.
+async fn run_watched(
+    env: Arc<Env>,
+    client: Io,
+    upstream: Io,
+    sasl: Arc<ClientSasl>,
+) -> Result<(), ConnError> {
     let (mut client_r, client_w) = client;
     let (up_r, mut up_w) = upstream;
     let (tx, rx) = mpsc::channel(env.limits.max_in_flight);
     let mut responses = ResponseTask(tokio::spawn({
         let env = env.clone();
-        async move { responses::responses(&env, up_r, client_w, rx).await }
+        let sasl = sasl.clone();
+        async move { responses::responses(&env, up_r, client_w, rx, &sasl).await }
     }));
     let joined = |r: Result<Result<(), ConnError>, tokio::task::JoinError>| {
         r.unwrap_or_else(|e| Err(ConnError::Internal(e.to_string())))
     };
     tokio::select! {
-        r = requests::requests(&env, &mut client_r, &mut up_w, tx) => match r {
+        r = requests::requests(&env, &mut client_r, &mut up_w, tx, &sasl) => match r {
             // The client is done sending, the proxy drains (or the response
             // side ended and says why): wait for the responses it is owed.
             Ok(()) => match joined((&mut responses.0).await) {

@@ -9,6 +9,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::buffer::{forward, step_over, ReadBuf};
+use super::sasl::{ClientSasl, SASL_HANDSHAKE};
 use super::{draining, ConnError, Env};
 use crate::codec::{frame_len, peek_produce_acks, RequestPeek};
 use crate::io::{BoxRead, BoxWrite};
@@ -54,6 +55,7 @@ pub async fn requests(
     client: &mut BoxRead,
     upstream: &mut BoxWrite,
     in_flight: mpsc::Sender<ResponsePlan>,
+    sasl: &ClientSasl,
 ) -> Result<(), ConnError> {
     let max = env.limits.max_frame_bytes;
     let mut rb = ReadBuf::new(env.limits.buffer_bytes);
@@ -94,6 +96,14 @@ pub async fn requests(
                         acks_at = 4 + at;
                     }
                 }
+            }
+            if peek.api_key == SASL_HANDSHAKE {
+                // Small and once per connection: read whole for its mechanism.
+                if avail.len() < 4 + len {
+                    buf.reserve(4 + len - avail.len());
+                    break;
+                }
+                sasl.handshake(&avail[4..4 + len], peek.api_version);
             }
             let policies = env.enforcer.store.get();
             if policy::request::inspects(&policies, peek.api_key) {

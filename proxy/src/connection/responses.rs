@@ -9,6 +9,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::buffer::{forward, step_over, ReadBuf};
+use super::sasl::{ClientSasl, SASL_AUTHENTICATE};
 use super::{ConnError, Env};
 use crate::codec::{frame_len, FrameError};
 use crate::io::{BoxRead, BoxWrite};
@@ -27,6 +28,7 @@ pub async fn responses(
     mut upstream: BoxRead,
     mut client: BoxWrite,
     mut in_flight: mpsc::Receiver<ResponsePlan>,
+    sasl: &ClientSasl,
 ) -> Result<(), ConnError> {
     let max = env.limits.max_frame_bytes;
     let mut rb = ReadBuf::new(env.limits.buffer_bytes);
@@ -71,6 +73,14 @@ pub async fn responses(
                     expected: plan.correlation_id,
                     got: corr,
                 });
+            }
+            if plan.api_key == SASL_AUTHENTICATE {
+                // Small and rare: read whole for its error code.
+                if avail.len() < 4 + len {
+                    buf.reserve(4 + len - avail.len());
+                    break;
+                }
+                sasl.authenticated(&avail[4..4 + len], plan.api_version);
             }
             let m = metrics::api(plan.api_key);
             if plan.streams() {

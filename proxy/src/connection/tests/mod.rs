@@ -71,6 +71,7 @@ fn test_env_with_drain(
         bootstrap: vec!["127.0.0.1:9".into()],
         connect_timeout_ms: 1_000,
         tls: None,
+        sasl: None,
         leader_endpoints: LeaderEndpoints::Clamp,
     };
     let dialer = Dialer::new(&upstream, limits.max_frame_bytes).expect("dialer");
