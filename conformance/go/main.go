@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 const (
@@ -49,13 +51,16 @@ commands:
   batches           the record batches of a partition as stored (raw Fetch from its leader)
 `
 
-// Every command's flags: bootstrap, timeout, TLS.
+// Every command's flags: bootstrap, timeout, TLS, SASL.
 type common struct {
-	bootstrap string
-	timeoutMs int
-	caPem     string
-	certPem   string
-	keyPem    string
+	bootstrap     string
+	timeoutMs     int
+	caPem         string
+	certPem       string
+	keyPem        string
+	saslMechanism string
+	saslUser      string
+	saslPassword  string
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultTimeoutMs int) {
@@ -64,6 +69,31 @@ func (c *common) register(fs *flag.FlagSet, defaultTimeoutMs int) {
 	fs.StringVar(&c.caPem, "ca-pem", "", "TLS: trust this CA (PEM); turns TLS on")
 	fs.StringVar(&c.certPem, "cert-pem", "", "TLS: client certificate (PEM)")
 	fs.StringVar(&c.keyPem, "key-pem", "", "TLS: client key (PEM)")
+	fs.StringVar(&c.saslMechanism, "sasl-mechanism", "", "SASL: PLAIN or SCRAM-SHA-512 (franz-go's pkg/sasl); turns SASL on")
+	fs.StringVar(&c.saslUser, "sasl-username", "", "SASL: user name")
+	fs.StringVar(&c.saslPassword, "sasl-password", "", "SASL: password")
+}
+
+// saslOpt: franz-go's own SASL mechanism for the --sasl-* flags (none
+// without --sasl-mechanism). franz-go re-authenticates a connection before
+// the session lifetime the broker grants runs out (KIP-368).
+func (c *common) saslOpt() ([]kgo.Opt, error) {
+	if c.saslMechanism == "" {
+		if c.saslUser != "" || c.saslPassword != "" {
+			return nil, usageErr("--sasl-username / --sasl-password need --sasl-mechanism")
+		}
+		return nil, nil
+	}
+	if c.saslUser == "" {
+		return nil, usageErr("--sasl-mechanism needs --sasl-username")
+	}
+	switch strings.ToUpper(c.saslMechanism) {
+	case "PLAIN":
+		return []kgo.Opt{kgo.SASL(plain.Auth{User: c.saslUser, Pass: c.saslPassword}.AsMechanism())}, nil
+	case "SCRAM-SHA-512":
+		return []kgo.Opt{kgo.SASL(scram.Auth{User: c.saslUser, Pass: c.saslPassword}.AsSha512Mechanism())}, nil
+	}
+	return nil, usageErr("--sasl-mechanism %q: PLAIN or SCRAM-SHA-512", c.saslMechanism)
 }
 
 // opts are the client options every command shares: seeds, logger, TLS.
@@ -72,6 +102,11 @@ func (c *common) opts() ([]kgo.Opt, error) {
 		kgo.SeedBrokers(strings.Split(c.bootstrap, ",")...),
 		kgo.WithLogger(kgo.BasicLogger(os.Stderr, logLevel(), nil)),
 	}
+	sasl, err := c.saslOpt()
+	if err != nil {
+		return nil, err
+	}
+	o = append(o, sasl...)
 	if c.caPem == "" {
 		if c.certPem != "" || c.keyPem != "" {
 			return nil, usageErr("--cert-pem / --key-pem need --ca-pem")

@@ -86,6 +86,8 @@ class Usage extends Error {}
  */
 function parse(argv, options, doc) {
   const spec = { help: { type: 'boolean' }, 'timeout-ms': { type: 'string' } }
+  // Every driver's SASL options (client() uses them).
+  for (const k of Object.keys(SASL_OPTIONS)) spec[k] = { type: 'string' }
   for (const [k, o] of Object.entries(options)) {
     spec[k] = { type: o.type || 'string', multiple: !!o.multiple }
   }
@@ -96,7 +98,8 @@ function parse(argv, options, doc) {
     usageExit(e.message, doc)
   }
   if (values.help) {
-    process.stdout.write(doc.trim() + '\n')
+    const sasl = Object.entries(SASL_OPTIONS).map(([k, what]) => `  --${k}: ${what}`)
+    process.stdout.write(doc.trim() + '\n\nSASL (every driver; over TLS with --ca-pem):\n' + sasl.join('\n') + '\n')
     process.exit(EXIT_OK)
   }
   const out = {}
@@ -118,7 +121,33 @@ function parse(argv, options, doc) {
   const timeout = values['timeout-ms'] === undefined ? String(fallback) : values['timeout-ms']
   if (!/^\d+$/.test(timeout) || Number(timeout) <= 0) usageExit('--timeout-ms must be a positive integer', doc)
   out.timeoutMs = Number(timeout)
+  out.sasl = saslConfig(values, doc)
   return out
+}
+
+/** The SASL options every driver takes (kafkajs's own SASL; with --ca-pem it is SASL_SSL). */
+const SASL_OPTIONS = {
+  'sasl-mechanism': 'PLAIN or SCRAM-SHA-512; turns SASL on',
+  'sasl-username': 'user name',
+  'sasl-password': 'password',
+  'reauthentication-threshold-ms': "kafkajs's reauthenticationThreshold: re-authenticate this long before the session ends (KIP-368)",
+}
+
+/** kafkajs's `sasl` config from --sasl-*, or undefined; a usage error when incomplete or unknown. */
+function saslConfig(values, doc) {
+  const mechanism = values['sasl-mechanism']
+  const username = values['sasl-username']
+  const password = values['sasl-password']
+  if (mechanism === undefined) {
+    if (username !== undefined || password !== undefined) usageExit('--sasl-username / --sasl-password need --sasl-mechanism', doc)
+    return undefined
+  }
+  const known = { PLAIN: 'plain', 'SCRAM-SHA-512': 'scram-sha-512' }[mechanism.toUpperCase()]
+  if (!known) usageExit(`--sasl-mechanism ${JSON.stringify(mechanism)}: PLAIN or SCRAM-SHA-512`, doc)
+  if (!username) usageExit('--sasl-mechanism needs --sasl-username', doc)
+  const threshold = values['reauthentication-threshold-ms']
+  if (threshold !== undefined && !/^\d+$/.test(threshold)) usageExit('--reauthentication-threshold-ms expects an integer', doc)
+  return { mechanism: known, username, password: password || '', reauthenticationThreshold: threshold === undefined ? undefined : Number(threshold) }
 }
 
 function usageExit(message, doc) {
@@ -198,7 +227,8 @@ const LEVELS = { nothing: 0, error: 1, warn: 2, info: 4, debug: 5 }
 
 /**
  * A Kafka client for `args.bootstrap` logging to stderr; TLS from
- * --ca-pem/--cert-pem/--key-pem when given (hostname verification on).
+ * --ca-pem/--cert-pem/--key-pem when given (hostname verification on);
+ * SASL from --sasl-mechanism/--sasl-username/--sasl-password.
  */
 function client(args, extra = {}) {
   const { Kafka } = kafkajs
@@ -216,6 +246,11 @@ function client(args, extra = {}) {
     config.ssl = { ca: [fs.readFileSync(args.caPem, 'utf8')], rejectUnauthorized: true }
     if (args.certPem) config.ssl.cert = fs.readFileSync(args.certPem, 'utf8')
     if (args.keyPem) config.ssl.key = fs.readFileSync(args.keyPem, 'utf8')
+  }
+  if (args.sasl) {
+    const { reauthenticationThreshold, ...sasl } = args.sasl
+    config.sasl = sasl
+    if (reauthenticationThreshold !== undefined) config.reauthenticationThreshold = reauthenticationThreshold
   }
   return new Kafka(Object.assign(config, extra))
 }

@@ -26,9 +26,14 @@ TLS_REASON = re.compile(r"\[SSL[^\]]*\][^(]*")
 
 
 def add_client_args(ap):
-    """--bootstrap, the TLS options and --config, for every driver."""
+    """--bootstrap, the TLS and SASL options and --config, for every driver."""
     ap.add_argument("--bootstrap", required=True, help="bootstrap_servers (host:port[,host:port...])")
-    ap.add_argument("--security-protocol", default="PLAINTEXT", choices=["PLAINTEXT", "SSL"])
+    ap.add_argument("--security-protocol", default="PLAINTEXT",
+                    choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"])
+    ap.add_argument("--sasl-mechanism", default=None, choices=["PLAIN", "SCRAM-SHA-512"],
+                    help="kafka-python's own SASL (needs a SASL_* --security-protocol)")
+    ap.add_argument("--sasl-username", default=None)
+    ap.add_argument("--sasl-password", default=None)
     ap.add_argument("--ssl-cafile", default=None, help="CA certificates (PEM) that verify the server")
     ap.add_argument("--ssl-certfile", default=None, help="client certificate (PEM), for mTLS")
     ap.add_argument("--ssl-keyfile", default=None, help="the client certificate's private key (PEM)")
@@ -90,15 +95,25 @@ def setup(args):
     handler.setLevel(level)
     root.addHandler(handler)
     root.addHandler(CLIENT_LOG)
-    if args.security_protocol == "PLAINTEXT" and (args.ssl_cafile or args.ssl_certfile or args.ssl_keyfile):
-        Parser(prog=CONTEXT.get("driver")).error("--ssl-* options need --security-protocol SSL")
+    tls = args.security_protocol in ("SSL", "SASL_SSL")
+    sasl = args.security_protocol.startswith("SASL_")
+    if not tls and (args.ssl_cafile or args.ssl_certfile or args.ssl_keyfile):
+        Parser(prog=CONTEXT.get("driver")).error("--ssl-* options need --security-protocol SSL or SASL_SSL")
+    if sasl != bool(args.sasl_mechanism) or (not sasl and (args.sasl_username or args.sasl_password)):
+        Parser(prog=CONTEXT.get("driver")).error(
+            "--sasl-mechanism goes with --security-protocol SASL_PLAINTEXT or SASL_SSL (and they need it)")
+    if sasl and not args.sasl_username:
+        Parser(prog=CONTEXT.get("driver")).error("--sasl-mechanism needs --sasl-username")
     if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
         Parser(prog=CONTEXT.get("driver")).error("--ssl-certfile and --ssl-keyfile go together")
     import kafka
 
     CONTEXT["client"] = "kafka-python %s" % kafka.__version__
     conf = {"bootstrap_servers": args.bootstrap.split(","), "security_protocol": args.security_protocol}
-    if args.security_protocol == "SSL":
+    if sasl:
+        conf.update(sasl_mechanism=args.sasl_mechanism, sasl_plain_username=args.sasl_username,
+                    sasl_plain_password=args.sasl_password or "")
+    if tls:
         conf.update(ssl_cafile=args.ssl_cafile, ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
                     ssl_check_hostname=not args.no_hostname_check)
     conf.update({k: config_value(v) for k, v in key_values(args.config, "--config").items()})
