@@ -178,6 +178,8 @@ def main(argv):
         CONTEXT["phase"] = "produce"
         pconf = dict({"acks": "all", "linger_ms": 5, "client_id": "strait-kp-producer",
                       "max_block_ms": common.timeout_ms(deadline),
+                      # Bounded: a client that cannot bootstrap (e.g. refused authentication) fails.
+                      "bootstrap_timeout_ms": common.timeout_ms(deadline) // 2,
                       "request_timeout_ms": min(30000, common.timeout_ms(deadline) // 2),
                       "delivery_timeout_ms": common.timeout_ms(deadline),
                       "compression_type": args.compression}, **base)
