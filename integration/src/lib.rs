@@ -10,6 +10,7 @@ pub mod kafka_python;
 pub mod kafkajs;
 pub mod large;
 pub mod s3;
+pub mod sasl;
 pub mod wire;
 
 pub use s3::S3Server;
