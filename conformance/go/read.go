@@ -118,9 +118,13 @@ func readCmd(fs *flag.FlagSet, c *common) (int, func(*deadline) (int, error)) {
 	isolation := fs.String("isolation", "read_uncommitted", "read_committed or read_uncommitted")
 	expect := fs.Int("expect", -1, "exactly this many records (default: any)")
 	quiet := fs.Bool("quiet", false, "no record lines")
+	follow := fs.Bool("follow", false, "read until --expect N records, not to the end offsets (a topic being written)")
 	return 60000, func(d *deadline) (int, error) {
 		if *topic == "" || (*isolation != "read_committed" && *isolation != "read_uncommitted") {
 			return 0, usageErr("--topic is required; --isolation read_committed or read_uncommitted")
+		}
+		if *follow && *expect < 0 {
+			return 0, usageErr("--follow needs --expect N")
 		}
 		opts, err := c.opts()
 		if err != nil {
@@ -130,7 +134,11 @@ func readCmd(fs *flag.FlagSet, c *common) (int, func(*deadline) (int, error)) {
 		setContext("isolation", *isolation)
 		count := 0
 		exists := true
-		perPartition, err := readTopic(d, opts, *topic, *isolation == "read_committed", func(r *kgo.Record) {
+		var until func() bool
+		if *follow {
+			until = func() bool { return count >= *expect }
+		}
+		perPartition, err := readTopic(d, opts, *topic, *isolation == "read_committed", until, func(r *kgo.Record) {
 			count++
 			if !*quiet {
 				emit(obj{"type": "record", "partition": r.Partition, "offset": r.Offset, "key": nullable(r.Key),
@@ -161,8 +169,9 @@ func nullable(b []byte) any {
 
 // readTopic reads every partition of topic from its start offset to the end
 // offset (under the isolation level) taken first, handing each record to
-// each; returns the count per partition.
-func readTopic(d *deadline, opts []kgo.Opt, topic string, committed bool, each func(*kgo.Record)) (map[int32]int, error) {
+// each; returns the count per partition. With until, it reads (past those
+// end offsets) until until() holds instead.
+func readTopic(d *deadline, opts []kgo.Opt, topic string, committed bool, until func() bool, each func(*kgo.Record)) (map[int32]int, error) {
 	iso := kgo.ReadUncommitted()
 	if committed {
 		iso = kgo.ReadCommitted()
@@ -193,6 +202,9 @@ func readTopic(d *deadline, opts []kgo.Opt, topic string, committed bool, each f
 	pos := map[int32]int64{}
 	counts := map[int32]int{}
 	done := func() bool {
+		if until != nil {
+			return until()
+		}
 		for p, e := range ends {
 			if pos[p] < e {
 				return false
@@ -222,7 +234,7 @@ func readTopic(d *deadline, opts []kgo.Opt, topic string, committed bool, each f
 		})
 		f.EachPartition(func(fp kgo.FetchTopicPartition) {
 			for _, r := range fp.Records {
-				if r.Offset >= ends[fp.Partition] || r.Attrs.IsControl() {
+				if (until == nil && r.Offset >= ends[fp.Partition]) || r.Attrs.IsControl() {
 					continue
 				}
 				counts[fp.Partition]++

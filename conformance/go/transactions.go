@@ -87,7 +87,7 @@ func transactionsCmd(fs *flag.FlagSet, c *common) (int, func(*deadline) (int, er
 				emit(obj{"type": "problem", "what": what, "key": nullable(r.Key), "value": nullable(r.Value), "offset": r.Offset})
 			}
 		}
-		_, err = readTopic(d, opts, *topic, true, func(r *kgo.Record) {
+		_, err = readTopic(d, opts, *topic, true, nil, func(r *kgo.Record) {
 			consumed++
 			k := string(r.Key)
 			switch want, ok := committed[k]; {
@@ -122,7 +122,7 @@ func transactionsCmd(fs *flag.FlagSet, c *common) (int, func(*deadline) (int, er
 		setContext("phase", "read_uncommitted")
 		abortedInLog := 0
 		runPrefix := run + "-"
-		_, err = readTopic(d, opts, *topic, false, func(r *kgo.Record) {
+		_, err = readTopic(d, opts, *topic, false, nil, func(r *kgo.Record) {
 			if aborted[string(r.Key)] && strings.HasPrefix(string(r.Value), runPrefix) {
 				abortedInLog++
 			}

@@ -4,7 +4,8 @@ start, the counterpart of the Java ReadTopic driver.
 
 Assigns every partition of TOPIC (no group), seeks to the beginning and reads until each position
 reaches the end offset taken at the start with end_offsets() under the same isolation level
-(read_committed: the last stable offset); records at or past it are not counted.
+(read_committed: the last stable offset); records at or past it are not counted. With --follow
+(needs --expect N) it reads until N records arrived instead, for a topic still being written.
 
 Output: {"type":"record","partition","offset","key","value","headers":[[k,v],...]} per record
 (UTF-8 text, invalid bytes replaced; null for null) unless --quiet; the summary has count,
@@ -33,10 +34,13 @@ def main(argv):
     ap.add_argument("--isolation", default="read_uncommitted", choices=["read_uncommitted", "read_committed"])
     ap.add_argument("--expect", type=int, default=None, help="N: ok only with exactly N records")
     ap.add_argument("--quiet", action="store_true", help="no record lines")
+    ap.add_argument("--follow", action="store_true", help="read until --expect N records, not to the end offsets")
     ap.add_argument("--timeout-ms", type=int, default=60000)
     args = ap.parse_args(argv)
     if args.timeout_ms <= 0:
         ap.error("--timeout-ms must be > 0")
+    if args.follow and args.expect is None:
+        ap.error("--follow needs --expect N")
     deadline = Deadline(args.timeout_ms)
     start_watchdog(deadline)
     CONTEXT.update(bootstrap=args.bootstrap, topic=args.topic, isolation=args.isolation)
@@ -55,11 +59,13 @@ def main(argv):
             count, per_partition, last, violations = 0, {}, {}, 0
 
             def behind():
+                if args.follow:
+                    return count < args.expect
                 return [tp for tp in tps if c.position(tp, timeout_ms=common.timeout_ms(deadline)) < ends[tp]]
             while behind() and not deadline.expired():
                 for tp, records in c.poll(timeout_ms=min(1000, common.timeout_ms(deadline, 10))).items():
                     for r in records:
-                        if r.offset >= ends[tp]:
+                        if not args.follow and r.offset >= ends[tp]:
                             continue
                         if last.get(r.partition, -1) >= r.offset:
                             violations += 1
