@@ -23,6 +23,8 @@ from driver import (  # noqa: E402,F401  (re-exported for the drivers)
 # Log lines of the client that say why a TLS connection failed (collected for the summary).
 TLS_LOG = re.compile(r"\[SSL[:\]]|Handshake failed|certificate verify", re.IGNORECASE)
 TLS_REASON = re.compile(r"\[SSL[^\]]*\][^(]*")
+# ... and that say its SASL authentication was refused.
+AUTH_LOG = re.compile(r"SaslAuthenticationFailedError[^\n]*")
 
 
 def add_client_args(ap):
@@ -60,17 +62,22 @@ def config_value(v):
 
 class ClientLog(logging.Handler):
     """Keeps the reasons of the client's TLS failures, as OpenSSL gives them (e.g. "[SSL:
-    CERTIFICATE_VERIFY_FAILED] certificate verify failed: ..."), once each."""
+    CERTIFICATE_VERIFY_FAILED] certificate verify failed: ..."), and of its refused SASL
+    authentications (the client logs them and retries; the application sees a timeout), once each."""
 
     def __init__(self):
         super().__init__(logging.DEBUG)
         self.tls = []
+        self.auth = []
 
     def emit(self, record):
         try:
             text = record.getMessage()
         except Exception:
             return
+        auth = AUTH_LOG.search(text)
+        if auth and auth.group(0) not in self.auth and len(self.auth) < 10:
+            self.auth.append(auth.group(0))
         if not TLS_LOG.search(text):
             return
         reason = TLS_REASON.search(text)

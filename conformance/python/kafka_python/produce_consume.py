@@ -13,8 +13,10 @@ its produced headers, in order, followed by the headers Strait adds, among them 
 header holding a valid W3C traceparent; with --own-traceparent-every K every K-th record is
 produced with its own traceparent (its first header), which it must keep, and gets no second.
 
-With --expect-failure (a TLS or mTLS refusal): ok iff the client reports an error and no record
-is acknowledged; the summary lists the client's log lines about TLS (`tls_log`).
+With --expect-failure (a TLS, mTLS or SASL refusal): ok iff the client reports an error and no
+record is acknowledged; the summary lists the client's log lines about TLS (`tls_log`) and its
+refused SASL authentications (`auth_log`: kafka-python logs them and retries until the bootstrap
+times out).
 
 Output: one JSON object per line on stdout; the last is {"type":"summary","ok":...}. Logs on
 stderr. Exit 0 ok, 1 failed, 2 usage, 3 watchdog (timeout-ms + grace exceeded).
@@ -197,6 +199,7 @@ def main(argv):
             CONTEXT.pop("phase", None)
             ok = not acked and bool(errors)
             fields = dict(acked=len(acked), errors=len(errors), tls_log=common.CLIENT_LOG.tls,
+                          auth_log=common.CLIENT_LOG.auth,
                           first_exception=common.describe(errors[0][1])["exception"] if errors else None,
                           first_message=str(errors[0][1]) if errors else None, elapsed_ms=deadline.elapsed_ms())
             if not ok:
