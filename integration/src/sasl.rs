@@ -126,4 +126,3 @@ pub fn flags(flag: &str, props: &[String]) -> Vec<String> {
 pub fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
-

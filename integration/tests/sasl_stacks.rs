@@ -109,14 +109,13 @@ fn create_topic(strait: &Strait, t: Transport, topic: &str) {
     run(&mut franz("create-topic", &strs(&args))).assert_ok(&format!("create {topic}"));
 }
 
-/// The stack's produce/consume round trip through Strait as `user`: with
-/// `expect_failure`, ok iff nothing is acknowledged and the client fails.
+/// The stack's produce/consume round trip through Strait with `sasl` (its
+/// [`sasl_args`]): with `expect_failure`, ok iff nothing is acknowledged and
+/// the client fails.
 fn produce_consume(
     stack: Stack,
     strait: &Strait,
-    t: Transport,
-    mechanism: &str,
-    user: (&str, &str),
+    sasl: Vec<String>,
     topic: &str,
     records: u32,
     expect_failure: bool,
@@ -133,12 +132,16 @@ fn produce_consume(
         timeout.into(),
     ];
     if stack == Stack::Kafkajs {
-        args.extend(["--partitions".into(), "1".into(), "--no-create-topic".into()]);
+        args.extend([
+            "--partitions".into(),
+            "1".into(),
+            "--no-create-topic".into(),
+        ]);
     }
     if expect_failure {
         args.push("--expect-failure".into());
     }
-    args.extend(sasl_args(stack, t, mechanism, user));
+    args.extend(sasl);
     run(&mut driver(stack, "produce-consume", &args))
 }
 
@@ -152,9 +155,10 @@ fn client_auth_error(stack: Stack, out: &Output) -> bool {
         Stack::Kafkajs => s["first_exception"] == "KafkaJSSASLAuthenticationError",
         // kafka-python logs the refusal and retries until its bootstrap
         // times out (the driver keeps the log lines).
-        Stack::KafkaPython => s["auth_log"]
-            .as_array()
-            .is_some_and(|l| l.iter().any(|e| e.to_string().contains("Authentication failed"))),
+        Stack::KafkaPython => s["auth_log"].as_array().is_some_and(|l| {
+            l.iter()
+                .any(|e| e.to_string().contains("Authentication failed"))
+        }),
     }
 }
 
@@ -187,7 +191,14 @@ fn round_trips(stack: Stack, t: Transport) {
         for mechanism in [PLAIN, SCRAM] {
             let seen = client_auth_failures(&strait).len();
             let started = Instant::now();
-            let out = produce_consume(stack, &strait, t, mechanism, wrong, &topic, 5, true);
+            let out = produce_consume(
+                stack,
+                &strait,
+                sasl_args(stack, t, mechanism, wrong),
+                &topic,
+                5,
+                true,
+            );
             out.assert_ok(&format!(
                 "{stack:?} {mechanism} with a wrong password is refused"
             ));
@@ -238,7 +249,14 @@ fn round_trips(stack: Stack, t: Transport) {
     for mechanism in [PLAIN, SCRAM] {
         let topic = unique(&format!("{name}-{}", mechanism.to_lowercase()));
         create_topic(&strait, t, &topic);
-        let out = produce_consume(stack, &strait, t, mechanism, ALICE, &topic, 200, false);
+        let out = produce_consume(
+            stack,
+            &strait,
+            sasl_args(stack, t, mechanism, ALICE),
+            &topic,
+            200,
+            false,
+        );
         out.assert_ok(&format!("{stack:?} {mechanism} over {t:?}: round trip"));
         let s = out.summary();
         assert_eq!(s["acked"], 200, "{s}");
@@ -405,5 +423,8 @@ fn a_load_through_re_authentication_franz_go_kafkajs_kafka_python() {
             .filter_map(|(stack, h)| h.join().is_err().then_some(stack))
             .collect()
     });
-    assert!(failed.is_empty(), "failed under re-authentication: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "failed under re-authentication: {failed:?}"
+    );
 }
