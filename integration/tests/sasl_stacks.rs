@@ -31,10 +31,10 @@ enum Stack {
 }
 
 /// kafkajs re-authenticates `reauthenticationThreshold` (default 10 s)
-/// before the session ends: with the harness's 10 s sessions the default
-/// re-authenticates before every request, and the broker answers the
-/// requests in between with ILLEGAL_SASL_STATE (seen directly against the
-/// broker too). 2 s leaves an 8 s session to use.
+/// before the session ends: with the default and the harness's 10 s
+/// sessions, kafkajs's requests fail with ILLEGAL_SASL_STATE ("Request is
+/// not valid given the current SASL state"; directly against the broker
+/// too). 2 s leaves an 8 s session to use.
 const KAFKAJS_REAUTH_THRESHOLD_MS: &str = "2000";
 
 /// The stack's SASL (and TLS) options for `user` with `mechanism` over `t`.
