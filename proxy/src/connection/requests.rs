@@ -4,9 +4,12 @@
 //! that expects a response is admitted with its [`ResponsePlan`] before it
 //! is written upstream.
 
+use std::time::Duration;
+
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::buffer::{forward, step_over, ReadBuf};
 use super::{ConnError, Env};
@@ -20,6 +23,63 @@ use crate::response::{classify, Kind, ResponsePlan, Step};
 /// Inspected requests from this size on count against the large-record
 /// memory bound while they are buffered and rewritten.
 const LARGE_REQUEST_BYTES: usize = 1 << 20;
+
+/// The deadline of the frame in progress: once its first byte has arrived,
+/// the whole frame must arrive within `limits.frame_read_timeout_ms`, so a
+/// client that trickles bytes (slow loris) cannot hold a connection and its
+/// buffer for ever. Between frames there is no deadline.
+struct FrameTimer {
+    timeout: Duration,
+    /// Bytes read from the client so far.
+    read: u64,
+    /// When the latest read returned.
+    last_read: Instant,
+    /// The stream offset of the frame in progress and its deadline.
+    frame: Option<(u64, Instant)>,
+}
+
+impl FrameTimer {
+    fn new(timeout_ms: u64) -> FrameTimer {
+        FrameTimer {
+            timeout: Duration::from_millis(timeout_ms),
+            read: 0,
+            last_read: Instant::now(),
+            frame: None,
+        }
+    }
+
+    /// Runs one read of the client, bounded by the deadline of the frame in
+    /// progress, of which `received` bytes have arrived (0: between frames).
+    async fn within<F>(&mut self, received: usize, read: F) -> Result<F::Output, ConnError>
+    where
+        F: std::future::Future<Output = std::io::Result<usize>>,
+    {
+        let out = if received == 0 {
+            self.frame = None;
+            read.await
+        } else {
+            let start = self.read - received as u64;
+            let deadline = match self.frame {
+                Some((at, deadline)) if at == start => deadline,
+                // A new frame: its first byte came with the latest read.
+                _ => self.last_read + self.timeout,
+            };
+            self.frame = Some((start, deadline));
+            // The read is polled first, so bytes already there always count.
+            tokio::time::timeout_at(deadline, read).await.map_err(|_| {
+                ConnError::FrameReadTimeout {
+                    received,
+                    timeout_ms: self.timeout.as_millis() as u64,
+                }
+            })?
+        };
+        if let Ok(n) = &out {
+            self.read += *n as u64;
+            self.last_read = Instant::now();
+        }
+        Ok(out)
+    }
+}
 
 /// Counts a request and, when it expects a response, queues its plan for
 /// the response side. False once the response side has ended (it reports why).
@@ -60,6 +120,9 @@ pub async fn requests(
     let mut state = ConnState::default();
     // Memory held for the inspected frame being buffered, if large.
     let mut held: Option<Held> = None;
+    let mut timer = FrameTimer::new(env.limits.frame_read_timeout_ms);
+    // The size of the passthrough frame being stepped over (`rem` > 0).
+    let mut frame_size = 0usize;
     loop {
         let buf = &mut rb.buf;
         let mut pos = 0;
@@ -159,11 +222,22 @@ pub async fn requests(
                 return Ok(()); // the response side has ended and reports why
             }
             rem = 4 + len;
+            frame_size = rem;
         }
         forward(upstream, buf, pos)
             .await
             .map_err(ConnError::UpstreamIo)?;
-        let n = rb.fill(&mut client).await.map_err(ConnError::ClientIo)?;
+        // What has arrived of the frame in progress: the rest of a streamed
+        // one, or the start of the next (buffered whole or not).
+        let received = if rem > 0 {
+            frame_size - rem
+        } else {
+            rb.buf.len()
+        };
+        let n = timer
+            .within(received, rb.fill(&mut client))
+            .await?
+            .map_err(ConnError::ClientIo)?;
         let buf: &BytesMut = &rb.buf;
         if n == 0 {
             if rem == 0 && buf.is_empty() {

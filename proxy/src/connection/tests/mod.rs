@@ -11,6 +11,7 @@
 
 mod faults;
 mod flow;
+mod peers;
 
 use std::future::poll_fn;
 use std::io;
