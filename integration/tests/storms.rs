@@ -202,7 +202,7 @@ const PEER_TIMEOUT_MS: u64 = 1_000;
 /// Connections carrying the measured workload.
 const WORKERS: usize = 3;
 /// Pairs of rounds, one without the slow peers and one with them.
-const PAIRS: usize = 12;
+const PAIRS: usize = 16;
 /// One round's length: longer than the peers' timeouts, so the slow peers
 /// connect, stall and are dropped during each round with them.
 const ROUND: Duration = Duration::from_millis(1_500);
