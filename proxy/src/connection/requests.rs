@@ -25,17 +25,19 @@ use crate::response::{classify, Kind, ResponsePlan, Step};
 const LARGE_REQUEST_BYTES: usize = 1 << 20;
 
 /// The deadline of the frame in progress: once its first byte has arrived,
-/// the whole frame must arrive within `limits.frame_read_timeout_ms`, so a
-/// client that trickles bytes (slow loris) cannot hold a connection and its
-/// buffer for ever. Between frames there is no deadline.
+/// the whole frame must arrive within `limits.frame_read_timeout_ms` of
+/// waiting on the client, so a client that trickles bytes (slow loris)
+/// cannot hold a connection and its buffer for ever. Only time spent waiting
+/// for the client's bytes counts: a large frame that Strait itself holds up
+/// (a slow broker, the memory bound) is not the client's fault. Between
+/// frames there is no deadline.
 struct FrameTimer {
     timeout: Duration,
     /// Bytes read from the client so far.
     read: u64,
-    /// When the latest read returned.
-    last_read: Instant,
-    /// The stream offset of the frame in progress and its deadline.
-    frame: Option<(u64, Instant)>,
+    /// The stream offset of the frame in progress and the time spent
+    /// waiting for its bytes.
+    frame: Option<(u64, Duration)>,
 }
 
 impl FrameTimer {
@@ -43,13 +45,13 @@ impl FrameTimer {
         FrameTimer {
             timeout: Duration::from_millis(timeout_ms),
             read: 0,
-            last_read: Instant::now(),
             frame: None,
         }
     }
 
-    /// Runs one read of the client, bounded by the deadline of the frame in
-    /// progress, of which `received` bytes have arrived (0: between frames).
+    /// Runs one read of the client, bounded by what is left of the deadline
+    /// of the frame in progress, of which `received` bytes have arrived (0:
+    /// between frames).
     async fn within<F>(&mut self, received: usize, read: F) -> Result<F::Output, ConnError>
     where
         F: std::future::Future<Output = std::io::Result<usize>>,
@@ -59,23 +61,21 @@ impl FrameTimer {
             read.await
         } else {
             let start = self.read - received as u64;
-            let deadline = match self.frame {
-                Some((at, deadline)) if at == start => deadline,
-                // A new frame: its first byte came with the latest read.
-                _ => self.last_read + self.timeout,
+            let waited = match self.frame {
+                Some((at, waited)) if at == start => waited,
+                _ => Duration::ZERO,
             };
-            self.frame = Some((start, deadline));
+            let began = Instant::now();
             // The read is polled first, so bytes already there always count.
-            tokio::time::timeout_at(deadline, read).await.map_err(|_| {
-                ConnError::FrameReadTimeout {
-                    received,
-                    timeout_ms: self.timeout.as_millis() as u64,
-                }
+            let out = tokio::time::timeout(self.timeout.saturating_sub(waited), read).await;
+            self.frame = Some((start, waited + began.elapsed()));
+            out.map_err(|_| ConnError::FrameReadTimeout {
+                received,
+                timeout_ms: self.timeout.as_millis() as u64,
             })?
         };
         if let Ok(n) = &out {
             self.read += *n as u64;
-            self.last_read = Instant::now();
         }
         Ok(out)
     }

@@ -181,3 +181,34 @@ async fn a_client_that_reads_slowly_but_steadily_is_not_dropped() {
     client_w.shutdown().await.unwrap();
     finish(proxy).await.expect("clean end");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_large_request_held_up_by_a_slow_broker_is_not_the_clients_fault() {
+    let env = test_env(short_timeouts());
+    let Conn {
+        client_r: _client_r,
+        mut client_w,
+        mut broker_r,
+        broker_w: _broker_w,
+        proxy,
+    } = start(&env);
+    // Three pipes' worth in six parts 100 ms apart: 600 ms of the client's
+    // own time. The broker takes nothing for 2 s (so Strait cannot read on
+    // while its write waits), then everything.
+    let req = request(DESCRIBE_CONFIGS, 1, &pattern(3 * PIPE, 3));
+    let client = async {
+        for part in req.chunks(PIPE / 2) {
+            client_w.write_all(part).await.unwrap();
+            sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let broker = async {
+        sleep(Duration::from_secs(2)).await;
+        let mut got = vec![0u8; req.len()];
+        broker_r.read_exact(&mut got).await.unwrap();
+        got
+    };
+    let ((), got) = tokio::join!(client, broker);
+    assert!(got == req, "the whole request, in order");
+    assert!(!proxy.is_finished(), "the client was not dropped");
+}
