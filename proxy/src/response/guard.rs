@@ -22,6 +22,11 @@ pub enum Malformed {
     Array { at: usize, count: u64, left: usize },
     #[error("an array at byte {at} declares a negative length ({count})")]
     Negative { at: usize, count: i32 },
+    #[error(
+        "a tagged field at byte {at} has tag {tag}: tags must ascend and fit an int32 \
+         (the decoder would drop or mangle it, and the response would not encode back)"
+    )]
+    Tag { at: usize, tag: u32 },
 }
 
 /// Walks a response body (after the response header) of `kind` at
@@ -133,7 +138,10 @@ impl<'a> Walk<'a> {
     }
 
     /// Tagged fields (flexible versions only); `known` walks the tags the
-    /// decoder reads as fields (true when it did), the rest are skipped by size.
+    /// decoder reads as fields (true when it did), the rest are skipped by
+    /// size. Tags ascend, as Kafka writes them (its own reader refuses
+    /// others): kafka-protocol keeps unknown tags in a map by signed tag, so
+    /// a repeated tag or one past 2^31 - 1 would not encode back as it came.
     fn tags(
         &mut self,
         mut known: impl FnMut(&mut Walk<'a>, u32) -> Result<bool, Malformed>,
@@ -142,8 +150,14 @@ impl<'a> Walk<'a> {
             return Ok(());
         }
         let n = self.varint()?;
+        let mut previous: Option<u32> = None;
         for _ in 0..n {
+            let at = self.at;
             let tag = self.varint()?;
+            if tag > i32::MAX as u32 || previous.is_some_and(|p| tag <= p) {
+                return Err(Malformed::Tag { at, tag });
+            }
+            previous = Some(tag);
             let size = self.varint()?;
             if !known(self, tag)? {
                 self.skip(u64::from(size))?;
@@ -432,5 +446,32 @@ mod tests {
             check(Kind::Metadata, 1, &(-2i32).to_be_bytes()),
             Err(Malformed::Negative { at: 0, count: -2 })
         );
+    }
+
+    /// Found by the response_rewrite fuzz target: FindCoordinator v6 with an
+    /// unknown tag past 2^31 - 1 decoded, but encoded back as a frame whose
+    /// tag count named one tag more than it held.
+    #[test]
+    fn tags_that_would_not_encode_back_are_refused() {
+        // Throttle time, no coordinators, then tagged fields.
+        let body = |tags: &[u8]| [&[0, 0, 0, 0, 1][..], tags].concat();
+        let ok = body(&[2, 3, 0, 7, 0]);
+        assert_eq!(check(Kind::FindCoordinator, 6, &ok), Ok(()));
+        // Tag 2^31 (varint), empty.
+        let big = body(&[1, 0x80, 0x80, 0x80, 0x80, 0x08, 0]);
+        assert_eq!(
+            check(Kind::FindCoordinator, 6, &big),
+            Err(Malformed::Tag {
+                at: 6,
+                tag: 1 << 31
+            })
+        );
+        // Tag 3 twice, and 7 before 3.
+        for tags in [[2, 3, 0, 3, 0], [2, 7, 0, 3, 0]] {
+            assert_eq!(
+                check(Kind::FindCoordinator, 6, &body(&tags)),
+                Err(Malformed::Tag { at: 8, tag: 3 })
+            );
+        }
     }
 }
