@@ -123,10 +123,20 @@ const OPENERS: usize = 8;
 #[test]
 fn five_thousand_connections_are_held() {
     let _serial = serial();
-    // The storm's sockets, plus the normal client, Kafka tools and slack.
-    raise_fd_limit(STORM as u64 + 1_000);
-    let strait = Strait::quick(&cluster(1));
+    // Strait holds two sockets per connection (it inherits this limit and
+    // raises its own soft limit to the same hard limit); plus slack.
+    raise_fd_limit(2 * STORM as u64 + 1_000);
+    let mut strait = Strait::quick(&cluster(1));
     strait.wait_ready();
+    // Strait raised its own open-file limit (or found it at the hard limit).
+    let limit = strait.wait_log("the open-file limit line", |l| {
+        message(l).contains("open-file limit (soft RLIMIT_NOFILE)")
+    });
+    let soft: u64 = [field(&limit, "to"), field(&limit, "limit")]
+        .iter()
+        .find_map(|v| v.parse().ok())
+        .expect("the limit in the log line");
+    assert!(soft > 2 * STORM as u64, "{limit}");
     let mut warm = Wire::connect(&strait.bootstrap);
     api_versions_round_trip(&mut warm);
     let (before, _) = strait.rss_kib();
