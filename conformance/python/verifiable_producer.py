@@ -26,7 +26,15 @@ def main(argv):
     ap.add_argument("--max-messages", type=int, required=True)
     ap.add_argument("--throughput", type=int, default=5000, help="records per second (about)")
     ap.add_argument("--message-timeout-ms", type=int, default=60000)
+    ap.add_argument("--prop", action="append", metavar="K=V", default=[],
+                    help="extra producer config (repeatable, overrides defaults), e.g. SASL settings")
     args = ap.parse_args(argv)
+    extra = {}
+    for kv in args.prop:
+        k, eq, v = kv.partition("=")
+        if not k or not eq:
+            ap.error("--prop expects K=V, got %r" % kv)
+        extra[k] = v
     if args.max_messages < 1 or args.throughput < 1:
         ap.error("--max-messages and --throughput must be >= 1")
 
@@ -55,6 +63,7 @@ def main(argv):
         "message.timeout.ms": args.message_timeout_ms,
         "client.id": "strait-conformance-python-verifiable-producer",
         "error_cb": lambda e: sys.stderr.write("client error: %s\n" % e),
+        **extra,
     })
     start = time.monotonic()
     for i in range(args.max_messages):

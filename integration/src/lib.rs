@@ -5,6 +5,9 @@
 //!
 //! Every wait is bounded polling ([`eventually`]); nothing sleeps to synchronise.
 
+pub mod franz_go;
+pub mod kafka_python;
+pub mod kafkajs;
 pub mod large;
 pub mod s3;
 pub mod wire;
@@ -202,6 +205,20 @@ impl Strait {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends a signal (`TERM`, `INT`, `KILL`) to the process.
+    pub fn signal(&self, name: &str) {
+        let out = run(Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string()));
+        out.assert_ok(&format!("kill -{name} {}", self.pid()));
+    }
+
+    /// Waits (bounded) for the process to exit and returns its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let child = &mut self.child;
+        eventually("strait to exit", timeout, || child.try_wait().unwrap())
     }
 
     /// All log lines so far.
@@ -473,32 +490,56 @@ pub fn node3(cmd: &str, id: u32) {
     .assert_ok(&format!("{cmd} {id}"));
 }
 
-/// A node of the 3-broker cluster killed by a test: started again by
+/// `kill-node` or `start-node` of a node of the suite's `brokers`-broker cluster.
+pub fn node_of(brokers: u32, cmd: &str, id: u32) {
+    run(&mut harness(&[
+        cmd,
+        "--name",
+        &cluster_name(brokers),
+        "--node",
+        &id.to_string(),
+    ]))
+    .assert_ok(&format!("{cmd} {id}"));
+}
+
+/// A node of a suite cluster killed by a test: started again by
 /// [`KilledNode::restart`], or on drop, so the shared cluster is whole
 /// again whatever the test's outcome.
-pub struct KilledNode(Option<u32>);
+pub struct KilledNode {
+    brokers: u32,
+    id: Option<u32>,
+}
 
 impl KilledNode {
+    /// Kills a node of the 3-broker cluster.
     pub fn kill(id: u32) -> KilledNode {
-        node3("kill-node", id);
-        KilledNode(Some(id))
+        KilledNode::kill_in(3, id)
+    }
+
+    /// Kills a node of the `brokers`-broker cluster.
+    pub fn kill_in(brokers: u32, id: u32) -> KilledNode {
+        node_of(brokers, "kill-node", id);
+        KilledNode {
+            brokers,
+            id: Some(id),
+        }
     }
 
     pub fn restart(mut self) {
-        if let Some(id) = self.0.take() {
-            node3("start-node", id);
+        if let Some(id) = self.id.take() {
+            node_of(self.brokers, "start-node", id);
         }
     }
 }
 
 impl Drop for KilledNode {
     fn drop(&mut self) {
-        if let Some(id) = self.0.take() {
+        if let Some(id) = self.id.take() {
             // Maybe unwinding already: report, do not assert.
             let out = run(&mut harness(&[
                 "start-node",
                 "--name",
-                &cluster_name(3),
+                &cluster_name(self.brokers),
                 "--node",
                 &id.to_string(),
             ]));
@@ -654,6 +695,19 @@ pub fn dump_batches(brokers: u32, topic: &str, partition: u32) -> Vec<StoredBatc
 }
 
 /// Temporary directories, removed on drop.
+/// A `--producer.config` file that makes Kafka's VerifiableProducer an
+/// idempotent producer: the tool sets `retries=0`, which quietly turns
+/// idempotence off unless retries are allowed again.
+pub fn idempotent_producer_config(dir: &Path) -> PathBuf {
+    let props = dir.join("idempotent-producer.properties");
+    std::fs::write(
+        &props,
+        "enable.idempotence=true\nacks=all\nretries=2147483647\n",
+    )
+    .unwrap();
+    props
+}
+
 pub mod tempdir {
     use std::path::{Path, PathBuf};
 

@@ -1,17 +1,19 @@
 //! Invariant 3 under a broker crash: Kafka's VerifiableProducer (acks=all,
-//! idempotent by default) and VerifiableConsumer through Strait against three
+//! made idempotent) and VerifiableConsumer through Strait against three
 //! brokers; the partition leader is killed (SIGKILL) and restarted mid-run.
 //! Every acknowledged record must be consumed, none twice: passthrough, and
 //! through the record pipeline (every batch re-sealed in zstd with trace
 //! headers), where retries must also never end in OutOfOrderSequence.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use strait_integration::tempdir::Dir;
 use strait_integration::{
-    cluster, harness, leader_of, node3, python, spawn_lines, stored_batches, unique, Strait,
+    cluster, harness, idempotent_producer_config, leader_of, node3, python, spawn_lines,
+    stored_batches, unique, Strait,
 };
 
 const RECORDS: u32 = 100_000;
@@ -31,8 +33,9 @@ struct Crash {
     duplicates: u32,
 }
 
-/// Kafka's VerifiableProducer (acks=-1, idempotent by default) through Strait.
-fn java_producer(strait: &Strait, topic: &str) -> Command {
+/// Kafka's VerifiableProducer (acks=-1, made idempotent: the tool's own
+/// `retries=0` would turn idempotence off) through Strait.
+fn java_producer(strait: &Strait, topic: &str, config: &Path) -> Command {
     harness(&[
         "tool",
         "org.apache.kafka.tools.VerifiableProducer",
@@ -46,6 +49,8 @@ fn java_producer(strait: &Strait, topic: &str) -> Command {
         "10000",
         "--acks",
         "-1",
+        "--producer.config",
+        config.to_str().unwrap(),
     ])
 }
 
@@ -168,8 +173,14 @@ fn no_acknowledged_record_is_lost_when_the_leader_dies() {
     strait.wait_ready();
     let topic = unique("failover");
     strait_integration::create_topic(&upstream, &topic, 1, 3);
-    let crash =
-        produce_through_a_leader_crash(&strait, &upstream, &topic, java_producer(&strait, &topic));
+    let dir = Dir::new("failover");
+    let config = idempotent_producer_config(dir.path());
+    let crash = produce_through_a_leader_crash(
+        &strait,
+        &upstream,
+        &topic,
+        java_producer(&strait, &topic, &config),
+    );
     crash.report("failover");
     assert_eq!(crash.missing, 0, "acknowledged records were lost");
     assert_eq!(
@@ -239,9 +250,14 @@ fn idempotent_producer_through_the_record_pipeline_survives_a_leader_crash() {
     let _one_at_a_time = NODES.lock().unwrap_or_else(|e| e.into_inner());
     let upstream = cluster(3);
     let topic = unique("failover-pipeline");
-    let (strait, _dir) = pipeline_strait(&upstream, &topic);
-    let crash =
-        produce_through_a_leader_crash(&strait, &upstream, &topic, java_producer(&strait, &topic));
+    let (strait, dir) = pipeline_strait(&upstream, &topic);
+    let config = idempotent_producer_config(dir.path());
+    let crash = produce_through_a_leader_crash(
+        &strait,
+        &upstream,
+        &topic,
+        java_producer(&strait, &topic, &config),
+    );
     crash.report("failover through the record pipeline");
     let out_of_order = crash
         .send_errors

@@ -28,6 +28,7 @@ fn client_of(bootstrap: &str, timeout: Duration) -> KafkaClient {
         bootstrap: bootstrap.split(',').map(str::to_string).collect(),
         connect_timeout_ms: 10_000,
         tls: None,
+        sasl: None,
         leader_endpoints: LeaderEndpoints::Clamp,
     };
     let dialer = Dialer::new(&cfg, 64 << 20).expect("dialer");

@@ -48,14 +48,24 @@ pub mod upstream;
 pub use config::{Config, Validated};
 pub use server::Proxy;
 
-/// Runs the proxy until `shutdown` completes.
+/// Runs the proxy until the first stop signal (its name, e.g. `SIGTERM`,
+/// arrives on `signals`; a closed channel counts as one), then drains (see
+/// [`Proxy::drain`]) and returns. A second signal during the drain returns
+/// at once, cutting the connections still open.
 pub async fn run(
     cfg: Validated,
-    shutdown: impl std::future::Future<Output = ()>,
+    mut signals: tokio::sync::mpsc::UnboundedReceiver<&'static str>,
 ) -> anyhow::Result<()> {
     let proxy = Proxy::start(cfg).await?;
-    shutdown.await;
-    tracing::info!("shutting down");
-    proxy.shutdown();
+    let first = signals.recv().await.unwrap_or("end of input");
+    tracing::info!(signal = first, "shutting down: draining");
+    tokio::select! {
+        _ = proxy.drain() => {}
+        Some(second) = signals.recv() => {
+            tracing::warn!(signal = second, cut = proxy.open_connections(),
+                "second signal during the drain: exiting at once, cutting the connections still open");
+        }
+    }
+    proxy.stop();
     Ok(())
 }

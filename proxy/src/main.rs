@@ -203,7 +203,14 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(strait_proxy::run(validated, shutdown_signal())) {
+    let result = runtime.block_on(async {
+        let (tx, signals) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(forward_signals(tx));
+        strait_proxy::run(validated, signals).await
+    });
+    // Connections the drain cut (and blocking work) do not hold the exit up.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "strait failed");
@@ -282,19 +289,36 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Sends the name of every SIGTERM and SIGINT: the first starts the
+/// drain, a second one ends it at once.
+async fn forward_signals(tx: tokio::sync::mpsc::UnboundedSender<&'static str>) {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot install the SIGTERM and SIGINT handlers; stop with SIGKILL");
+            // Keep the channel open: a closed one means stop.
+            return std::future::pending().await;
+        };
+        loop {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            if tx.send(name).is_err() {
+                return;
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if tx.send("ctrl-c").is_err() {
+                return;
+            }
+        }
     }
 }

@@ -113,6 +113,13 @@ pub fn error(side: &'static str, kind: &'static str) {
     counter!("strait_errors_total", "side" => side, "kind" => kind).increment(1);
 }
 
+/// A refused SASL authentication: a client's (`side="client"`, seen in the
+/// broker's SaslAuthenticate answer) or Strait's own (`side="strait"`).
+pub fn sasl_failure(side: &'static str, mechanism: &'static str) {
+    counter!("strait_sasl_authentication_failures_total", "side" => side, "mechanism" => mechanism)
+        .increment(1);
+}
+
 pub fn upstream_connect_failed() {
     counter!("strait_upstream_connect_errors_total").increment(1);
 }
@@ -188,4 +195,15 @@ pub fn large_restore(outcome: &'static str) {
 /// Bytes held for large records now (requests buffered, values restoring).
 pub fn large_memory(bytes: u64) {
     gauge!("strait_large_record_memory_bytes").set(bytes as f64);
+}
+
+/// 1 while the proxy drains its connections before exiting.
+pub fn draining(on: bool) {
+    gauge!("strait_draining").set(if on { 1.0 } else { 0.0 });
+}
+
+/// How a drain ended: connections closed at a request boundary, and cut at the deadline.
+pub fn drained(closed: usize, cut: usize) {
+    counter!("strait_drain_connections_total", "outcome" => "closed").increment(closed as u64);
+    counter!("strait_drain_connections_total", "outcome" => "cut").increment(cut as u64);
 }

@@ -20,6 +20,8 @@ pub struct AdminState {
     pub metrics: PrometheusHandle,
     pub cluster: Arc<ClusterView>,
     pub traces: Arc<TraceIndex>,
+    /// True once the proxy drains: not ready whatever the brokers do.
+    pub draining: watch::Receiver<bool>,
 }
 
 pub async fn serve(listener: TcpListener, state: AdminState, mut shutdown: watch::Receiver<bool>) {
@@ -46,12 +48,17 @@ async fn render_metrics(State(s): State<AdminState>) -> String {
 }
 
 async fn ready(State(s): State<AdminState>) -> (StatusCode, &'static str) {
-    if s.cluster.is_ready() {
+    if *s.draining.borrow() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: draining connections before exit\n",
+        )
+    } else if s.cluster.is_ready() {
         (StatusCode::OK, "ready\n")
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: cluster not discovered yet\n",
+            "not ready: cluster not discovered yet, or no broker answers\n",
         )
     }
 }

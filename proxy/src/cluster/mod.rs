@@ -88,13 +88,19 @@ impl ClusterView {
         &self.dialer
     }
 
-    /// Whether the cluster's brokers are known (the readiness probe).
+    /// Whether the cluster's brokers are known and answer (the readiness probe).
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
 
     fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
+    }
+
+    /// No broker answers (the server's probe): not ready until the next
+    /// discovery succeeds.
+    pub fn set_unready(&self) {
+        self.ready.store(false, Ordering::Release);
     }
 
     /// Records the brokers a response (or discovery) names and waits until

@@ -2,6 +2,8 @@
 //! validation, which reports every problem at once, is in [`validate`].
 
 mod large;
+mod sasl;
+mod shutdown;
 mod validate;
 
 use std::path::PathBuf;
@@ -9,6 +11,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 pub use large::{LargeRecordsConfig, S3Config};
+pub use sasl::{SaslCredentials, SaslMechanism, UpstreamSaslConfig};
+pub use shutdown::ShutdownConfig;
 pub use validate::{BrokerPorts, Validated};
 
 /// Default cap on one Kafka frame (length prefix), as Kafka's own
@@ -33,6 +37,8 @@ pub struct Config {
     pub policies: PoliciesConfig,
     #[serde(default)]
     pub large_records: LargeRecordsConfig,
+    #[serde(default)]
+    pub shutdown: ShutdownConfig,
 }
 
 /// Per-topic policy files (see `policies/examples/`).
@@ -76,6 +82,9 @@ pub struct UpstreamConfig {
     /// TLS to the brokers.
     #[serde(default)]
     pub tls: Option<UpstreamTlsConfig>,
+    /// SASL credentials for Strait's own connections to the brokers.
+    #[serde(default)]
+    pub sasl: Option<UpstreamSaslConfig>,
     /// How Strait keeps broker addresses in Produce v10+ / Fetch v16+ responses
     /// (KIP-951 node endpoints) from reaching clients: `clamp` caps those api
     /// versions in ApiVersions so the field never appears and every byte streams;

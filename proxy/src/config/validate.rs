@@ -84,6 +84,7 @@ impl Config {
                 bootstrap: upstream.split(',').map(|s| s.trim().to_string()).collect(),
                 connect_timeout_ms: default_connect_timeout_ms(),
                 tls: None,
+                sasl: None,
                 leader_endpoints: LeaderEndpoints::default(),
             },
             admin: AdminConfig::default(),
@@ -92,6 +93,7 @@ impl Config {
             log: LogConfig::default(),
             policies: PoliciesConfig::default(),
             large_records: LargeRecordsConfig::default(),
+            shutdown: ShutdownConfig::default(),
         }
     }
 
@@ -180,6 +182,7 @@ impl Config {
             }
         }
         errors.extend(self.large_records.problems(l.max_frame_bytes));
+        errors.extend(self.shutdown.problems());
         if let Some(tls) = &self.tls {
             check_file(&mut errors, "tls.cert_file", &tls.cert_file);
             check_file(&mut errors, "tls.key_file", &tls.key_file);
@@ -189,6 +192,9 @@ impl Config {
         }
         if let Some(tls) = &self.upstream.tls {
             check_file(&mut errors, "upstream.tls.ca_file", &tls.ca_file);
+        }
+        if let Some(Err(e)) = self.upstream.sasl.as_ref().map(|s| s.credentials()) {
+            errors.push(e);
         }
         if let Some(d) = &self.policies.dir {
             if !d.is_dir() {

@@ -1,17 +1,21 @@
 //! One proxied client connection: its upstream connection (1:1), the two
 //! pumps (requests in the connection's task, responses in a task of their
-//! own), and the log line that says why it ended.
+//! own), the drain (stop reading at a request boundary, deliver what is
+//! owed, close), and the log line that says why it ended.
 
 mod buffer;
 mod requests;
 mod responses;
+mod sasl;
 #[cfg(test)]
 mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::cluster::{ClusterView, Target};
@@ -22,13 +26,23 @@ use crate::metrics;
 use crate::policy::{EnforceError, Enforcer};
 use crate::response::{ResponseEnv, RewriteError, Unsupported};
 
+use sasl::ClientSasl;
+
 /// What a connection needs from the rest of the proxy.
 pub struct Env {
     pub limits: LimitsConfig,
     pub cluster: Arc<ClusterView>,
     pub enforcer: Enforcer,
     pub responses: ResponseEnv,
+    /// True once the proxy drains: stop reading requests at the next
+    /// request boundary.
+    pub drain: watch::Receiver<bool>,
 }
+
+/// How long a closing connection reads (and discards) what the client still
+/// sends after its last response, so closing with unread bytes (a TCP reset)
+/// cannot destroy responses not yet delivered.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Why a connection ended. Every variant is contained to its own connection.
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +124,8 @@ pub async fn serve(env: Arc<Env>, client: Io, peer: SocketAddr, target: Target) 
         }
     };
     debug!(client = %peer, listener = %target, upstream = %upstream_addr, "connection opened");
-    match run(env, client, upstream).await {
+    let sasl = Arc::new(ClientSasl::new(Some(peer)));
+    match run_watched(env, client, upstream, sasl).await {
         Ok(()) => debug!(client = %peer, upstream = %upstream_addr, "client closed the connection"),
         Err(ConnError::UpstreamClosed { in_flight: 0 }) => {
             info!(client = %peer, listener = %target, upstream = %upstream_addr, "broker closed the connection; closing client connection")
@@ -127,21 +142,36 @@ pub async fn serve(env: Arc<Env>, client: Io, peer: SocketAddr, target: Target) 
 /// A client that closes its sending side (half-close) still gets every
 /// response in flight; an error on either side ends both.
 pub async fn run(env: Arc<Env>, client: Io, upstream: Io) -> Result<(), ConnError> {
-    let (client_r, client_w) = client;
+    run_watched(env, client, upstream, Arc::new(ClientSasl::new(None))).await
+}
+
+/// [`run`], with the client's SASL exchange watched for refusals.
+async fn run_watched(
+    env: Arc<Env>,
+    client: Io,
+    upstream: Io,
+    sasl: Arc<ClientSasl>,
+) -> Result<(), ConnError> {
+    let (mut client_r, client_w) = client;
     let (up_r, mut up_w) = upstream;
     let (tx, rx) = mpsc::channel(env.limits.max_in_flight);
     let mut responses = ResponseTask(tokio::spawn({
         let env = env.clone();
-        async move { responses::responses(&env, up_r, client_w, rx).await }
+        let sasl = sasl.clone();
+        async move { responses::responses(&env, up_r, client_w, rx, &sasl).await }
     }));
     let joined = |r: Result<Result<(), ConnError>, tokio::task::JoinError>| {
         r.unwrap_or_else(|e| Err(ConnError::Internal(e.to_string())))
     };
     tokio::select! {
-        r = requests::requests(&env, client_r, &mut up_w, tx) => match r {
-            // The client is done sending (or the response side ended and
-            // says why): wait for the responses it is owed.
+        r = requests::requests(&env, &mut client_r, &mut up_w, tx, &sasl) => match r {
+            // The client is done sending, the proxy drains (or the response
+            // side ended and says why): wait for the responses it is owed.
             Ok(()) => match joined((&mut responses.0).await) {
+                Ok(()) => {
+                    linger(&mut client_r).await;
+                    Ok(())
+                }
                 // A client that closed altogether (TCP cannot tell that from
                 // a half-close) is not there to read them: it left, no error.
                 Err(ConnError::ClientIo(e)) => {
@@ -154,6 +184,27 @@ pub async fn run(env: Arc<Env>, client: Io, upstream: Io) -> Result<(), ConnErro
         },
         r = &mut responses.0 => joined(r),
     }
+}
+
+/// Resolves once the proxy drains (never, for a proxy that is gone).
+async fn draining(flag: &mut watch::Receiver<bool>) {
+    if flag.wait_for(|d| *d).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// After the last response (the write side is shut down): discards what
+/// the client still sends until it closes too, for at most [`LINGER`].
+async fn linger(client: &mut crate::io::BoxRead) {
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Ok(n) = client.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// The response pump's task, aborted when the connection ends however it

@@ -12,7 +12,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::buffer::{forward, step_over, ReadBuf};
-use super::{ConnError, Env};
+use super::sasl::{ClientSasl, SASL_HANDSHAKE};
+use super::{draining, ConnError, Env};
 use crate::codec::{frame_len, peek_produce_acks, RequestPeek};
 use crate::io::{BoxRead, BoxWrite};
 use crate::large::Held;
@@ -103,15 +104,18 @@ async fn admit(
         .is_ok()
 }
 
-/// Returns `Ok(())` when the client closes between frames (or the response
-/// side has ended first and reports why). `upstream` is borrowed: dropping a
+/// Returns `Ok(())` when the client closes between frames, when the proxy
+/// drains and the client is at a request boundary (every request read has
+/// been forwarded; the response side delivers their responses), or when the
+/// response side has ended first and reports why. `upstream` is borrowed: dropping a
 /// TCP write half shuts it down, and a broker that reads end-of-stream drops
 /// the responses it still owes.
 pub async fn requests(
     env: &Env,
-    mut client: BoxRead,
+    client: &mut BoxRead,
     upstream: &mut BoxWrite,
     in_flight: mpsc::Sender<ResponsePlan>,
+    sasl: &ClientSasl,
 ) -> Result<(), ConnError> {
     let max = env.limits.max_frame_bytes;
     let mut rb = ReadBuf::new(env.limits.buffer_bytes);
@@ -123,6 +127,7 @@ pub async fn requests(
     let mut timer = FrameTimer::new(env.limits.frame_read_timeout_ms);
     // The size of the passthrough frame being stepped over (`rem` > 0).
     let mut frame_size = 0usize;
+    let mut drain = env.drain.clone();
     loop {
         let buf = &mut rb.buf;
         let mut pos = 0;
@@ -154,6 +159,14 @@ pub async fn requests(
                         acks_at = 4 + at;
                     }
                 }
+            }
+            if peek.api_key == SASL_HANDSHAKE {
+                // Small and once per connection: read whole for its mechanism.
+                if avail.len() < 4 + len {
+                    buf.reserve(4 + len - avail.len());
+                    break;
+                }
+                sasl.handshake(&avail[4..4 + len], peek.api_version);
             }
             let policies = env.enforcer.store.get();
             if policy::request::inspects(&policies, peek.api_key) {
@@ -234,10 +247,19 @@ pub async fn requests(
         } else {
             rb.buf.len()
         };
-        let n = timer
-            .within(received, rb.fill(&mut client))
-            .await?
-            .map_err(ConnError::ClientIo)?;
+        let n = if received == 0 {
+            tokio::select! {
+                biased;
+                // Draining, at a request boundary: read no more requests.
+                _ = draining(&mut drain) => return Ok(()),
+                n = timer.within(0, rb.fill(client)) => n?,
+            }
+        } else {
+            // Mid-request: finish reading it so it is forwarded whole
+            // (within the frame read timeout).
+            timer.within(received, rb.fill(client)).await?
+        }
+        .map_err(ConnError::ClientIo)?;
         let buf: &BytesMut = &rb.buf;
         if n == 0 {
             if rem == 0 && buf.is_empty() {

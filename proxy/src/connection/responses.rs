@@ -11,6 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::buffer::{step_over, ReadBuf};
+use super::sasl::{ClientSasl, SASL_AUTHENTICATE};
 use super::{ConnError, Env};
 use crate::codec::{frame_len, FrameError};
 use crate::io::{BoxRead, BoxWrite};
@@ -29,6 +30,7 @@ pub async fn responses(
     mut upstream: BoxRead,
     mut client: BoxWrite,
     mut in_flight: mpsc::Receiver<ResponsePlan>,
+    sasl: &ClientSasl,
 ) -> Result<(), ConnError> {
     let max = env.limits.max_frame_bytes;
     let wait = Duration::from_millis(env.limits.client_write_timeout_ms);
@@ -75,6 +77,14 @@ pub async fn responses(
                     got: corr,
                 });
             }
+            if plan.api_key == SASL_AUTHENTICATE {
+                // Small and rare: read whole for its error code.
+                if avail.len() < 4 + len {
+                    buf.reserve(4 + len - avail.len());
+                    break;
+                }
+                sasl.authenticated(&avail[4..4 + len], plan.api_version);
+            }
             let m = metrics::api(plan.api_key);
             if plan.streams() {
                 m.latency.record(plan.sent.elapsed().as_secs_f64());
@@ -113,7 +123,10 @@ pub async fn responses(
         buf.advance(pos);
         if requests_done && head.is_none() && rem == 0 && rb.buf.is_empty() && in_flight.is_empty()
         {
-            return Ok(()); // every response owed was sent
+            // Every response owed was sent: end the client's stream (a TLS
+            // close_notify and a FIN), so it sees the close now.
+            let _ = client.shutdown().await;
+            return Ok(());
         }
         let n = tokio::select! {
             n = rb.fill(&mut upstream) => n.map_err(ConnError::UpstreamIo)?,

@@ -1,8 +1,10 @@
 //! One connection per broker, reused: opened on first use through the
-//! [`Dialer`] (same TLS as client traffic), its api versions read once
+//! [`Dialer`] (same TLS as client traffic, authenticated with
+//! `[upstream.sasl]` when configured), its api versions read once
 //! (ApiVersions), then one request at a time. A connection that fails, times
 //! out or is abandoned mid-request (the caller's deadline) is dropped, never
-//! reused: its next answer could belong to the abandoned request.
+//! reused: its next answer could belong to the abandoned request. One whose
+//! SASL session is nearly over (KIP-368) is replaced by a new one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -89,7 +91,7 @@ impl Pool {
         // Taken out while in use: if this future is dropped mid-request, the
         // connection goes with it and the slot stays empty.
         let mut conn = match held.take() {
-            Some(c) if addr.is_none_or(|a| a == c.addr) => c,
+            Some(c) if addr.is_none_or(|a| a == c.addr) && !c.inner.expired() => c,
             _ => self.open(op, node, addr).await?,
         };
         let broker = describe(node, &conn.addr);
@@ -139,14 +141,22 @@ impl Pool {
             },
             reason: format!("{e:#}"),
         })?;
-        let mut inner = BrokerConn::new(
-            io,
-            addr.clone(),
-            self.client_id,
-            self.timeout,
-            self.max_frame_bytes,
-        );
         let broker = describe(node, &addr);
+        let mut inner = self
+            .dialer
+            .own(
+                io,
+                addr.clone(),
+                self.client_id,
+                self.timeout,
+                self.max_frame_bytes,
+            )
+            .await
+            .map_err(|e| KafkaError::Connection {
+                op,
+                broker: broker.clone(),
+                reason: format!("{e:#}"),
+            })?;
         let request = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("strait"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));

@@ -200,6 +200,7 @@ mod tests {
             bootstrap: vec![bootstrap.into()],
             connect_timeout_ms: 200,
             tls: None,
+            sasl: None,
             leader_endpoints: LeaderEndpoints::Clamp,
         };
         let dialer = Arc::new(Dialer::new(&cfg, 1 << 20).unwrap());

@@ -246,6 +246,7 @@ mod tests {
             bootstrap: vec!["127.0.0.1:1".into()],
             connect_timeout_ms: 100,
             tls: None,
+            sasl: None,
             leader_endpoints: LeaderEndpoints::Clamp,
         };
         let dialer = Arc::new(Dialer::new(&upstream, 1 << 20).unwrap());

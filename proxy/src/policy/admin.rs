@@ -1,11 +1,14 @@
 //! Admin guardrails: CreateTopics, AlterConfigs, IncrementalAlterConfigs
 //! and DeleteTopics entries a topic's policy refuses are removed from the
-//! request; the response plan answers them with POLICY_VIOLATION.
+//! request; the response plan answers them with POLICY_VIOLATION. A
+//! Metadata request that would auto-create a topic the create rules refuse
+//! (the broker's defaults, as a CreateTopics without counts) asks the broker
+//! not to auto-create.
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, CreateTopicsRequest, DeleteTopicsRequest,
-    IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsRequest, MetadataRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use strait_policies::decide::{self, NewTopic};
@@ -45,6 +48,15 @@ pub fn admin(
     let (header_len, _) = decode_header(api, version, &body)?;
     let mut b = body.slice(header_len..);
     let dec = decode_error(api, version);
+    if api == ApiKey::Metadata {
+        let mut req = MetadataRequest::decode(&mut b, version).map_err(dec)?;
+        return Ok(if refuses_auto_create(policies, &req) {
+            req.allow_auto_topic_creation = false;
+            Outcome::forward(frame_with(&body[..header_len], &req, api, version)?)
+        } else {
+            Outcome::forward(frame)
+        });
+    }
     let mut rejected = Vec::new();
     let mut check = |name: &str,
                      client: Option<StrBytes>,
@@ -163,4 +175,33 @@ pub fn admin(
             steps: vec![Step::MergeRejections(rejected)],
         },
     })
+}
+
+/// Whether `req` asks the broker to auto-create a topic whose policy would
+/// refuse creating it with the broker's defaults (partition count and
+/// replication factor not given, no configs): auto-creation is a
+/// CreateTopics the guardrails would otherwise never see.
+fn refuses_auto_create(policies: &Compiled, req: &MetadataRequest) -> bool {
+    if !req.allow_auto_topic_creation {
+        return false;
+    }
+    let names = req.topics.iter().flatten().filter_map(|t| t.name.as_ref());
+    let mut refused = false;
+    for name in names {
+        let Some(plan) = policies.plan(name.as_str()) else {
+            continue;
+        };
+        let defaults = NewTopic {
+            name: name.as_str(),
+            partitions: -1,
+            replication_factor: -1,
+            configs: Vec::new(),
+        };
+        let result = decide::decide_create_topic(&plan.policy, &defaults);
+        if let Err(v) = &result {
+            record(name.as_str(), &plan.policy, Some(v));
+            refused = true;
+        }
+    }
+    refused
 }

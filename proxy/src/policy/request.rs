@@ -92,7 +92,8 @@ pub fn inspects(set: &Compiled, api_key: i16) -> bool {
             ApiKey::CreateTopics
             | ApiKey::AlterConfigs
             | ApiKey::IncrementalAlterConfigs
-            | ApiKey::DeleteTopics,
+            | ApiKey::DeleteTopics
+            | ApiKey::Metadata,
         ) => set.has_admin_rules(),
         _ => false,
     }

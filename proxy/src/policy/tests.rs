@@ -103,3 +103,62 @@ fn pipeline_rewrites_only_its_topic_and_hands_trace_ids_to_the_response() {
         assert!(rs.iter().all(|r| r.header(b"traceparent").is_some()));
     }
 }
+
+/// A Metadata v12 request frame for `topic`, asking to auto-create it or not.
+fn metadata_frame(topic: &str, auto_create: bool) -> Bytes {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{MetadataRequest, RequestHeader, TopicName};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    let mut header = bytes::BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::Metadata as i16)
+        .with_request_api_version(12)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("kafka-python")))
+        .encode(&mut header, ApiKey::Metadata.request_header_version(12))
+        .unwrap();
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(topic.into()))))]))
+        .with_allow_auto_topic_creation(auto_create);
+    super::request::frame_with(&header, &req, ApiKey::Metadata, 12).unwrap()
+}
+
+/// Whether the forwarded Metadata request still asks to auto-create.
+fn forwarded_auto_create(set: &Compiled, frame: Bytes) -> (bool, Bytes) {
+    use kafka_protocol::messages::MetadataRequest;
+    assert!(super::request::inspects(set, ApiKey::Metadata as i16));
+    let Outcome::Forward { frame: out, steps } =
+        super::admin::admin(set, &TopicIds::new(10), ApiKey::Metadata as i16, 12, frame).unwrap()
+    else {
+        panic!("forwarded")
+    };
+    assert!(steps.is_empty(), "nothing to do on the response");
+    let body = out.slice(4..);
+    let (header_len, header) = decode_header(ApiKey::Metadata, 12, &body).unwrap();
+    assert_eq!(header.correlation_id, 7);
+    let req = MetadataRequest::decode(&mut body.slice(header_len..), 12).unwrap();
+    (req.allow_auto_topic_creation, out)
+}
+
+#[test]
+fn metadata_does_not_auto_create_a_topic_the_create_rules_refuse() {
+    // Auto-creation makes a topic with the broker's defaults: the same as a
+    // CreateTopics without counts, which a partitions rule refuses.
+    let set = compiled(
+        "[[policy]]\nname = \"guarded\"\ntopics = { prefix = \"orders.\" }\n[policy.admin]\n\
+         partitions = { min = 2, max = 6 }\n\
+         [[policy]]\nname = \"configs-only\"\ntopics = { prefix = \"logs.\" }\n[policy.admin]\n\
+         deny_configs = [\"retention.ms\"]\n",
+    );
+    let (auto, _) = forwarded_auto_create(&set, metadata_frame("orders.new", true));
+    assert!(!auto, "the broker is asked not to auto-create orders.new");
+    for topic in ["logs.new", "unpoliced"] {
+        let frame = metadata_frame(topic, true);
+        let (auto, out) = forwarded_auto_create(&set, frame.clone());
+        assert!(auto);
+        assert_eq!(out, frame, "{topic}: forwarded byte for byte");
+    }
+    let frame = metadata_frame("orders.new", false);
+    assert_eq!(forwarded_auto_create(&set, frame.clone()).1, frame);
+}

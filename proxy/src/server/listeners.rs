@@ -11,18 +11,20 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
+use super::drain::Drain;
 use crate::cluster::{Bind, Target};
 use crate::connection::{self, Env};
 use crate::io::Io;
 use crate::metrics;
 
-/// What accept loops need: the connection environment, client TLS, and
-/// when to stop.
+/// What accept loops need: the connection environment, client TLS, when
+/// to stop (the drain flag), and the drain's count of open connections.
 #[derive(Clone)]
 pub struct Accept {
     pub env: Arc<Env>,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub shutdown: watch::Receiver<bool>,
+    pub drain: Arc<Drain>,
 }
 
 /// Binds a listener for every [`Bind`] request and starts its accept loop,
@@ -59,8 +61,9 @@ pub async fn manage(mut requests: mpsc::Receiver<Bind>, bind_ip: IpAddr, accept:
     }
 }
 
-/// Accepts clients on one listener until shutdown; each connection gets a
-/// task of its own.
+/// Accepts clients on one listener until the drain begins, then closes it
+/// (so a restarted Strait can bind the port); each connection gets a task
+/// of its own, counted by the drain.
 pub async fn accept_loop(accept: Accept, listener: TcpListener, target: Target) {
     let mut shutdown = accept.shutdown.clone();
     let name: &'static str = if target == Target::Bootstrap {
@@ -85,7 +88,9 @@ pub async fn accept_loop(accept: Accept, listener: TcpListener, target: Target) 
         };
         sock.set_nodelay(true).ok();
         let accept = accept.clone();
+        let tracked = accept.drain.track();
         tokio::spawn(async move {
+            let _tracked = tracked;
             let gauge = metrics::connections(name);
             metrics::connections_total(name).increment(1);
             gauge.increment(1.0);

@@ -1,8 +1,10 @@
 //! The running proxy, the top of the module tree: builds the shared parts
 //! (policy store, cluster view, trace index, blocking pool), starts the
-//! listener manager, the bootstrap and admin listeners, discovery and the
-//! policy watcher, and stops them. Nothing below imports it.
+//! listener manager, the bootstrap and admin listeners, discovery (which
+//! goes on probing the brokers for readiness) and the policy watcher, and
+//! drains and stops them. Nothing below imports it.
 
+mod drain;
 mod listeners;
 
 use std::net::SocketAddr;
@@ -27,12 +29,25 @@ use crate::response::ResponseEnv;
 use crate::upstream::Dialer;
 use crate::{admin, metrics, tls};
 
+pub use drain::DrainReport;
+
+/// How often discovery probes the brokers once the cluster is known.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
+/// How long one probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Failed probes in a row after which the proxy is not ready.
+const UNREADY_AFTER: u32 = 2;
+
 /// A started proxy.
 pub struct Proxy {
     pub bootstrap_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub env: Arc<Env>,
-    shutdown_tx: watch::Sender<bool>,
+    drain: Arc<drain::Drain>,
+    drain_timeout: Duration,
+    /// Stops the admin listener, which serves (`/readyz` 503) while the
+    /// proxy drains.
+    admin_tx: watch::Sender<bool>,
 }
 
 impl Proxy {
@@ -49,7 +64,10 @@ impl Proxy {
             .transpose()
             .context("client TLS")?;
         let dialer = Dialer::new(&cfg.config.upstream, limits.max_frame_bytes)?;
-        let (shutdown_tx, shutdown) = watch::channel(false);
+        let drain = drain::Drain::new();
+        // The drain flag stops the listeners, discovery and the policy watcher.
+        let shutdown = drain.flag();
+        let (admin_tx, admin_stop) = watch::channel(false);
         let listener = TcpListener::bind(cfg.bootstrap_listen)
             .await
             .with_context(|| format!("binding bootstrap listener {}", cfg.bootstrap_listen))?;
@@ -104,11 +122,13 @@ impl Proxy {
             },
             cluster: cluster.clone(),
             limits,
+            drain: shutdown.clone(),
         });
         let accept = listeners::Accept {
             env: env.clone(),
             tls,
             shutdown: shutdown.clone(),
+            drain: drain.clone(),
         };
         tokio::spawn(listeners::manage(
             binds,
@@ -122,8 +142,9 @@ impl Proxy {
                 metrics: handle,
                 cluster: cluster.clone(),
                 traces,
+                draining: shutdown.clone(),
             },
-            shutdown.clone(),
+            admin_stop,
         ));
         tokio::spawn(discovery_loop(cluster, shutdown));
         info!(bootstrap = %bootstrap_addr, advertised_host = %cfg.advertised_host, admin = %admin_addr,
@@ -132,24 +153,40 @@ impl Proxy {
             bootstrap_addr,
             admin_addr,
             env,
-            shutdown_tx,
+            drain,
+            drain_timeout: Duration::from_millis(cfg.config.shutdown.drain_timeout_ms),
+            admin_tx,
         })
     }
 
-    /// Stops accepting connections.
-    pub fn shutdown(&self) {
-        let _ = self.shutdown_tx.send(true);
+    /// Drains: readiness false and listeners closed at once; each connection
+    /// gets the responses to the requests it sent and closes at a request
+    /// boundary. Returns when the last one has closed or at the configured
+    /// drain timeout, whichever comes first.
+    pub async fn drain(&self) -> DrainReport {
+        self.drain.run(self.drain_timeout).await
+    }
+
+    /// Client connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.drain.open()
+    }
+
+    /// Stops the admin listener (after the drain).
+    pub fn stop(&self) {
+        let _ = self.admin_tx.send(true);
     }
 }
 
-/// Learns the cluster at start-up, retrying with backoff while brokers are unreachable.
+/// Learns the cluster at start-up, retrying with backoff while brokers are
+/// unreachable; then probes the brokers so readiness follows them.
 async fn discovery_loop(cluster: Arc<ClusterView>, mut shutdown: watch::Receiver<bool>) {
     let mut delay = Duration::from_millis(200);
     loop {
         match cluster::discover(&cluster).await {
             Ok(n) => {
                 info!(brokers = n, "cluster discovered");
-                return;
+                return probe_loop(cluster, shutdown).await;
             }
             Err(e) => {
                 warn!(error = %format!("{e:#}"), retry_in = ?delay, "cluster discovery failed; not ready");
@@ -160,5 +197,38 @@ async fn discovery_loop(cluster: Arc<ClusterView>, mut shutdown: watch::Receiver
             _ = tokio::time::sleep(delay) => {}
         }
         delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Every [`PROBE_EVERY`], one Metadata request to a bootstrap broker (which
+/// also learns brokers added since). After [`UNREADY_AFTER`] failures in a
+/// row the proxy is not ready (no broker answers, so clients are better
+/// sent elsewhere); the next success makes it ready again.
+async fn probe_loop(cluster: Arc<ClusterView>, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(PROBE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    let mut failures = 0u32;
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = every.tick() => {}
+        }
+        let error = match tokio::time::timeout(PROBE_TIMEOUT, cluster::discover(&cluster)).await {
+            Ok(Ok(n)) => {
+                if failures >= UNREADY_AFTER {
+                    info!(brokers = n, "brokers answer again; ready");
+                }
+                failures = 0;
+                continue;
+            }
+            Ok(Err(e)) => format!("{e:#}"),
+            Err(_) => format!("no answer within {PROBE_TIMEOUT:?}"),
+        };
+        failures += 1;
+        if failures == UNREADY_AFTER {
+            cluster.set_unready();
+            warn!(error = %error, failed_probes = failures, "no broker answers; not ready");
+        }
     }
 }

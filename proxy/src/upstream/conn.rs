@@ -2,7 +2,7 @@
 //! a time, typed with kafka-protocol, each answer checked for its
 //! correlation id and bounded in size and time.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -20,6 +20,8 @@ pub struct BrokerConn {
     correlation_id: i32,
     timeout: Duration,
     max_frame_bytes: usize,
+    /// When the broker's SASL session ends (KIP-368): no request after it.
+    expires: Option<Instant>,
 }
 
 impl BrokerConn {
@@ -38,7 +40,22 @@ impl BrokerConn {
             correlation_id: 0,
             timeout,
             max_frame_bytes,
+            expires: None,
         }
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Sets when the connection's SASL session ends.
+    pub fn set_expiry(&mut self, at: Option<Instant>) {
+        self.expires = at;
+    }
+
+    /// True once the connection's SASL session is (nearly) over: open a new one.
+    pub fn expired(&self) -> bool {
+        self.expires.is_some_and(|at| Instant::now() >= at)
     }
 
     /// Sends `request` at `version` and returns the broker's answer.

@@ -2,21 +2,27 @@
 //! rotation, connect timeout, TLS) that every upstream connection goes
 //! through, and [`BrokerConn`], a framed request/response connection for
 //! Strait's own requests (cluster discovery first; the internal Kafka client
-//! builds on it, with the same TLS settings and, later, SASL credentials).
+//! builds on it), authenticated with `[upstream.sasl]` when configured.
+//! Client connections go through [`Dialer::connect`] unauthenticated: they
+//! carry the client's own SASL exchange.
 
 mod conn;
+mod sasl;
+mod scram;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use tokio::net::TcpStream;
+use tracing::warn;
 
-use crate::config::UpstreamConfig;
+use crate::config::{SaslCredentials, UpstreamConfig};
 use crate::io::Io;
-use crate::tls;
+use crate::{metrics, tls};
 
 pub use conn::BrokerConn;
+pub use sasl::AuthFailed;
 
 /// Opens connections to brokers.
 pub struct Dialer {
@@ -25,6 +31,7 @@ pub struct Dialer {
     connect_timeout: Duration,
     tls: Option<tls::Upstream>,
     max_frame_bytes: usize,
+    sasl: Option<SaslCredentials>,
 }
 
 impl Dialer {
@@ -35,7 +42,12 @@ impl Dialer {
             .map(tls::connector)
             .transpose()
             .context("upstream TLS")?;
+        let sasl = match &cfg.sasl {
+            None => None,
+            Some(s) => Some(s.credentials().map_err(|e| anyhow!(e))?),
+        };
         Ok(Dialer {
+            sasl,
             bootstrap: cfg.bootstrap.clone(),
             next_bootstrap: AtomicUsize::new(0),
             connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
@@ -99,12 +111,51 @@ impl Dialer {
     /// A framed connection to a bootstrap broker for Strait's own requests.
     pub async fn open_bootstrap(&self, client_id: &'static str) -> anyhow::Result<BrokerConn> {
         let (io, addr) = self.connect_bootstrap().await?;
-        Ok(BrokerConn::new(
+        self.own(
             io,
             addr,
             client_id,
             self.connect_timeout,
             self.max_frame_bytes,
-        ))
+        )
+        .await
+    }
+
+    /// Makes `io` (to the broker at `addr`) a connection for Strait's own
+    /// requests: framed, and authenticated with `[upstream.sasl]` when
+    /// configured (the connection then reports when its session ends,
+    /// [`BrokerConn::expired`]). A refusal is logged and counted here, once
+    /// for every kind of own connection.
+    pub async fn own(
+        &self,
+        io: Io,
+        addr: String,
+        client_id: &'static str,
+        timeout: Duration,
+        max_frame_bytes: usize,
+    ) -> anyhow::Result<BrokerConn> {
+        let mut conn = BrokerConn::new(io, addr, client_id, timeout, max_frame_bytes);
+        let Some(creds) = &self.sasl else {
+            return Ok(conn);
+        };
+        match sasl::authenticate(&mut conn, creds).await {
+            Ok(expiry) => {
+                conn.set_expiry(expiry);
+                Ok(conn)
+            }
+            Err(e) => {
+                if let Some(f) = e.downcast_ref::<AuthFailed>() {
+                    metrics::sasl_failure("strait", f.mechanism.name());
+                    warn!(
+                        mechanism = %f.mechanism,
+                        username = %f.username,
+                        broker = %f.broker,
+                        error = %f.reason,
+                        "Strait's own SASL authentication failed"
+                    );
+                }
+                Err(e.context(format!("SASL authentication to broker {}", conn.addr())))
+            }
+        }
     }
 }

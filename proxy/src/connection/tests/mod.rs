@@ -6,9 +6,10 @@
 //! default), so a task's poll is never interleaved with another's. The
 //! [`GUARD`] timeouts only turn a hang into a failure; nothing waits on time.
 //! This file is the harness; the tests are in `flow.rs` (order, pipelining,
-//! split frames, half-close) and `faults.rs` (brokers and clients that
-//! misbehave).
+//! split frames, half-close), `faults.rs` (brokers and clients that
+//! misbehave) and `drain.rs` (closing at a request boundary on SIGTERM).
 
+mod drain;
 mod faults;
 mod flow;
 mod peers;
@@ -58,11 +59,20 @@ const API_VERSIONS: (i16, i16) = (18, 3);
 const PRODUCE: (i16, i16) = (0, 7);
 
 fn test_env(limits: LimitsConfig) -> Arc<Env> {
+    // No proxy to drain it: the flag never turns.
+    test_env_with_drain(limits, tokio::sync::watch::channel(false).1)
+}
+
+fn test_env_with_drain(
+    limits: LimitsConfig,
+    drain: tokio::sync::watch::Receiver<bool>,
+) -> Arc<Env> {
     crate::metrics::install();
     let upstream = UpstreamConfig {
         bootstrap: vec!["127.0.0.1:9".into()],
         connect_timeout_ms: 1_000,
         tls: None,
+        sasl: None,
         leader_endpoints: LeaderEndpoints::Clamp,
     };
     let dialer = Dialer::new(&upstream, limits.max_frame_bytes).expect("dialer");
@@ -96,6 +106,7 @@ fn test_env(limits: LimitsConfig) -> Arc<Env> {
         },
         cluster,
         limits,
+        drain,
     })
 }
 

@@ -252,6 +252,7 @@ mod tests {
             bootstrap: vec!["127.0.0.1:1".into()],
             connect_timeout_ms: 100,
             tls: None,
+            sasl: None,
             leader_endpoints: Default::default(),
         };
         let dialer = crate::upstream::Dialer::new(&cfg, 1 << 20).unwrap();
