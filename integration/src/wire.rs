@@ -35,13 +35,24 @@ impl Wire {
 
     /// Encodes a full request frame (length prefix included).
     pub fn frame<T: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &T) -> Bytes {
+        Wire::frame_from("strait-wire-test", key, version, correlation_id, body)
+    }
+
+    /// [`Wire::frame`] with the given client id.
+    pub fn frame_from<T: Encodable>(
+        client_id: &str,
+        key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        body: &T,
+    ) -> Bytes {
         let mut b = BytesMut::new();
         b.put_i32(0);
         RequestHeader::default()
             .with_request_api_key(key as i16)
             .with_request_api_version(version)
             .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("strait-wire-test")))
+            .with_client_id(Some(StrBytes::from_string(client_id.to_string())))
             .encode(&mut b, key.request_header_version(version))
             .unwrap();
         body.encode(&mut b, version).unwrap();

@@ -20,7 +20,7 @@
 //! | Strait's own broker connections: dialer, framed requests | [`upstream`] |
 //! | the cluster view: routes, topic ids, discovery | [`cluster`] |
 //! | the response side: plans and their steps | [`response`] |
-//! | metrics, admin HTTP, config, TLS | [`metrics`], [`admin`], [`config`], [`tls`] |
+//! | metrics, admin HTTP, config, TLS, the open-file limit | [`metrics`], [`admin`], [`config`], [`tls`], [`fdlimit`] |
 //!
 //! Imports go one way, down this list's dependency order: `server` →
 //! `connection` → `policy` → `response` → `pipeline` / `cluster` →
@@ -32,6 +32,7 @@ pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod connection;
+pub mod fdlimit;
 pub mod io;
 pub mod kafka_client;
 pub mod large;

@@ -177,6 +177,14 @@ pub struct LimitsConfig {
     /// once on the blocking pool; default: the number of CPUs.
     #[serde(default = "default_batch_workers")]
     pub batch_workers: usize,
+    /// Once a request's first byte has arrived, the whole request must
+    /// arrive within this, or the client is dropped (slow senders), ms.
+    #[serde(default = "default_frame_read_timeout_ms")]
+    pub frame_read_timeout_ms: u64,
+    /// A client that takes no bytes of a response for this long is dropped
+    /// (clients that do not read), ms.
+    #[serde(default = "default_client_write_timeout_ms")]
+    pub client_write_timeout_ms: u64,
 }
 
 fn default_max_frame() -> usize {
@@ -200,6 +208,12 @@ fn default_topic_ids() -> usize {
 fn default_policy_cache_topics() -> usize {
     10_000
 }
+fn default_frame_read_timeout_ms() -> u64 {
+    30_000
+}
+fn default_client_write_timeout_ms() -> u64 {
+    30_000
+}
 fn default_batch_workers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
@@ -215,6 +229,8 @@ impl Default for LimitsConfig {
             topic_ids: default_topic_ids(),
             policy_cache_topics: default_policy_cache_topics(),
             batch_workers: default_batch_workers(),
+            frame_read_timeout_ms: default_frame_read_timeout_ms(),
+            client_write_timeout_ms: default_client_write_timeout_ms(),
         }
     }
 }

@@ -173,6 +173,14 @@ impl Config {
                 l.max_decompressed_bytes
             ));
         }
+        for (key, ms) in [
+            ("frame_read_timeout_ms", l.frame_read_timeout_ms),
+            ("client_write_timeout_ms", l.client_write_timeout_ms),
+        ] {
+            if ms == 0 || ms > 86_400_000 {
+                errors.push(format!("limits.{key}: {ms} is outside 1..=86400000"));
+            }
+        }
         errors.extend(self.large_records.problems(l.max_frame_bytes));
         errors.extend(self.shutdown.problems());
         if let Some(tls) = &self.tls {
@@ -255,6 +263,21 @@ mod tests {
         c.listen.broker_ports = "9-1".into();
         let errs = c.validate().unwrap_err();
         assert_eq!(errs.len(), 5, "{errs:#?}");
+    }
+
+    #[test]
+    fn peer_timeouts_must_be_positive_and_at_most_a_day() {
+        let mut c = Config::quick("127.0.0.1:0", "kafka:9092");
+        c.limits.frame_read_timeout_ms = 0;
+        c.limits.client_write_timeout_ms = 86_400_001;
+        let errs = c.validate().unwrap_err();
+        assert_eq!(
+            errs,
+            vec![
+                "limits.frame_read_timeout_ms: 0 is outside 1..=86400000".to_string(),
+                "limits.client_write_timeout_ms: 86400001 is outside 1..=86400000".to_string(),
+            ]
+        );
     }
 
     #[test]

@@ -61,6 +61,16 @@ pub enum ConnError {
     ClientIo(std::io::Error),
     #[error("broker I/O error: {0}")]
     UpstreamIo(std::io::Error),
+    #[error(
+        "client sent {received} bytes of a request but not the rest within {timeout_ms} ms \
+         (limits.frame_read_timeout_ms)"
+    )]
+    FrameReadTimeout { received: usize, timeout_ms: u64 },
+    #[error(
+        "client took no bytes of a response for {timeout_ms} ms (limits.client_write_timeout_ms); \
+         {pending} bytes were waiting to be sent"
+    )]
+    ClientWriteTimeout { pending: usize, timeout_ms: u64 },
     #[error("client disconnected mid-request ({buffered} bytes buffered, {remaining} bytes of the frame still expected)")]
     ClientClosedMidRequest { buffered: usize, remaining: usize },
     #[error("broker closed the connection with {in_flight} request(s) awaiting a response")]
@@ -88,9 +98,12 @@ impl ConnError {
             ConnError::ClientIo(_) => ("client", "io"),
             ConnError::UpstreamIo(_) => ("upstream", "io"),
             ConnError::ClientClosedMidRequest { .. } => ("client", "closed_mid_request"),
+            ConnError::FrameReadTimeout { .. } => ("client", "frame_read_timeout"),
+            ConnError::ClientWriteTimeout { .. } => ("client", "write_timeout"),
             ConnError::UpstreamClosed { .. } => ("upstream", "closed"),
             ConnError::CorrelationMismatch { .. } => ("upstream", "correlation_mismatch"),
             ConnError::UnexpectedResponse { .. } => ("upstream", "unexpected_response"),
+            ConnError::Rewrite(RewriteError::Decode { .. }) => ("upstream", "malformed_response"),
             ConnError::Rewrite(_) => ("internal", "rewrite"),
             ConnError::Enforce(EnforceError::Offload(_)) => ("internal", "offload"),
             ConnError::Enforce(_) => ("client", "undecodable_request"),

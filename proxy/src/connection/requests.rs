@@ -4,9 +4,12 @@
 //! that expects a response is admitted with its [`ResponsePlan`] before it
 //! is written upstream.
 
+use std::time::Duration;
+
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::buffer::{forward, step_over, ReadBuf};
 use super::sasl::{ClientSasl, SASL_HANDSHAKE};
@@ -21,6 +24,63 @@ use crate::response::{classify, Kind, ResponsePlan, Step};
 /// Inspected requests from this size on count against the large-record
 /// memory bound while they are buffered and rewritten.
 const LARGE_REQUEST_BYTES: usize = 1 << 20;
+
+/// The deadline of the frame in progress: once its first byte has arrived,
+/// the whole frame must arrive within `limits.frame_read_timeout_ms` of
+/// waiting on the client, so a client that trickles bytes (slow loris)
+/// cannot hold a connection and its buffer for ever. Only time spent waiting
+/// for the client's bytes counts: a large frame that Strait itself holds up
+/// (a slow broker, the memory bound) is not the client's fault. Between
+/// frames there is no deadline.
+struct FrameTimer {
+    timeout: Duration,
+    /// Bytes read from the client so far.
+    read: u64,
+    /// The stream offset of the frame in progress and the time spent
+    /// waiting for its bytes.
+    frame: Option<(u64, Duration)>,
+}
+
+impl FrameTimer {
+    fn new(timeout_ms: u64) -> FrameTimer {
+        FrameTimer {
+            timeout: Duration::from_millis(timeout_ms),
+            read: 0,
+            frame: None,
+        }
+    }
+
+    /// Runs one read of the client, bounded by what is left of the deadline
+    /// of the frame in progress, of which `received` bytes have arrived (0:
+    /// between frames).
+    async fn within<F>(&mut self, received: usize, read: F) -> Result<F::Output, ConnError>
+    where
+        F: std::future::Future<Output = std::io::Result<usize>>,
+    {
+        let out = if received == 0 {
+            self.frame = None;
+            read.await
+        } else {
+            let start = self.read - received as u64;
+            let waited = match self.frame {
+                Some((at, waited)) if at == start => waited,
+                _ => Duration::ZERO,
+            };
+            let began = Instant::now();
+            // The read is polled first, so bytes already there always count.
+            let out = tokio::time::timeout(self.timeout.saturating_sub(waited), read).await;
+            self.frame = Some((start, waited + began.elapsed()));
+            out.map_err(|_| ConnError::FrameReadTimeout {
+                received,
+                timeout_ms: self.timeout.as_millis() as u64,
+            })?
+        };
+        if let Ok(n) = &out {
+            self.read += *n as u64;
+        }
+        Ok(out)
+    }
+}
 
 /// Counts a request and, when it expects a response, queues its plan for
 /// the response side. False once the response side has ended (it reports why).
@@ -64,6 +124,9 @@ pub async fn requests(
     let mut state = ConnState::default();
     // Memory held for the inspected frame being buffered, if large.
     let mut held: Option<Held> = None;
+    let mut timer = FrameTimer::new(env.limits.frame_read_timeout_ms);
+    // The size of the passthrough frame being stepped over (`rem` > 0).
+    let mut frame_size = 0usize;
     let mut drain = env.drain.clone();
     loop {
         let buf = &mut rb.buf;
@@ -172,20 +235,29 @@ pub async fn requests(
                 return Ok(()); // the response side has ended and reports why
             }
             rem = 4 + len;
+            frame_size = rem;
         }
         forward(upstream, buf, pos)
             .await
             .map_err(ConnError::UpstreamIo)?;
-        let n = if rem == 0 && rb.buf.is_empty() {
+        // What has arrived of the frame in progress: the rest of a streamed
+        // one, or the start of the next (buffered whole or not).
+        let received = if rem > 0 {
+            frame_size - rem
+        } else {
+            rb.buf.len()
+        };
+        let n = if received == 0 {
             tokio::select! {
                 biased;
                 // Draining, at a request boundary: read no more requests.
                 _ = draining(&mut drain) => return Ok(()),
-                n = rb.fill(client) => n,
+                n = timer.within(0, rb.fill(client)) => n?,
             }
         } else {
-            // Mid-request: finish reading it so it is forwarded whole.
-            rb.fill(client).await
+            // Mid-request: finish reading it so it is forwarded whole
+            // (within the frame read timeout).
+            timer.within(received, rb.fill(client)).await?
         }
         .map_err(ConnError::ClientIo)?;
         let buf: &BytesMut = &rb.buf;

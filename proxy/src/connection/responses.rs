@@ -4,11 +4,13 @@
 //! ones whose plan has steps. Runs in its own task, so a client that closes
 //! its sending side still gets every response in flight.
 
-use bytes::BytesMut;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use super::buffer::{forward, step_over, ReadBuf};
+use super::buffer::{step_over, ReadBuf};
 use super::sasl::{ClientSasl, SASL_AUTHENTICATE};
 use super::{ConnError, Env};
 use crate::codec::{frame_len, FrameError};
@@ -31,6 +33,7 @@ pub async fn responses(
     sasl: &ClientSasl,
 ) -> Result<(), ConnError> {
     let max = env.limits.max_frame_bytes;
+    let wait = Duration::from_millis(env.limits.client_write_timeout_ms);
     let mut rb = ReadBuf::new(env.limits.buffer_bytes);
     let mut rem = 0usize;
     let mut head: Option<ResponsePlan> = None;
@@ -94,9 +97,8 @@ pub async fn responses(
                 buf.reserve(4 + len - avail.len());
                 break;
             }
-            forward(&mut client, buf, pos)
-                .await
-                .map_err(ConnError::ClientIo)?;
+            send(&mut client, &buf[..pos], wait).await?;
+            buf.advance(pos);
             pos = 0;
             let frame = buf.split_to(4 + len).freeze().slice(4..);
             if len >= LARGE_RESPONSE_BYTES {
@@ -110,19 +112,15 @@ pub async fn responses(
                 .execute(frame, &env.responses)
                 .await
                 .map_err(ConnError::Rewrite)?;
-            client
-                .write_all(&out.frame)
-                .await
-                .map_err(ConnError::ClientIo)?;
+            send(&mut client, &out.frame, wait).await?;
             // Memory held for a restored response is given back once it is
             // written, so slow readers count against the bound.
             drop(out.held);
             m.latency.record(sent.elapsed().as_secs_f64());
             m.response_bytes.increment(out.frame.len() as u64);
         }
-        forward(&mut client, buf, pos)
-            .await
-            .map_err(ConnError::ClientIo)?;
+        send(&mut client, &buf[..pos], wait).await?;
+        buf.advance(pos);
         if requests_done && head.is_none() && rem == 0 && rb.buf.is_empty() && in_flight.is_empty()
         {
             // Every response owed was sent: end the client's stream (a TLS
@@ -152,4 +150,26 @@ pub async fn responses(
             });
         }
     }
+}
+
+/// Writes all of `bytes` to the client. While it takes none of them, Strait
+/// reads nothing more from the broker (nor, once the in-flight limit is
+/// reached, from the client); a client that takes no bytes for `wait`
+/// (`limits.client_write_timeout_ms`) is dropped.
+async fn send(client: &mut BoxWrite, bytes: &[u8], wait: Duration) -> Result<(), ConnError> {
+    let mut sent = 0;
+    while sent < bytes.len() {
+        let n = tokio::time::timeout(wait, client.write(&bytes[sent..]))
+            .await
+            .map_err(|_| ConnError::ClientWriteTimeout {
+                pending: bytes.len() - sent,
+                timeout_ms: wait.as_millis() as u64,
+            })?
+            .map_err(ConnError::ClientIo)?;
+        if n == 0 {
+            return Err(ConnError::ClientIo(std::io::ErrorKind::WriteZero.into()));
+        }
+        sent += n;
+    }
+    Ok(())
 }

@@ -11,6 +11,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
+use super::guard;
+
 /// Kafka's UNSUPPORTED_VERSION error code.
 pub const UNSUPPORTED_VERSION: i16 = 35;
 
@@ -125,6 +127,15 @@ fn dec<T: Decodable>(buf: &mut Bytes, what: &'static str, version: i16) -> Resul
     })
 }
 
+/// The body walked before it is decoded ([`guard`]).
+fn walk(kind: Kind, version: i16, body: &[u8]) -> Result<(), RewriteError> {
+    guard::check(kind, version, body).map_err(|e| RewriteError::Decode {
+        what: kind.name(),
+        version,
+        source: e.into(),
+    })
+}
+
 impl Decoded {
     /// Decodes a response frame body (after the length prefix).
     pub fn decode(
@@ -139,7 +150,10 @@ impl Decoded {
         let header: ResponseHeader = dec(&mut buf, "response header", header_version)?;
         let (body, version) = match kind {
             Kind::ApiVersions => decode_api_versions(buf, version)?,
-            _ => (decode_body(kind, &mut buf, version)?, version),
+            _ => {
+                walk(kind, version, &buf)?;
+                (decode_body(kind, &mut buf, version)?, version)
+            }
         };
         Ok(Decoded {
             kind,
@@ -176,7 +190,7 @@ impl Decoded {
 /// UNSUPPORTED_VERSION, so the client can retry lower; accept both.
 fn decode_api_versions(buf: Bytes, version: i16) -> Result<(Body, i16), RewriteError> {
     let max = ApiKey::ApiVersions.valid_versions().max;
-    if version <= max {
+    if version <= max && guard::check(Kind::ApiVersions, version, &buf).is_ok() {
         let mut b = buf.clone();
         if let Ok(r) = ApiVersionsResponse::decode(&mut b, version) {
             if !b.has_remaining() || r.error_code != UNSUPPORTED_VERSION {
@@ -184,6 +198,7 @@ fn decode_api_versions(buf: Bytes, version: i16) -> Result<(Body, i16), RewriteE
             }
         }
     }
+    walk(Kind::ApiVersions, 0, &buf)?;
     let mut b = buf;
     let r: ApiVersionsResponse = dec(&mut b, "ApiVersions", 0)?;
     Ok((Body::ApiVersions(r), 0))

@@ -4,6 +4,8 @@
 //! and the plan's steps run once the response arrives.
 //!
 //! - [`codec`]: decoding and encoding the responses Strait rewrites.
+//! - [`guard`]: a walk over a body before it is decoded, so a malformed array
+//!   length cannot make the decoder reserve more memory than the frame holds.
 //! - [`versions`]: which request versions Strait serves; the ApiVersions clamp.
 //! - [`addresses`]: broker endpoints in responses, pointed at Strait.
 //! - [`merge`]: policy rejections merged into the broker's answer.
@@ -14,6 +16,7 @@
 pub mod addresses;
 pub mod body;
 pub mod codec;
+pub mod guard;
 pub mod merge;
 pub mod plan;
 pub mod versions;

@@ -54,6 +54,7 @@ impl Proxy {
     /// Binds every listener and starts serving; returns once bound.
     pub async fn start(cfg: Validated) -> anyhow::Result<Proxy> {
         let handle = metrics::install();
+        crate::fdlimit::raise();
         let limits = cfg.config.limits.clone();
         let tls = cfg
             .config

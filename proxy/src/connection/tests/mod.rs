@@ -12,6 +12,7 @@
 mod drain;
 mod faults;
 mod flow;
+mod peers;
 
 use std::future::poll_fn;
 use std::io;
