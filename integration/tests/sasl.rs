@@ -729,8 +729,8 @@ async fn own_connections_end_before_the_brokers_session_does() {
     }
     let expired_after = authenticated.elapsed();
     assert!(
-        expired_after >= Duration::from_secs(7) && expired_after <= Duration::from_millis(8600),
-        "expired after {expired_after:?}: 85% of the broker's 10 s"
+        expired_after >= Duration::from_secs(7) && expired_after < Duration::from_secs(10),
+        "expired after {expired_after:?}: at 85% of the broker's 10 s, before the broker's end"
     );
     // ...then the broker's: a request on the old session ends the connection.
     let refused = loop {
