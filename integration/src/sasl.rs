@@ -63,6 +63,16 @@ pub enum Own<'a> {
 /// Strait in front of the SASL cluster over `t`, with its own credentials
 /// and `extra` TOML; not yet waited for.
 pub fn strait(t: Transport, own: Own<'_>, extra: &str) -> (Strait, Dir) {
+    strait_with_env(t, own, extra, &[])
+}
+
+/// [`strait`] with extra environment variables (e.g. `RUST_LOG`).
+pub fn strait_with_env(
+    t: Transport,
+    own: Own<'_>,
+    extra: &str,
+    env: &[(&str, String)],
+) -> (Strait, Dir) {
     let dir = Dir::new("strait-sasl");
     let brokers: Vec<String> = upstream(t).split(',').map(|b| format!("{b:?}")).collect();
     let mut toml = format!(
@@ -70,7 +80,7 @@ pub fn strait(t: Transport, own: Own<'_>, extra: &str) -> (Strait, Dir) {
          [upstream]\nbootstrap = [{}]\n",
         brokers.join(", ")
     );
-    let mut envs = Vec::new();
+    let mut envs = env.to_vec();
     let (mechanism, user, source) = match own {
         Own::Env(m, (u, p)) => {
             envs.push(("STRAIT_TEST_SASL_PASSWORD", p.to_string()));

@@ -12,7 +12,7 @@ use kafka_protocol::messages::{
     RequestHeader, ResponseHeader, SaslAuthenticateResponse, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, HeaderVersion};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::metrics;
 
@@ -62,6 +62,17 @@ impl ClientSasl {
             .position(|m| *m == req.mechanism.as_str())
             .map_or(MECHANISMS.len() - 1, |i| i + 1);
         self.mechanism.store(i as u8, Ordering::Relaxed);
+        // One per authentication, the first on the connection or a KIP-368
+        // re-authentication.
+        debug!(
+            client = self.client(),
+            mechanism = MECHANISMS[i],
+            "client SASL handshake"
+        );
+    }
+
+    fn client(&self) -> String {
+        self.peer.map_or("unknown".to_string(), |p| p.to_string())
     }
 
     /// Reads a SaslAuthenticate answer (`frame`: after the length prefix);
@@ -81,9 +92,8 @@ impl ClientSasl {
         }
         let mechanism = MECHANISMS[usize::from(self.mechanism.load(Ordering::Relaxed))];
         metrics::sasl_failure("client", mechanism);
-        let client = self.peer.map_or("unknown".to_string(), |p| p.to_string());
         warn!(
-            client,
+            client = self.client(),
             mechanism,
             error_code = answer.error_code,
             error = answer.error_message.as_deref().unwrap_or(""),
