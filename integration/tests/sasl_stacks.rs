@@ -445,3 +445,73 @@ fn a_load_through_re_authentication_franz_go_kafkajs_kafka_python() {
         "failed under re-authentication: {failed:?}"
     );
 }
+
+/// Bad SASL options are usage errors (exit 2, a summary naming the option)
+/// before anything connects: an unknown mechanism, credentials without a
+/// mechanism, a mechanism without a user name, and for kafka-python a
+/// mechanism without a SASL security protocol and the reverse.
+#[test]
+fn bad_sasl_options_are_usage_errors_in_every_driver() {
+    let bootstrap = "127.0.0.1:1".to_string(); // never dialled
+    let base = |stack: Stack| {
+        let mut a = vec![
+            "--bootstrap".to_string(),
+            bootstrap.clone(),
+            "--topic".into(),
+            "never".into(),
+            "--records".into(),
+            "1".into(),
+        ];
+        if stack == Stack::KafkaPython {
+            a.extend(["--security-protocol".into(), "SASL_PLAINTEXT".into()]);
+        }
+        a
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    for stack in [Stack::FranzGo, Stack::Kafkajs, Stack::KafkaPython] {
+        let mut cases = vec![
+            (
+                s(&["--sasl-mechanism", "GSSAPI", "--sasl-username", "alice"]),
+                "GSSAPI",
+            ),
+            (s(&["--sasl-mechanism", "PLAIN"]), "username"),
+        ];
+        if stack == Stack::KafkaPython {
+            // With SASL_PLAINTEXT and no mechanism; with a mechanism and PLAINTEXT.
+            cases.push((s(&["--sasl-username", "alice"]), "sasl-mechanism"));
+            cases.push((
+                s(&[
+                    "--security-protocol",
+                    "PLAINTEXT",
+                    "--sasl-mechanism",
+                    "PLAIN",
+                    "--sasl-username",
+                    "alice",
+                ]),
+                "SASL_PLAINTEXT",
+            ));
+        } else {
+            cases.push((
+                s(&["--sasl-username", "alice", "--sasl-password", "x"]),
+                "sasl-mechanism",
+            ));
+        }
+        for (extra, want) in cases {
+            let mut args = base(stack);
+            args.extend(extra.iter().cloned());
+            let mut cmd = driver(stack, "produce-consume", &args);
+            let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{stack:?} {extra:?}: a usage error\n{stdout}\n{stderr}"
+            );
+            assert!(
+                stdout.contains(want) || stderr.contains(want),
+                "{stack:?} {extra:?}: the error names {want}\n{stdout}\n{stderr}"
+            );
+        }
+    }
+}
