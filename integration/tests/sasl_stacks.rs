@@ -155,11 +155,25 @@ fn client_auth_error(stack: Stack, out: &Output) -> bool {
             .is_some_and(|e| e.contains("SASL_AUTHENTICATION_FAILED")),
         Stack::Kafkajs => s["first_exception"] == "KafkaJSSASLAuthenticationError",
         // kafka-python logs the refusal and retries until its bootstrap
-        // times out (the driver keeps the log lines).
-        Stack::KafkaPython => s["auth_log"].as_array().is_some_and(|l| {
-            l.iter()
-                .any(|e| e.to_string().contains("Authentication failed"))
-        }),
+        // times out (the driver keeps the log lines). But kafka-python
+        // 3.0.12 drops bytes read together with the connection's close
+        // (kafka/net/transport.py `_sock_recv` returns the data and the
+        // error, and the caller aborts without handing the data on), and the
+        // broker closes the connection right after its refusal: then the
+        // client only logs "socket disconnected" during the authentication
+        // (every time in our runs directly against the broker; through
+        // Strait, sometimes).
+        Stack::KafkaPython => {
+            let refused = s["auth_log"].as_array().is_some_and(|l| {
+                l.iter()
+                    .any(|e| e.to_string().contains("Authentication failed"))
+            });
+            let dropped = s["first_message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Unable to bootstrap"))
+                && out.stderr.contains("socket disconnected");
+            refused || dropped
+        }
     }
 }
 
@@ -190,7 +204,6 @@ fn round_trips(stack: Stack, t: Transport) {
         create_topic(&strait, t, &topic);
         let wrong = ("alice", "not-her-password");
         for mechanism in [PLAIN, SCRAM] {
-            let seen = client_auth_failures(&strait).len();
             let started = Instant::now();
             let out = produce_consume(
                 stack,
@@ -217,13 +230,17 @@ fn round_trips(stack: Stack, t: Transport) {
                 out.stderr
             );
             // Strait logs the refusal at WARN, with the mechanism and the
-            // client, and counts it.
+            // client, and counts it. (Per mechanism: a client retries until
+            // it gives up, and the previous round's last refusal can be
+            // logged after this round began.)
             let lines = eventually("the WARN line", Duration::from_secs(10), || {
-                let l = client_auth_failures(&strait);
-                (l.len() > seen).then_some(l)
+                let l: Vec<_> = client_auth_failures(&strait)
+                    .into_iter()
+                    .filter(|l| field(l, "mechanism") == mechanism)
+                    .collect();
+                (!l.is_empty()).then_some(l)
             });
-            for l in &lines[seen..] {
-                assert_eq!(field(l, "mechanism"), mechanism, "{l}");
+            for l in &lines {
                 assert!(field(l, "client").starts_with("127.0.0.1:"), "{l}");
                 assert!(field(l, "error").contains("Authentication failed"), "{l}");
                 assert!(!l.to_string().contains("not-her-password"), "{l}");
