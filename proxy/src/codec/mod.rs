@@ -11,6 +11,7 @@ pub mod batch;
 pub mod build;
 pub mod compression;
 pub mod edit;
+pub mod guard;
 mod header;
 pub mod records;
 
