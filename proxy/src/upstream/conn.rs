@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::RequestHeader;
+use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::codec::guard;
 use crate::io::{BoxRead, BoxWrite};
 
 pub struct BrokerConn {
@@ -93,11 +94,17 @@ impl BrokerConn {
             .await
             .map_err(|_| anyhow!("api key {} from {addr}: timed out", R::KEY))?
             .with_context(|| format!("api key {} from {addr}", R::KEY))?;
-        let header = kafka_protocol::messages::ResponseHeader::decode(
-            &mut body,
-            R::Response::header_version(version),
-        )
-        .with_context(|| format!("response header from {addr}"))?;
+        // Walked before kafka-protocol reads it: a malformed array length
+        // would otherwise abort the process (see codec::guard).
+        let header_version = R::Response::header_version(version);
+        let api = ApiKey::try_from(R::KEY).map_err(|()| anyhow!("unknown api key {}", R::KEY))?;
+        let header_len = guard::response_header(header_version, &body).map_err(|e| {
+            anyhow!("malformed {api:?} v{version} response header from {addr}: {e}")
+        })?;
+        guard::response(api, version, &body[header_len..])
+            .map_err(|e| anyhow!("malformed {api:?} v{version} response body from {addr}: {e}"))?;
+        let header = kafka_protocol::messages::ResponseHeader::decode(&mut body, header_version)
+            .with_context(|| format!("response header from {addr}"))?;
         if header.correlation_id != correlation_id {
             return Err(anyhow!(
                 "{addr} answered correlation id {} to request {correlation_id}",
