@@ -185,19 +185,19 @@ fn a_request_with_a_huge_array_count_is_refused_not_decoded() {
         &frame[at + 1..],
     ]
     .concat();
-    let err = super::admin::admin(&set, &TopicIds::new(10), 3, 12, Bytes::from(bad))
-        .err()
-        .expect("refused")
-        .to_string();
+    let Err(err) = super::admin::admin(&set, &TopicIds::new(10), 3, 12, Bytes::from(bad)) else {
+        panic!("refused")
+    };
+    let err = err.to_string();
     assert!(
         err.contains("Metadata v12") && err.contains("malformed body: an array at byte 0"),
         "{err}"
     );
     // A cut header is refused too.
     let cut = Bytes::copy_from_slice(&frame[..10]);
-    let err = super::admin::admin(&set, &TopicIds::new(10), 3, 12, cut)
-        .err()
-        .expect("refused")
-        .to_string();
+    let Err(err) = super::admin::admin(&set, &TopicIds::new(10), 3, 12, cut) else {
+        panic!("refused")
+    };
+    let err = err.to_string();
     assert!(err.contains("malformed header"), "{err}");
 }

@@ -6,6 +6,9 @@ use kafka_protocol::protocol::{Decodable, Encodable, Message};
 
 use super::super::{requests, responses, Layout};
 
+/// What [`roundtrip`] gives back.
+type Decoded = anyhow::Result<(usize, Option<Vec<u8>>)>;
+
 pub(super) struct Case {
     pub name: &'static str,
     pub layout: &'static Layout,
@@ -13,13 +16,10 @@ pub(super) struct Case {
     pub versions: (i16, i16),
     /// Decodes a body with kafka-protocol: the bytes it took, and its
     /// encoding of what it decoded (`None` when it would not encode it).
-    pub roundtrip: fn(&[u8], i16) -> anyhow::Result<(usize, Option<Vec<u8>>)>,
+    pub roundtrip: fn(&[u8], i16) -> Decoded,
 }
 
-fn roundtrip<M: Decodable + Encodable>(
-    body: &[u8],
-    v: i16,
-) -> anyhow::Result<(usize, Option<Vec<u8>>)> {
+fn roundtrip<M: Decodable + Encodable>(body: &[u8], v: i16) -> Decoded {
     let mut b = Bytes::copy_from_slice(body);
     let m = M::decode(&mut b, v)?;
     let used = body.len() - b.remaining();
