@@ -9,10 +9,10 @@
 //! keeps unknown tags in a map by signed tag: a repeated tag or one past
 //! 2^31 - 1 would not encode back as it came).
 //!
-//! The walk is driven by a [`Layout`] per message: its fields per version,
+//! The walk is driven by a `Layout` per message: its fields per version,
 //! as the Kafka message schemas (and kafka-protocol's decoders) lay them
-//! out. [`requests`] holds the client requests Strait decodes and
-//! [`responses`] the broker responses; every kafka-protocol decode of bytes
+//! out. `requests` holds the client requests Strait decodes and
+//! `responses` the broker responses; every kafka-protocol decode of bytes
 //! from a client or a broker goes through [`request`], [`response`] or the
 //! header checks first. The tests check each layout against
 //! kafka-protocol's own encoder and decoder at every version.
