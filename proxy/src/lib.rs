@@ -12,7 +12,7 @@
 //! | --- | --- |
 //! | listeners, accept loops, start and stop (the top; nothing imports it) | [`server`] |
 //! | one client connection: its two pumps, request order, admission | [`connection`] |
-//! | frames: length prefix, request-header peek, produce topic scan | [`codec`] |
+//! | frames: length prefix, request-header peek, produce topic scan; the walk before any decode | [`codec`], [`codec::guard`] |
 //! | record batches: header view, records, lossless edit, compression | [`codec::batch`], [`codec::edit`], [`codec::compression`] |
 //! | policies on the request: load, compile, enforce per api | [`policy`] |
 //! | the record pipeline: stages per topic, trace index | [`pipeline`] |

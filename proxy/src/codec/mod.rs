@@ -1,7 +1,8 @@
 //! The wire codec: frames (length prefix, request-header peek and the few
 //! body fields Strait reads without decoding a message: produce `acks`, the
 //! topics of a produce) and record batches (header view, records, lossless
-//! editing, compression, the aborted-transaction filter).
+//! editing, compression, the aborted-transaction filter), and the guard
+//! ([`guard`]) every kafka-protocol decode of a peer's bytes goes through.
 //!
 //! Everything here is bounds-checked and knows nothing of policies: a frame
 //! stays raw bytes unless a policy or a response step needs it decoded.
@@ -11,6 +12,7 @@ pub mod batch;
 pub mod build;
 pub mod compression;
 pub mod edit;
+pub mod guard;
 mod header;
 pub mod records;
 

@@ -166,7 +166,8 @@ pub async fn requests(
                     buf.reserve(4 + len - avail.len());
                     break;
                 }
-                sasl.handshake(&avail[4..4 + len], peek.api_version);
+                sasl.handshake(&avail[4..4 + len], peek.api_version)
+                    .map_err(ConnError::Enforce)?;
             }
             let policies = env.enforcer.store.get();
             if policy::request::inspects(&policies, peek.api_key) {

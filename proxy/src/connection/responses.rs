@@ -83,7 +83,8 @@ pub async fn responses(
                     buf.reserve(4 + len - avail.len());
                     break;
                 }
-                sasl.authenticated(&avail[4..4 + len], plan.api_version);
+                sasl.authenticated(&avail[4..4 + len], plan.api_version)
+                    .map_err(ConnError::Rewrite)?;
             }
             let m = metrics::api(plan.api_key);
             if plan.streams() {

@@ -1,20 +1,25 @@
 //! A client's own SASL exchange, watched but not touched: the request side
 //! notes the mechanism of its SaslHandshake, the response side reads the
 //! error code of each SaslAuthenticate answer and logs and counts a refusal.
-//! Only those two (small, rare) frames are decoded; everything else on the
-//! connection stays a byte stream.
+//! Only those two (small, rare) frames are decoded, each walked by the
+//! guard first ([`crate::codec::guard`]): a malformed one closes the
+//! connection (the handshake never reaches the broker). Everything else on
+//! the connection stays a byte stream.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    RequestHeader, ResponseHeader, SaslAuthenticateResponse, SaslHandshakeRequest,
+    ApiKey, RequestHeader, ResponseHeader, SaslAuthenticateResponse, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, HeaderVersion};
 use tracing::{debug, warn};
 
+use crate::codec::guard;
 use crate::metrics;
+use crate::policy::EnforceError;
+use crate::response::RewriteError;
 
 pub const SASL_HANDSHAKE: i16 = 17;
 pub const SASL_AUTHENTICATE: i16 = 36;
@@ -47,15 +52,24 @@ impl ClientSasl {
     }
 
     /// Notes the mechanism a SaslHandshake request (`frame`: after the
-    /// length prefix) names. An undecodable one is left to the broker.
-    pub fn handshake(&self, frame: &[u8], version: i16) {
+    /// length prefix) names. One the guard refuses is an error (the
+    /// connection closes); one it passes but kafka-protocol cannot decode
+    /// is left to the broker.
+    pub fn handshake(&self, frame: &[u8], version: i16) -> Result<(), EnforceError> {
+        let header_version = SaslHandshakeRequest::header_version(version);
+        walk(ApiKey::SaslHandshake, header_version, version, frame, true).map_err(|why| {
+            EnforceError::Decode {
+                api: ApiKey::SaslHandshake,
+                version,
+                why,
+            }
+        })?;
         let mut b = Bytes::copy_from_slice(frame);
-        let Ok(_) = RequestHeader::decode(&mut b, SaslHandshakeRequest::header_version(version))
-        else {
-            return;
+        let Ok(_) = RequestHeader::decode(&mut b, header_version) else {
+            return Ok(());
         };
         let Ok(req) = SaslHandshakeRequest::decode(&mut b, version) else {
-            return;
+            return Ok(());
         };
         let i = MECHANISMS[1..MECHANISMS.len() - 1]
             .iter()
@@ -69,6 +83,7 @@ impl ClientSasl {
             mechanism = MECHANISMS[i],
             "client SASL handshake"
         );
+        Ok(())
     }
 
     fn client(&self) -> String {
@@ -76,19 +91,31 @@ impl ClientSasl {
     }
 
     /// Reads a SaslAuthenticate answer (`frame`: after the length prefix);
-    /// logs and counts a refusal.
-    pub fn authenticated(&self, frame: &[u8], version: i16) {
+    /// logs and counts a refusal. One the guard refuses is an error (the
+    /// connection closes).
+    pub fn authenticated(&self, frame: &[u8], version: i16) -> Result<(), RewriteError> {
+        let header_version = SaslAuthenticateResponse::header_version(version);
+        walk(
+            ApiKey::SaslAuthenticate,
+            header_version,
+            version,
+            frame,
+            false,
+        )
+        .map_err(|why| RewriteError::Decode {
+            what: "SaslAuthenticate",
+            version,
+            source: anyhow::anyhow!(why),
+        })?;
         let mut b = Bytes::copy_from_slice(frame);
-        let Ok(_) =
-            ResponseHeader::decode(&mut b, SaslAuthenticateResponse::header_version(version))
-        else {
-            return;
+        let Ok(_) = ResponseHeader::decode(&mut b, header_version) else {
+            return Ok(());
         };
         let Ok(answer) = SaslAuthenticateResponse::decode(&mut b, version) else {
-            return;
+            return Ok(());
         };
         if answer.error_code == 0 {
-            return;
+            return Ok(());
         }
         let mechanism = MECHANISMS[usize::from(self.mechanism.load(Ordering::Relaxed))];
         metrics::sasl_failure("client", mechanism);
@@ -99,7 +126,32 @@ impl ClientSasl {
             error = answer.error_message.as_deref().unwrap_or(""),
             "client authentication failed"
         );
+        Ok(())
     }
+}
+
+/// The guard's walk of a frame (after the length prefix): its header, then
+/// its body; the error says which was malformed and where.
+fn walk(
+    api: ApiKey,
+    header_version: i16,
+    version: i16,
+    frame: &[u8],
+    request: bool,
+) -> Result<(), String> {
+    let header = if request {
+        guard::request_header(header_version, frame)
+    } else {
+        guard::response_header(header_version, frame)
+    }
+    .map_err(|e| format!("malformed header: {e}"))?;
+    let body = &frame[header..];
+    if request {
+        guard::request(api, version, body)
+    } else {
+        guard::response(api, version, body)
+    }
+    .map_err(|e| format!("malformed body: {e}"))
 }
 
 #[cfg(test)]
@@ -122,11 +174,38 @@ mod tests {
                 .with_mechanism(StrBytes::from_string(name.into()))
                 .encode(&mut out, 1)
                 .unwrap();
-            s.handshake(&out, 1);
+            s.handshake(&out, 1).unwrap();
             assert_eq!(s.mechanism.load(Ordering::Relaxed), want, "{name}");
         }
-        // Garbage leaves the last mechanism as it was.
-        s.handshake(&[0, 1, 2], 1);
+        // Garbage is refused (the connection closes) and leaves the last
+        // mechanism as it was.
+        let err = s.handshake(&[0, 1, 2], 1).unwrap_err().to_string();
+        assert!(
+            err.contains("SaslHandshake v1") && err.contains("malformed header"),
+            "{err}"
+        );
         assert_eq!(s.mechanism.load(Ordering::Relaxed), 6);
+    }
+
+    /// A SaslAuthenticate answer whose auth bytes claim more than the frame
+    /// holds is refused before kafka-protocol reads it.
+    #[test]
+    fn a_malformed_authenticate_answer_is_refused() {
+        let s = ClientSasl::new(None);
+        // Header v1 (correlation id, no tags), error code, compact null
+        // message, then auth bytes of 2^28 - 1 bytes.
+        let frame = [0, 0, 0, 7, 0, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x01];
+        let err = s.authenticated(&frame, 2).unwrap_err().to_string();
+        assert!(
+            err.contains("SaslAuthenticate response v2") && err.contains("malformed body"),
+            "{err}"
+        );
+        // A well-formed success passes.
+        let mut out = BytesMut::new();
+        ResponseHeader::default().encode(&mut out, 1).unwrap();
+        SaslAuthenticateResponse::default()
+            .encode(&mut out, 2)
+            .unwrap();
+        s.authenticated(&out, 2).unwrap();
     }
 }

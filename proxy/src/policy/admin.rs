@@ -10,13 +10,13 @@ use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, CreateTopicsRequest, DeleteTopicsRequest,
     IncrementalAlterConfigsRequest, MetadataRequest,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Encodable, StrBytes};
 use strait_policies::decide::{self, NewTopic};
 use strait_policies::{Policy, Violation};
 use uuid::Uuid;
 
 use super::request::{
-    decode_error, decode_header, frame_with, record, reject, EnforceError, Outcome,
+    decode_body, decode_header, frame_with, record, reject, EnforceError, Outcome,
 };
 use super::Compiled;
 use crate::cluster::TopicIds;
@@ -46,10 +46,9 @@ pub fn admin(
     let api = ApiKey::try_from(api_key).expect("inspected keys are known");
     let body = frame.slice(4..);
     let (header_len, _) = decode_header(api, version, &body)?;
-    let mut b = body.slice(header_len..);
-    let dec = decode_error(api, version);
+    let b = body.slice(header_len..);
     if api == ApiKey::Metadata {
-        let mut req = MetadataRequest::decode(&mut b, version).map_err(dec)?;
+        let mut req = decode_body::<MetadataRequest>(api, version, &b)?;
         return Ok(if refuses_auto_create(policies, &req) {
             req.allow_auto_topic_creation = false;
             Outcome::forward(frame_with(&body[..header_len], &req, api, version)?)
@@ -80,7 +79,7 @@ pub fn admin(
     // AlterConfigs and IncrementalAlterConfigs share a shape but not a type.
     macro_rules! filter_alter_configs {
         ($request:ty) => {{
-            let mut req = <$request>::decode(&mut b, version).map_err(dec)?;
+            let mut req = decode_body::<$request>(api, version, &b)?;
             let before = req.resources.len();
             req.resources.retain(|r| {
                 if r.resource_type != TOPIC_RESOURCE {
@@ -99,7 +98,7 @@ pub fn admin(
     }
     let new_frame = match api {
         ApiKey::CreateTopics => {
-            let mut req = CreateTopicsRequest::decode(&mut b, version).map_err(dec)?;
+            let mut req = decode_body::<CreateTopicsRequest>(api, version, &b)?;
             let before = req.topics.len();
             req.topics.retain(|t| {
                 let (partitions, rf) = if t.assignments.is_empty() {
@@ -133,7 +132,7 @@ pub fn admin(
         ApiKey::AlterConfigs => filter_alter_configs!(AlterConfigsRequest),
         ApiKey::IncrementalAlterConfigs => filter_alter_configs!(IncrementalAlterConfigsRequest),
         ApiKey::DeleteTopics => {
-            let mut req = DeleteTopicsRequest::decode(&mut b, version).map_err(dec)?;
+            let mut req = decode_body::<DeleteTopicsRequest>(api, version, &b)?;
             let before = req.topic_names.len() + req.topics.len();
             req.topic_names.retain(|n| {
                 check(

@@ -7,11 +7,10 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, FetchRequest};
-use kafka_protocol::protocol::Decodable;
 
 use std::sync::Arc;
 
-use super::request::{decode_error, decode_header, ConnState, EnforceError, Outcome};
+use super::request::{decode_body, decode_header, ConnState, EnforceError, Outcome};
 use super::Compiled;
 use crate::cluster::TopicIds;
 use crate::large::restore::{RestoreSpec, TopicKey};
@@ -42,8 +41,7 @@ pub fn fetch(
     let may_restore = policies.has_restores();
     let mut steps = Vec::new();
     if !state.read_committed || may_restore {
-        let mut b = body.slice(header_len..);
-        let req = FetchRequest::decode(&mut b, version).map_err(decode_error(api, version))?;
+        let req: FetchRequest = decode_body(api, version, &body.slice(header_len..))?;
         // Fetch sessions omit unchanged topics later: both stay set.
         for t in &req.topics {
             let plan = if version >= 13 {

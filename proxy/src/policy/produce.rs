@@ -8,14 +8,14 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::{ApiKey, ProduceRequest};
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use strait_policies::decide::{self, AcksVerdict};
 use strait_policies::{Policy, Rule, Violation};
 use uuid::Uuid;
 
 use super::order::Refusals;
 use super::request::{
-    decode_error, decode_header, frame_with, record, reject, EnforceError, Outcome,
+    decode_body, decode_header, frame_with, record, reject, EnforceError, Outcome,
 };
 use super::{Compiled, TopicPlan};
 use crate::cluster::TopicIds;
@@ -180,8 +180,7 @@ pub fn produce(
     let body = frame.slice(4..);
     let (header_len, header) = decode_header(api, version, &body)?;
     let client_id = header.client_id.as_ref().map(|c| c.as_str());
-    let mut b = body.slice(header_len..);
-    let mut req = ProduceRequest::decode(&mut b, version).map_err(decode_error(api, version))?;
+    let mut req: ProduceRequest = decode_body(api, version, &body.slice(header_len..))?;
     let txn = req.transactional_id.is_some();
     let mut v = Verdicts::default();
     let received_at_ms = std::time::SystemTime::now()

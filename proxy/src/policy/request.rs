@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::{admin, fetch, produce, Compiled, PolicyStore};
 use crate::cluster::ClusterView;
-use crate::codec::RequestPeek;
+use crate::codec::{guard, RequestPeek};
 use crate::metrics;
 use crate::offload::Offload;
 use crate::response::{Rejected, Step, TOPIC_RESOURCE};
@@ -166,17 +166,42 @@ pub(super) fn decode_error(api: ApiKey, version: i16) -> impl Fn(anyhow::Error) 
     }
 }
 
+/// A body the guard refused ([`crate::codec::guard`]): it never reaches
+/// kafka-protocol, nor the broker.
+fn malformed(api: ApiKey, version: i16, what: &str) -> impl Fn(guard::Malformed) -> EnforceError {
+    let what = what.to_string();
+    move |e| EnforceError::Decode {
+        api,
+        version,
+        why: format!("malformed {what}: {e}"),
+    }
+}
+
 /// Decodes the request header of a frame body (after the length prefix);
-/// returns its length too.
+/// returns its length too. The header is walked first.
 pub(super) fn decode_header(
     api: ApiKey,
     version: i16,
     body: &Bytes,
 ) -> Result<(usize, RequestHeader), EnforceError> {
+    let header_version = api.request_header_version(version);
+    guard::request_header(header_version, body).map_err(malformed(api, version, "header"))?;
     let mut b = body.clone();
-    let header = RequestHeader::decode(&mut b, api.request_header_version(version))
-        .map_err(decode_error(api, version))?;
+    let header =
+        RequestHeader::decode(&mut b, header_version).map_err(decode_error(api, version))?;
     Ok((body.len() - b.len(), header))
+}
+
+/// Decodes a request body (after the header), walked first so a hostile
+/// array length is refused before kafka-protocol reserves room for it.
+pub(super) fn decode_body<M: Decodable>(
+    api: ApiKey,
+    version: i16,
+    body: &Bytes,
+) -> Result<M, EnforceError> {
+    guard::request(api, version, body).map_err(malformed(api, version, "body"))?;
+    let mut b = body.clone();
+    M::decode(&mut b, version).map_err(decode_error(api, version))
 }
 
 /// A frame of `header` (as received) and a re-encoded body.

@@ -162,3 +162,42 @@ fn metadata_does_not_auto_create_a_topic_the_create_rules_refuse() {
     let frame = metadata_frame("orders.new", false);
     assert_eq!(forwarded_auto_create(&set, frame.clone()).1, frame);
 }
+
+/// A request whose array length claims more than the frame holds is
+/// refused before kafka-protocol decodes it (its decoder would reserve room
+/// for all of them up front and abort the process); the error names the
+/// api, the version and where, and the request is never forwarded.
+#[test]
+fn a_request_with_a_huge_array_count_is_refused_not_decoded() {
+    let set = compiled(
+        "[[policy]]\nname = \"guarded\"\ntopics = { prefix = \"orders.\" }\n[policy.admin]\n\
+         partitions = { min = 2, max = 6 }\n",
+    );
+    // Metadata v12: the topics count (a compact array) is the first body
+    // byte, after the header; 2^28 topics in five bytes.
+    let frame = metadata_frame("orders.new", true);
+    let (header_len, _) = decode_header(ApiKey::Metadata, 12, &frame.slice(4..)).unwrap();
+    let at = 4 + header_len;
+    assert_eq!(frame[at], 2, "one topic");
+    let bad = [
+        &frame[..at],
+        &[0x81, 0x80, 0x80, 0x80, 0x01],
+        &frame[at + 1..],
+    ]
+    .concat();
+    let Err(err) = super::admin::admin(&set, &TopicIds::new(10), 3, 12, Bytes::from(bad)) else {
+        panic!("refused")
+    };
+    let err = err.to_string();
+    assert!(
+        err.contains("Metadata v12") && err.contains("malformed body: an array at byte 0"),
+        "{err}"
+    );
+    // A cut header is refused too.
+    let cut = Bytes::copy_from_slice(&frame[..10]);
+    let Err(err) = super::admin::admin(&set, &TopicIds::new(10), 3, 12, cut) else {
+        panic!("refused")
+    };
+    let err = err.to_string();
+    assert!(err.contains("malformed header"), "{err}");
+}

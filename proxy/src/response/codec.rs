@@ -11,7 +11,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
-use super::guard;
+use crate::codec::guard;
 
 /// Kafka's UNSUPPORTED_VERSION error code.
 pub const UNSUPPORTED_VERSION: i16 = 35;
@@ -56,6 +56,14 @@ macro_rules! kinds {
             pub fn name(self) -> &'static str {
                 match self {
                     $(Kind::$kind => stringify!($kind),)*
+                }
+            }
+
+            /// The api key whose response this is (each kind is named
+            /// after its key).
+            pub fn api(self) -> ApiKey {
+                match self {
+                    $(Kind::$kind => ApiKey::$kind,)*
                 }
             }
         }
@@ -129,10 +137,10 @@ fn dec<T: Decodable>(buf: &mut Bytes, what: &'static str, version: i16) -> Resul
 
 /// The body walked before it is decoded ([`guard`]).
 fn walk(kind: Kind, version: i16, body: &[u8]) -> Result<(), RewriteError> {
-    guard::check(kind, version, body).map_err(|e| RewriteError::Decode {
+    guard::response(kind.api(), version, body).map_err(|e| RewriteError::Decode {
         what: kind.name(),
         version,
-        source: e.into(),
+        source: anyhow::anyhow!("malformed body: {e}"),
     })
 }
 
@@ -146,6 +154,11 @@ impl Decoded {
     ) -> Result<Decoded, RewriteError> {
         let key = ApiKey::try_from(api_key).expect("classified keys are known");
         let header_version = key.response_header_version(version);
+        guard::response_header(header_version, &frame).map_err(|e| RewriteError::Decode {
+            what: kind.name(),
+            version,
+            source: anyhow::anyhow!("malformed header: {e}"),
+        })?;
         let mut buf = frame;
         let header: ResponseHeader = dec(&mut buf, "response header", header_version)?;
         let (body, version) = match kind {
@@ -190,7 +203,7 @@ impl Decoded {
 /// UNSUPPORTED_VERSION, so the client can retry lower; accept both.
 fn decode_api_versions(buf: Bytes, version: i16) -> Result<(Body, i16), RewriteError> {
     let max = ApiKey::ApiVersions.valid_versions().max;
-    if version <= max && guard::check(Kind::ApiVersions, version, &buf).is_ok() {
+    if version <= max && guard::response(ApiKey::ApiVersions, version, &buf).is_ok() {
         let mut b = buf.clone();
         if let Ok(r) = ApiVersionsResponse::decode(&mut b, version) {
             if !b.has_remaining() || r.error_code != UNSUPPORTED_VERSION {

@@ -4,8 +4,9 @@
 //! and the plan's steps run once the response arrives.
 //!
 //! - [`codec`]: decoding and encoding the responses Strait rewrites.
-//! - [`guard`]: a walk over a body before it is decoded, so a malformed array
-//!   length cannot make the decoder reserve more memory than the frame holds.
+//!   Every body (and header) is walked by [`crate::codec::guard`] first, so
+//!   a malformed array length cannot make the decoder reserve more memory
+//!   than the frame holds.
 //! - [`versions`]: which request versions Strait serves; the ApiVersions clamp.
 //! - [`addresses`]: broker endpoints in responses, pointed at Strait.
 //! - [`merge`]: policy rejections merged into the broker's answer.
@@ -16,7 +17,6 @@
 pub mod addresses;
 pub mod body;
 pub mod codec;
-pub mod guard;
 pub mod merge;
 pub mod plan;
 pub mod versions;

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::RequestHeader;
+use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::codec::guard;
 use crate::io::{BoxRead, BoxWrite};
 
 pub struct BrokerConn {
@@ -93,11 +94,17 @@ impl BrokerConn {
             .await
             .map_err(|_| anyhow!("api key {} from {addr}: timed out", R::KEY))?
             .with_context(|| format!("api key {} from {addr}", R::KEY))?;
-        let header = kafka_protocol::messages::ResponseHeader::decode(
-            &mut body,
-            R::Response::header_version(version),
-        )
-        .with_context(|| format!("response header from {addr}"))?;
+        // Walked before kafka-protocol reads it: a malformed array length
+        // would otherwise abort the process (see codec::guard).
+        let header_version = R::Response::header_version(version);
+        let api = ApiKey::try_from(R::KEY).map_err(|()| anyhow!("unknown api key {}", R::KEY))?;
+        let header_len = guard::response_header(header_version, &body).map_err(|e| {
+            anyhow!("malformed {api:?} v{version} response header from {addr}: {e}")
+        })?;
+        guard::response(api, version, &body[header_len..])
+            .map_err(|e| anyhow!("malformed {api:?} v{version} response body from {addr}: {e}"))?;
+        let header = kafka_protocol::messages::ResponseHeader::decode(&mut body, header_version)
+            .with_context(|| format!("response header from {addr}"))?;
         if header.correlation_id != correlation_id {
             return Err(anyhow!(
                 "{addr} answered correlation id {} to request {correlation_id}",
@@ -106,5 +113,50 @@ impl BrokerConn {
         }
         R::Response::decode(&mut body, version)
             .with_context(|| format!("decoding api key {} v{version} from {addr}", R::KEY))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::MetadataRequest;
+
+    /// A broker whose Metadata answer claims 2^31 - 1 brokers in a few
+    /// bytes: the call fails naming the api, version and byte, and nothing
+    /// is decoded (the decoder would reserve room for them all and abort).
+    #[tokio::test]
+    async fn a_malformed_answer_is_refused_before_it_is_decoded() {
+        let (ours, theirs) = tokio::io::duplex(1 << 16);
+        let (r, w) = tokio::io::split(ours);
+        let mut conn = BrokerConn::new(
+            (Box::new(r), Box::new(w)),
+            "broker:9092".into(),
+            "strait",
+            Duration::from_secs(5),
+            1 << 20,
+        );
+        let broker = tokio::spawn(async move {
+            let (mut r, mut w) = tokio::io::split(theirs);
+            let len = r.read_i32().await.unwrap();
+            let mut req = vec![0; len as usize];
+            r.read_exact(&mut req).await.unwrap();
+            // Response header v0 (correlation id 1), then Metadata v1.
+            let mut answer = vec![0, 0, 0, 1];
+            answer.extend_from_slice(&i32::MAX.to_be_bytes());
+            answer.extend_from_slice(&[0; 16]);
+            w.write_i32(answer.len() as i32).await.unwrap();
+            w.write_all(&answer).await.unwrap();
+        });
+        let err = conn
+            .call(1, &MetadataRequest::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("malformed Metadata v1 response body from broker:9092")
+                && err.contains("an array at byte 0 declares 2147483647 elements"),
+            "{err}"
+        );
+        broker.await.unwrap();
     }
 }

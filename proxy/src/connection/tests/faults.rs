@@ -175,3 +175,26 @@ async fn a_bad_client_frame_ends_the_connection_and_is_not_forwarded() {
         }
     }
 }
+
+/// A SaslHandshake whose mechanism claims more bytes than the frame holds
+/// is refused by the guard before it is decoded: the connection closes
+/// with the api and version named, and the broker never sees the frame.
+#[tokio::test]
+async fn a_malformed_sasl_handshake_is_refused_and_never_forwarded() {
+    crate::metrics::install();
+    let env = test_env(LimitsConfig::default());
+    let mut c = start(&env);
+    write(&mut c.client_w, &request((17, 1), 3, &[0x7f, 0xff, b'P'])).await;
+    let r = finish(c.proxy).await;
+    let Err(ConnError::Enforce(e)) = &r else {
+        panic!("{r:?}")
+    };
+    assert!(
+        e.to_string().contains("SaslHandshake v1") && e.to_string().contains("malformed body"),
+        "{e}"
+    );
+    assert!(
+        read_to_eof(&mut c.broker_r).await.is_empty(),
+        "nothing reached the broker"
+    );
+}
