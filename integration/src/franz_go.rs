@@ -1,11 +1,12 @@
 //! The franz-go conformance driver (`conformance/go`, built into
 //! `conformance/go/bin/strait-franz`) and the TLS material its tests use.
 
+use crate::pki::ca;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Once;
 
-use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair};
 
 use crate::{repo, run, tempdir::Dir};
 
@@ -88,14 +89,6 @@ impl Default for Pki {
     fn default() -> Pki {
         Pki::new()
     }
-}
-
-fn ca(name: &str) -> (rcgen::Certificate, KeyPair) {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(rcgen::DnType::CommonName, name);
-    let key = KeyPair::generate().unwrap();
-    (p.self_signed(&key).unwrap(), key)
 }
 
 fn leaf(

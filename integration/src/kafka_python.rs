@@ -2,10 +2,11 @@
 //! their tests share: the command for a driver, Strait with a record
 //! pipeline on some topics, and a throwaway PKI for TLS.
 
+use crate::pki::ca;
 use std::path::PathBuf;
 use std::process::Command;
 
-use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair};
 
 use crate::{cluster_name, python, repo, run, tempdir, StoredBatch, Strait};
 
@@ -95,14 +96,6 @@ impl Default for Pki {
     fn default() -> Self {
         Pki::new()
     }
-}
-
-fn ca(name: &str) -> (rcgen::Certificate, KeyPair) {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(rcgen::DnType::CommonName, name);
-    let key = KeyPair::generate().unwrap();
-    (p.self_signed(&key).unwrap(), key)
 }
 
 /// Creates `topics` (`partitions` each, replication factor 1) directly on a

@@ -2,10 +2,11 @@
 //! machine's `node`; `scripts/install-deps` installs their pinned packages
 //! with `npm ci`), and a per-test PKI for the kafkajs TLS checks.
 
+use crate::pki::ca;
 use std::path::PathBuf;
 use std::process::Command;
 
-use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair};
 
 use crate::{repo, tempdir};
 
@@ -77,12 +78,4 @@ impl Default for Pki {
     fn default() -> Self {
         Pki::new()
     }
-}
-
-fn ca(name: &str) -> (rcgen::Certificate, KeyPair) {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(rcgen::DnType::CommonName, name);
-    let key = KeyPair::generate().unwrap();
-    (p.self_signed(&key).unwrap(), key)
 }

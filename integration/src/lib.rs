@@ -709,6 +709,8 @@ pub fn idempotent_producer_config(dir: &Path) -> PathBuf {
     props
 }
 
+pub mod pki;
+
 pub mod tempdir {
     use std::path::{Path, PathBuf};
 

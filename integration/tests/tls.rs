@@ -2,8 +2,9 @@
 //! real Java client. Certificates are generated per test with rcgen.
 
 use std::path::{Path, PathBuf};
+use strait_integration::pki::ca;
 
-use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair};
 use strait_integration::tempdir::Dir;
 use strait_integration::{cluster, field, java, message, run, unique, Strait};
 
@@ -15,14 +16,6 @@ impl Pki {
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
-}
-
-fn ca(name: &str) -> (rcgen::Certificate, KeyPair) {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(rcgen::DnType::CommonName, name);
-    let key = KeyPair::generate().unwrap();
-    (p.self_signed(&key).unwrap(), key)
 }
 
 fn leaf(
