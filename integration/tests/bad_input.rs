@@ -107,6 +107,47 @@ fn truncated_frame_then_disconnect_is_logged() {
     healthy(&strait);
 }
 
+/// A client that closes with a request unanswered and SO_LINGER 0 sends a
+/// TCP reset: what clients do when they drop a connection they no longer
+/// need. It is counted and logged at INFO with the client's address; it is
+/// not a warning, and other connections carry on.
+#[test]
+fn a_client_reset_is_counted_and_logged_but_not_a_warning() {
+    let mut strait = Strait::quick(&cluster(1));
+    strait.wait_ready();
+    let s = TcpStream::connect(&strait.bootstrap).unwrap();
+    let me = s.local_addr().unwrap().to_string();
+    let mut s = s;
+    s.write_all(&Wire::frame(
+        ApiKey::Metadata,
+        12,
+        9,
+        &MetadataRequest::default().with_topics(None),
+    ))
+    .unwrap();
+    let s = socket2::Socket::from(s);
+    s.set_linger(Some(std::time::Duration::ZERO)).unwrap();
+    drop(s);
+    let line = strait.wait_log("the reset's log line", |l| {
+        message(l) == "client reset the connection" && field(l, "client") == me
+    });
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert!(
+        field(&line, "error").contains("reset") || field(&line, "error").contains("pipe"),
+        "why: {line}"
+    );
+    assert!(
+        strait_integration::large::metric(
+            &strait,
+            "strait_errors_total",
+            &["side=\"client\"", "kind=\"reset\""]
+        ) >= 1.0
+    );
+    healthy(&strait);
+    let warnings = strait.warnings();
+    assert!(warnings.is_empty(), "{warnings:#?}");
+}
+
 #[test]
 fn unsupported_versions_get_a_clear_answer() {
     let mut strait = Strait::quick(&cluster(1));

@@ -95,6 +95,7 @@ impl ConnError {
             ConnError::ClientFrame(_) => ("client", "bad_frame"),
             ConnError::UpstreamFrame(_) => ("upstream", "bad_frame"),
             ConnError::Unsupported(_) => ("client", "unsupported_version"),
+            ConnError::ClientIo(e) if is_reset(e) => ("client", "reset"),
             ConnError::ClientIo(_) => ("client", "io"),
             ConnError::UpstreamIo(_) => ("upstream", "io"),
             ConnError::ClientClosedMidRequest { .. } => ("client", "closed_mid_request"),
@@ -113,6 +114,13 @@ impl ConnError {
     }
 }
 
+/// Whether a client I/O error means the client reset or abandoned the
+/// connection (rather than a fault of Strait's or the network's).
+fn is_reset(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe)
+}
+
 /// Serves one accepted (and TLS-terminated) client connection to its end.
 pub async fn serve(env: Arc<Env>, client: Io, peer: SocketAddr, target: Target) {
     let (upstream, upstream_addr) = match env.cluster.connect(target).await {
@@ -129,6 +137,14 @@ pub async fn serve(env: Arc<Env>, client: Io, peer: SocketAddr, target: Target) 
         Ok(()) => debug!(client = %peer, upstream = %upstream_addr, "client closed the connection"),
         Err(ConnError::UpstreamClosed { in_flight: 0 }) => {
             info!(client = %peer, listener = %target, upstream = %upstream_addr, "broker closed the connection; closing client connection")
+        }
+        // A client may close with bytes unread (a TCP reset): clients do so
+        // when they shut down or drop a connection they no longer need. It
+        // is the client's decision, not a fault an operator can act on, so
+        // it is counted and logged at INFO, like a broker's own disconnect.
+        Err(e @ ConnError::ClientIo(_)) if e.side_kind().1 == "reset" => {
+            metrics::error("client", "reset");
+            info!(client = %peer, listener = %target, upstream = %upstream_addr, error = %e, "client reset the connection");
         }
         Err(e) => {
             let (side, kind) = e.side_kind();
