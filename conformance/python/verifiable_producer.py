@@ -6,14 +6,17 @@ Produces values "0".."N-1" (no key) to TOPIC with an idempotent producer (enable
 delivery report in VerifiableProducer's format, so the same test code reads both:
   {"name":"producer_send_success","topic":T,"partition":p,"offset":o,"value":"<i>"}
   {"name":"producer_send_error","exception":"<librdkafka error name>","message":"...","value":"<i>"}
-and finally {"name":"shutdown_complete","acked":a,"failed":f}. Every delivery report arrives
-before exit: message.timeout.ms (default 60000) bounds each record. Exit 0 when every record
-got a report (acked or failed), 1 otherwise, 2 on usage errors.
+and finally {"name":"shutdown_complete","sent":s,"acked":a,"failed":f}. Every delivery report
+arrives before exit: message.timeout.ms (default 60000) bounds each record. --max-messages -1
+produces until SIGTERM or SIGINT (VerifiableProducer's convention), then flushes. Exit 0 when
+every record sent got a report (acked or failed), 1 otherwise, 2 on usage errors.
 """
 
 import argparse
+import itertools
 import json
 import os
+import signal
 import sys
 import time
 
@@ -35,12 +38,15 @@ def main(argv):
         if not k or not eq:
             ap.error("--prop expects K=V, got %r" % kv)
         extra[k] = v
-    if args.max_messages < 1 or args.throughput < 1:
-        ap.error("--max-messages and --throughput must be >= 1")
+    if (args.max_messages < 1 and args.max_messages != -1) or args.throughput < 1:
+        ap.error("--max-messages must be >= 1 or -1 (until SIGTERM); --throughput >= 1")
+    stop = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.append(True))
 
     from confluent_kafka import Producer
 
-    counts = {"acked": 0, "failed": 0}
+    counts = {"sent": 0, "acked": 0, "failed": 0}
 
     def out(obj):
         sys.stdout.write(json.dumps(obj) + "\n")
@@ -66,7 +72,10 @@ def main(argv):
         **extra,
     })
     start = time.monotonic()
-    for i in range(args.max_messages):
+    values = range(args.max_messages) if args.max_messages > 0 else itertools.count()
+    for i in values:
+        if stop:
+            break
         # Pace to the target rate: a driver's pacing, not test synchronisation.
         ahead = i / args.throughput - (time.monotonic() - start)
         if ahead > 0:
@@ -74,6 +83,7 @@ def main(argv):
         while True:
             try:
                 p.produce(args.topic, value=str(i).encode(), on_delivery=report)
+                counts["sent"] += 1
                 break
             except BufferError:
                 p.poll(0.05)
@@ -82,7 +92,7 @@ def main(argv):
         p.flush(1.0)
     out({"name": "shutdown_complete", **counts})
     sys.stdout.flush()
-    return 0 if counts["acked"] + counts["failed"] == args.max_messages else 1
+    return 0 if counts["acked"] + counts["failed"] == counts["sent"] else 1
 
 
 if __name__ == "__main__":
