@@ -1,14 +1,11 @@
 //! The franz-go conformance driver (`conformance/go`, built into
 //! `conformance/go/bin/strait-franz`) and the TLS material its tests use.
 
-use crate::pki::ca;
-use std::path::{Path, PathBuf};
+pub use crate::pki::Pki;
 use std::process::Command;
 use std::sync::Once;
 
-use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair};
-
-use crate::{repo, run, tempdir::Dir};
+use crate::{repo, run};
 
 /// `strait-franz COMMAND ARGS`, built first (`conformance/go/build
 /// --if-stale`, once per test process) when a source is newer than the binary.
@@ -21,91 +18,6 @@ pub fn franz(command: &str, args: &[&str]) -> Command {
     let mut c = Command::new(repo().join("conformance/go/bin/strait-franz"));
     c.arg(command).args(args);
     c
-}
-
-/// A CA, a server certificate for 127.0.0.1 / localhost, a client
-/// certificate from that CA (`client`) and one from a stranger CA
-/// (`intruder`), as PEM files `NAME.crt` / `NAME.key` (and `ca.crt`).
-pub struct Pki {
-    dir: Dir,
-}
-
-impl Pki {
-    pub fn new() -> Pki {
-        let dir = Dir::new("strait-fg-pki");
-        let root = ca("strait-fg-ca");
-        let stranger = ca("stranger-ca");
-        std::fs::write(dir.path().join("ca.crt"), root.0.pem()).unwrap();
-        let server = ["127.0.0.1", "localhost"];
-        leaf(
-            dir.path(),
-            "server",
-            &server,
-            ExtendedKeyUsagePurpose::ServerAuth,
-            &root,
-        );
-        leaf(
-            dir.path(),
-            "client",
-            &["client"],
-            ExtendedKeyUsagePurpose::ClientAuth,
-            &root,
-        );
-        leaf(
-            dir.path(),
-            "intruder",
-            &["intruder"],
-            ExtendedKeyUsagePurpose::ClientAuth,
-            &stranger,
-        );
-        Pki { dir }
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// `strait.toml` text for a TLS listener (`[tls]`; with `mtls`, client
-    /// certificates from the CA are required).
-    pub fn listener_toml(&self, upstream: &str, mtls: bool) -> String {
-        let mut toml = format!(
-            "[listen]\nbootstrap = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
-             [upstream]\nbootstrap = [\"{}\"]\n[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
-            upstream.split(',').next().unwrap(),
-            self.path("server.crt").display(),
-            self.path("server.key").display(),
-        );
-        if mtls {
-            toml.push_str(&format!(
-                "client_ca_file = \"{}\"\n",
-                self.path("ca.crt").display()
-            ));
-        }
-        toml
-    }
-}
-
-impl Default for Pki {
-    fn default() -> Pki {
-        Pki::new()
-    }
-}
-
-fn leaf(
-    dir: &Path,
-    name: &str,
-    sans: &[&str],
-    usage: ExtendedKeyUsagePurpose,
-    issuer: &(rcgen::Certificate, KeyPair),
-) {
-    let mut p =
-        CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    p.distinguished_name.push(rcgen::DnType::CommonName, name);
-    p.extended_key_usages = vec![usage];
-    let key = KeyPair::generate().unwrap();
-    let cert = p.signed_by(&key, &issuer.0, &issuer.1).unwrap();
-    std::fs::write(dir.join(format!("{name}.crt")), cert.pem()).unwrap();
-    std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
 }
 
 /// Creates `topic` on `bootstrap` with the driver (CreateTopics, then every

@@ -2,11 +2,9 @@
 //! their tests share: the command for a driver, Strait with a record
 //! pipeline on some topics, and a throwaway PKI for TLS.
 
-use crate::pki::ca;
+pub use crate::pki::Pki;
 use std::path::PathBuf;
 use std::process::Command;
-
-use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair};
 
 use crate::{cluster_name, python, repo, run, tempdir, StoredBatch, Strait};
 
@@ -35,67 +33,6 @@ pub fn pipeline_strait(upstream: &str, topics: &[(&str, &str)]) -> (Strait, temp
     }
     let strait = Strait::with_policies(upstream, dir.path());
     (strait, dir)
-}
-
-/// A CA, a server certificate for 127.0.0.1 / localhost, a client
-/// certificate from the same CA, and one ("intruder") from a stranger CA,
-/// as `NAME.crt` / `NAME.key` PEM files (`ca.crt`, `stranger-ca.crt`).
-pub struct Pki {
-    dir: tempdir::Dir,
-}
-
-impl Pki {
-    pub fn new() -> Pki {
-        let dir = tempdir::Dir::new("strait-kp-pki");
-        let root = ca("strait-kp-ca");
-        let stranger = ca("stranger-ca");
-        std::fs::write(dir.path().join("ca.crt"), root.0.pem()).unwrap();
-        std::fs::write(dir.path().join("stranger-ca.crt"), stranger.0.pem()).unwrap();
-        let leaves = [
-            (
-                "server",
-                "127.0.0.1",
-                ExtendedKeyUsagePurpose::ServerAuth,
-                &root,
-            ),
-            (
-                "client",
-                "client",
-                ExtendedKeyUsagePurpose::ClientAuth,
-                &root,
-            ),
-            (
-                "intruder",
-                "intruder",
-                ExtendedKeyUsagePurpose::ClientAuth,
-                &stranger,
-            ),
-        ];
-        for (name, san, usage, issuer) in leaves {
-            let mut sans = vec![san.to_string()];
-            if name == "server" {
-                sans.push("localhost".into());
-            }
-            let mut p = CertificateParams::new(sans).unwrap();
-            p.distinguished_name.push(rcgen::DnType::CommonName, name);
-            p.extended_key_usages = vec![usage];
-            let key = KeyPair::generate().unwrap();
-            let cert = p.signed_by(&key, &issuer.0, &issuer.1).unwrap();
-            std::fs::write(dir.path().join(format!("{name}.crt")), cert.pem()).unwrap();
-            std::fs::write(dir.path().join(format!("{name}.key")), key.serialize_pem()).unwrap();
-        }
-        Pki { dir }
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
-
-impl Default for Pki {
-    fn default() -> Self {
-        Pki::new()
-    }
 }
 
 /// Creates `topics` (`partitions` each, replication factor 1) directly on a

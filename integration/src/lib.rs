@@ -9,6 +9,7 @@ pub mod franz_go;
 pub mod kafka_python;
 pub mod kafkajs;
 pub mod large;
+pub mod produce_rules;
 pub mod s3;
 pub mod sasl;
 pub mod wire;
@@ -364,6 +365,31 @@ impl Output {
     }
 }
 
+/// Runs a driver that must refuse its arguments, and checks the drivers'
+/// contract for that (conformance/README.md): exit 2 and a failing summary
+/// whose error starts with "usage: ". Returns the summary.
+pub fn assert_usage_error(cmd: &mut Command, what: &str) -> Value {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: Value = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null);
+    assert_eq!(out.status.code(), Some(2), "{what}: {stdout}");
+    assert_eq!(summary["ok"], false, "{what}: {summary}");
+    assert!(
+        summary["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("usage: ")),
+        "{what}: {summary}"
+    );
+    summary
+}
+
 fn tail(s: &str) -> String {
     let lines: Vec<_> = s.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
@@ -383,14 +409,22 @@ pub fn run(cmd: &mut Command) -> Output {
 }
 
 /// Spawns a command whose stdout is JSON lines (Kafka's Verifiable* tools),
-/// handing each parsed line to the receiver as it comes.
+/// handing each parsed line to the receiver as it comes. Its stderr goes to
+/// the test's captured output (shown when the test fails), not the suite's.
 pub fn spawn_lines(cmd: &mut Command) -> (Child, std::sync::mpsc::Receiver<Value>) {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let stderr = child.stderr.take().expect("piped");
+    // Threads spawned by a test share its output capture.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+        }
+    });
     let stdout = child.stdout.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

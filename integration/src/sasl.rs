@@ -125,6 +125,41 @@ pub fn client_auth_failures(strait: &Strait) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Strait logged at least `at_least` refused client authentications with
+/// `mechanism` at WARN, each with the client's address and the broker's
+/// reason and never the wrong password `secret`, and counted them in
+/// `strait_sasl_authentication_failures_total`. (At least: a client
+/// retries until it gives up, and a previous round's last refusal can be
+/// logged after this one began.)
+pub fn assert_client_auth_failures(
+    strait: &Strait,
+    mechanism: &str,
+    at_least: usize,
+    secret: &str,
+) {
+    let lines = crate::eventually("the WARN lines", std::time::Duration::from_secs(10), || {
+        let l: Vec<_> = client_auth_failures(strait)
+            .into_iter()
+            .filter(|l| crate::field(l, "mechanism") == mechanism)
+            .collect();
+        (l.len() >= at_least).then_some(l)
+    });
+    for l in &lines {
+        assert!(crate::field(l, "client").starts_with("127.0.0.1:"), "{l}");
+        assert!(
+            crate::field(l, "error").contains("Authentication failed"),
+            "{l}"
+        );
+        assert!(!l.to_string().contains(secret), "{l}");
+    }
+    let counted = crate::large::metric(
+        strait,
+        "strait_sasl_authentication_failures_total",
+        &["side=\"client\"", &format!("mechanism=\"{mechanism}\"")],
+    );
+    assert!(counted >= at_least as f64, "{mechanism}: counted {counted}");
+}
+
 /// `--FLAG k=v` for each property.
 pub fn flags(flag: &str, props: &[String]) -> Vec<String> {
     props

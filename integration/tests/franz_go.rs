@@ -11,9 +11,13 @@ use strait_integration::large::{
     assert_round_trip, consumed, driver, metric, policy, produce_errors, produced, strait_with_dir,
     strait_with_store, Stack, StoreKind,
 };
+use strait_integration::produce_rules::{
+    rule_policy, write_rule_policies, RuleFlags, HEADER_FLAGS, PRODUCE_RULES, VALUE_SIZE_FLAGS,
+};
 use strait_integration::tempdir::Dir;
 use strait_integration::{
-    cluster, field, message, run, spawn_lines, unique, KilledNode, Output, S3Server, Strait,
+    assert_usage_error, cluster, field, message, run, spawn_lines, unique, KilledNode, Output,
+    S3Server, Strait,
 };
 
 const MIB: u64 = 1 << 20;
@@ -390,73 +394,21 @@ fn franz_go_gets_the_policy_error_for_every_produce_rule() {
     let upstream = cluster(1);
     let base = unique("fg-rules");
     let dir = Dir::new("fg-policies");
-    // (rule, policy body, violating flags, compliant flags, error name, code)
-    type Case = (
-        &'static str,
-        &'static str,
-        &'static [&'static str],
-        &'static [&'static str],
-        &'static str,
-        u64,
-    );
-    let cases: [Case; 5] = [
-        (
-            "produce.acks",
-            "[policy.produce]\nacks = \"require-all\"",
-            &["--acks", "1", "--no-idempotence"],
-            &["--acks", "all"],
-            "POLICY_VIOLATION",
-            44,
-        ),
-        (
-            "produce.require_idempotent",
-            "[policy.produce]\nrequire_idempotent = true",
-            &["--no-idempotence"],
-            &[],
-            "POLICY_VIOLATION",
-            44,
-        ),
-        (
-            "produce.required_headers",
-            "[policy.produce]\nrequired_headers = [\"event-id\"]",
-            &["--header", "other=1"],
-            &["--header", "event-id=42"],
-            "INVALID_RECORD",
-            87,
-        ),
-        (
-            "produce.max_record_bytes",
-            "[policy.produce]\nmax_record_bytes = 200",
-            &["--value-bytes", "400"],
-            &["--value-bytes", "50"],
-            "INVALID_RECORD",
-            87,
-        ),
-        (
-            "produce.allowed_compression",
-            "[policy.produce]\nallowed_compression = [\"zstd\"]",
-            &["--compression", "gzip"],
-            &["--compression", "zstd"],
-            "POLICY_VIOLATION",
-            44,
-        ),
+    const FLAGS: RuleFlags = [
+        (&["--acks", "1", "--no-idempotence"], &["--acks", "all"]),
+        (&["--no-idempotence"], &[]),
+        HEADER_FLAGS,
+        VALUE_SIZE_FLAGS,
+        (&["--compression", "gzip"], &["--compression", "zstd"]),
     ];
-    let topics: Vec<String> = (0..cases.len()).map(|i| format!("{base}-{i}")).collect();
-    for (i, (_, body, ..)) in cases.iter().enumerate() {
-        create_topic(&upstream, &topics[i], 1, 1);
-        std::fs::write(
-            dir.path().join(format!("p{i}.toml")),
-            format!(
-                "[[policy]]\nname = \"{base}-policy-{i}\"\ntopics = {{ exact = \"{}\" }}\n{body}\n",
-                topics[i]
-            ),
-        )
-        .unwrap();
+    let topics = write_rule_policies(dir.path(), &base);
+    for t in &topics {
+        create_topic(&upstream, t, 1, 1);
     }
     let strait = Strait::with_policies(&upstream, dir.path());
     let mut table = Vec::new();
-    for (i, (rule, _, bad, good, name, code)) in cases.iter().enumerate() {
-        let topic = &topics[i];
+    for (i, (r, (bad, good))) in PRODUCE_RULES.iter().zip(FLAGS).enumerate() {
+        let (rule, topic) = (r.rule, &topics[i]);
         let out = policy_produce(&strait.bootstrap, topic, bad, true);
         out.assert_ok(&format!("franz-go violating {rule}"));
         let s = out.summary();
@@ -465,14 +417,14 @@ fn franz_go_gets_the_policy_error_for_every_produce_rule() {
             Some(5),
             "{rule}: every record refused: {s}"
         );
-        assert_eq!(s["first_name"], *name, "{rule}: {s}");
-        assert_eq!(s["first_code"].as_u64(), Some(*code), "{rule}: {s}");
+        assert_eq!(s["first_name"], r.error, "{rule}: {s}");
+        assert_eq!(s["first_code"], r.code, "{rule}: {s}");
         assert_eq!(
             records_read(&upstream, topic, "read_uncommitted"),
             0,
             "{rule}: nothing of the rejected batches reached the broker"
         );
-        let policy_label = format!("policy=\"{base}-policy-{i}\"");
+        let policy_label = format!("policy=\"{}\"", rule_policy(&base, i));
         let rule_label = format!("rule=\"{rule}\"");
         assert!(
             metric(
@@ -870,19 +822,7 @@ fn franz_go_driver_reports_bad_input_in_its_summary() {
         ],
     ];
     for args in usage {
-        let out = franz(args[0], &args[1..])
-            .output()
-            .expect("run strait-franz");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stdout}");
-        assert_eq!(summary["ok"], false, "{args:?}: {summary}");
-        assert!(
-            summary["error"]
-                .as_str()
-                .is_some_and(|e| e.starts_with("usage: ")),
-            "{args:?}: {summary}"
-        );
+        assert_usage_error(&mut franz(args[0], &args[1..]), &format!("{args:?}"));
     }
     // Nothing listens on a privileged port: Ping fails, every record times out.
     let started = Instant::now();

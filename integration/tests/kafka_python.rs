@@ -13,10 +13,13 @@ use strait_integration::large::{
     assert_round_trip, consumed, driver, metric, produce_errors, produced, strait_with_store,
     Stack, StoreKind,
 };
+use strait_integration::produce_rules::{
+    rule_policy, write_rule_policies, RuleFlags, HEADER_FLAGS, PRODUCE_RULES, VALUE_SIZE_FLAGS,
+};
 use strait_integration::tempdir::Dir;
 use strait_integration::{
-    cluster, create_topic, dump_batches, leader_of, run, spawn_lines, unique, KilledNode, Output,
-    S3Server, Strait,
+    assert_usage_error, cluster, create_topic, dump_batches, leader_of, run, spawn_lines, unique,
+    KilledNode, Output, S3Server, Strait,
 };
 
 /// The 3-broker test of this file kills and restarts a broker of the one
@@ -125,22 +128,19 @@ fn kafka_python_produces_and_consumes_intact_through_every_rewriting_codec() {
 
     // The driver's contract on bad input: a usage error is a failing summary
     // (exit 2), an unreachable bootstrap a bounded, failing run naming it.
-    let bad = run(&mut kafka_python(
-        "produce_consume.py",
-        &[
-            "--bootstrap",
-            &strait.bootstrap,
-            "--topic",
-            &topics[0],
-            "--records",
-            "0",
-        ],
-    ));
-    assert!(!bad.ok, "{}", bad.stdout);
-    let s = bad.summary();
-    assert!(
-        s["ok"] == false && s["error"].as_str().unwrap().starts_with("usage:"),
-        "{s}"
+    assert_usage_error(
+        &mut kafka_python(
+            "produce_consume.py",
+            &[
+                "--bootstrap",
+                &strait.bootstrap,
+                "--topic",
+                &topics[0],
+                "--records",
+                "0",
+            ],
+        ),
+        "--records 0",
     );
     let started = Instant::now();
     let unreachable = run(&mut kafka_python(
@@ -425,80 +425,33 @@ fn produce(bootstrap: &str, topic: &str, extra: &[&str], expect_failure: bool) -
     run(&mut kafka_python("policy_produce.py", &args))
 }
 
-/// (rule, policy body, violating flags, compliant flags, error code,
-/// kafka-python's exception class).
-type Rule = (
-    &'static str,
-    &'static str,
-    &'static [&'static str],
-    &'static [&'static str],
-    i64,
-    &'static str,
-);
-
 #[test]
 fn every_produce_rule_and_admin_guardrail_against_kafka_python() {
     let upstream = cluster(1);
     let base = unique("kp-rules");
     let dir = Dir::new("policies");
-    let cases: [Rule; 5] = [
+    const FLAGS: RuleFlags = [
         (
-            "produce.acks",
-            "[policy.produce]\nacks = \"require-all\"",
             &["--config", "acks=1", "--config", "enable_idempotence=false"],
             &[],
-            44,
-            "PolicyViolationError",
         ),
         (
-            "produce.require_idempotent",
-            "[policy.produce]\nrequire_idempotent = true",
             &["--config", "enable_idempotence=false"],
             &["--config", "enable_idempotence=true"],
-            44,
-            "PolicyViolationError",
         ),
+        HEADER_FLAGS,
+        VALUE_SIZE_FLAGS,
         (
-            "produce.required_headers",
-            "[policy.produce]\nrequired_headers = [\"event-id\"]",
-            &["--header", "other=1"],
-            &["--header", "event-id=42"],
-            87,
-            "InvalidRecordError",
-        ),
-        (
-            "produce.max_record_bytes",
-            "[policy.produce]\nmax_record_bytes = 200",
-            &["--value-bytes", "400"],
-            &["--value-bytes", "50"],
-            87,
-            "InvalidRecordError",
-        ),
-        (
-            "produce.allowed_compression",
-            "[policy.produce]\nallowed_compression = [\"zstd\"]",
             &["--config", "compression_type=gzip"],
             &["--config", "compression_type=zstd"],
-            44,
-            "PolicyViolationError",
         ),
     ];
-    let topics: Vec<String> = (0..cases.len()).map(|i| format!("{base}-{i}")).collect();
+    let topics = write_rule_policies(dir.path(), &base);
     create_topics(
         &upstream,
         1,
         &topics.iter().map(String::as_str).collect::<Vec<_>>(),
     );
-    for (i, (_, body, ..)) in cases.iter().enumerate() {
-        std::fs::write(
-            dir.path().join(format!("p{i}.toml")),
-            format!(
-                "[[policy]]\nname = \"{base}-policy-{i}\"\ntopics = {{ exact = \"{}\" }}\n{body}\n",
-                topics[i]
-            ),
-        )
-        .unwrap();
-    }
     let guarded = format!("{base}-guarded");
     std::fs::write(
         dir.path().join("guard.toml"),
@@ -510,22 +463,27 @@ fn every_produce_rule_and_admin_guardrail_against_kafka_python() {
     .unwrap();
     let strait = Strait::with_policies(&upstream, dir.path());
     let mut table = Vec::new();
-    for (i, (rule, _, bad, good, code, exception)) in cases.iter().enumerate() {
-        let topic = &topics[i];
+    for (i, (r, (bad, good))) in PRODUCE_RULES.iter().zip(FLAGS).enumerate() {
+        let (rule, topic) = (r.rule, &topics[i]);
+        // kafka-python's exception class for the error code.
+        let exception = match r.code {
+            44 => "PolicyViolationError",
+            _ => "InvalidRecordError",
+        };
         let out = produce(&strait.bootstrap, topic, bad, true);
         out.assert_ok(&format!("kafka-python producer violating {rule}"));
         let s = out.summary();
         assert_eq!(s["acked"], 0, "{s}");
         assert_eq!(s["failed"], 5, "every record failed: {s}");
-        assert_eq!(s["first_errno"], *code, "{rule}: error code: {s}");
-        assert_eq!(s["first_exception"], *exception, "{rule}: {s}");
+        assert_eq!(s["first_errno"], r.code, "{rule}: error code: {s}");
+        assert_eq!(s["first_exception"], exception, "{rule}: {s}");
         let text = s["first_message"].as_str().unwrap_or_default();
         assert!(
             text.contains(rule),
             "kafka-python's error names {rule}: {s}"
         );
         assert!(
-            text.contains(&format!("{base}-policy-{i}")),
+            text.contains(&rule_policy(&base, i)),
             "kafka-python's error names the policy: {s}"
         );
         assert_eq!(

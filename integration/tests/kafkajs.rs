@@ -11,10 +11,14 @@ use strait_integration::large::{
     assert_round_trip, consumed, driver, policy, produce_errors, produced, strait_with_dir,
     strait_with_store, Stack, StoreKind,
 };
+use strait_integration::produce_rules::{
+    rule_topic, write_policy, write_rule_policies, ProduceRule, RuleFlags, HEADER_FLAGS,
+    PRODUCE_RULES, VALUE_SIZE_FLAGS,
+};
 use strait_integration::tempdir::Dir;
 use strait_integration::{
-    cluster, create_topic, dump_batches, field, java, message, run, spawn_lines, stored_batches,
-    unique, values_on_broker, Output, S3Server, Strait,
+    assert_usage_error, cluster, create_topic, dump_batches, field, java, message, run,
+    spawn_lines, stored_batches, unique, values_on_broker, Output, S3Server, Strait,
 };
 
 /// The tests of this file that kill a broker of the shared 3-node cluster
@@ -22,14 +26,6 @@ use strait_integration::{
 static NODES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 const MIB: u64 = 1 << 20;
-
-fn write_policy(dir: &Dir, file: &str, name: &str, topic: &str, body: &str) {
-    std::fs::write(
-        dir.path().join(file),
-        format!("[[policy]]\nname = \"{name}\"\ntopics = {{ exact = \"{topic}\" }}\n{body}\n"),
-    )
-    .unwrap();
-}
 
 /// Recompression in `codec` and a traceparent on every record, the client's
 /// id in a header: the pipeline the Java and librdkafka cells go through.
@@ -105,7 +101,7 @@ fn kafkajs_round_trip_through_recompression_and_traceparents() {
         let topic = format!("{base}-{codec}-{from}");
         create_topic(&upstream, &topic, 1, 1);
         write_policy(
-            &dir,
+            dir.path(),
             &format!("{codec}-{from}.toml"),
             &format!("{topic}-pipeline"),
             &topic,
@@ -284,7 +280,7 @@ fn kafkajs_idempotent_producer_survives_a_leader_crash_through_the_pipeline() {
     let topic = unique("kj-failover");
     let dir = Dir::new("policies");
     write_policy(
-        &dir,
+        dir.path(),
         "pipeline.toml",
         "rewrite-all",
         &topic,
@@ -437,7 +433,7 @@ fn kafkajs_transactions_through_rewriting_are_read_committed_once() {
     create_topic(&upstream, &topic, 1, 1);
     let dir = Dir::new("policies");
     write_policy(
-        &dir,
+        dir.path(),
         "txn.toml",
         &format!("{topic}-pipeline"),
         &topic,
@@ -493,67 +489,15 @@ fn kafkajs_gets_the_policy_error_and_nothing_reaches_the_broker() {
     let upstream = cluster(1);
     let base = unique("kj-rules");
     let dir = Dir::new("policies");
-    // (rule, policy body, violating flags, compliant flags, kafkajs error type, code)
-    type Case = (
-        &'static str,
-        &'static str,
-        &'static [&'static str],
-        &'static [&'static str],
-        &'static str,
-        i64,
-    );
-    let cases: [Case; 5] = [
-        (
-            "produce.acks",
-            "[policy.produce]\nacks = \"require-all\"",
-            &["--acks", "1"],
-            &["--acks", "all"],
-            "POLICY_VIOLATION",
-            44,
-        ),
-        (
-            "produce.require_idempotent",
-            "[policy.produce]\nrequire_idempotent = true",
-            &[],
-            &["--idempotent"],
-            "POLICY_VIOLATION",
-            44,
-        ),
-        (
-            "produce.required_headers",
-            "[policy.produce]\nrequired_headers = [\"event-id\"]",
-            &["--header", "other=1"],
-            &["--header", "event-id=42"],
-            "INVALID_RECORD",
-            87,
-        ),
-        (
-            "produce.max_record_bytes",
-            "[policy.produce]\nmax_record_bytes = 200",
-            &["--value-bytes", "400"],
-            &["--value-bytes", "50"],
-            "INVALID_RECORD",
-            87,
-        ),
-        (
-            "produce.allowed_compression",
-            "[policy.produce]\nallowed_compression = [\"zstd\"]",
-            &["--compression", "gzip"],
-            &["--compression", "zstd"],
-            "POLICY_VIOLATION",
-            44,
-        ),
+    const FLAGS: RuleFlags = [
+        (&["--acks", "1"], &["--acks", "all"]),
+        (&[], &["--idempotent"]),
+        HEADER_FLAGS,
+        VALUE_SIZE_FLAGS,
+        (&["--compression", "gzip"], &["--compression", "zstd"]),
     ];
-    for (i, (_, body, ..)) in cases.iter().enumerate() {
-        let topic = format!("{base}-{i}");
-        create_topic(&upstream, &topic, 1, 1);
-        write_policy(
-            &dir,
-            &format!("p{i}.toml"),
-            &format!("{base}-policy-{i}"),
-            &topic,
-            body,
-        );
+    for t in write_rule_policies(dir.path(), &base) {
+        create_topic(&upstream, &t, 1, 1);
     }
     let guarded = format!("{base}-guarded");
     std::fs::write(
@@ -581,13 +525,13 @@ fn kafkajs_gets_the_policy_error_and_nothing_reaches_the_broker() {
         run(&mut node("policy_produce.js", &args))
     };
     // Each rule has its own topic: the five run at once.
-    let check = |i: usize, (rule, _, bad, good, kind, code): &Case| -> String {
-        let topic = format!("{base}-{i}");
+    let check = |i: usize, (r, (bad, good)): (&ProduceRule, _)| -> String {
+        let (rule, topic) = (r.rule, rule_topic(&base, i));
         let out = produce(&topic, bad, true);
         out.assert_ok(&format!("kafkajs violating {rule} is refused"));
         let s = out.summary();
-        assert_eq!(s["first_error_type"], *kind, "{rule}: {s}");
-        assert_eq!(s["first_code"], *code, "{rule}: {s}");
+        assert_eq!(s["first_error_type"], r.error, "{rule}: {s}");
+        assert_eq!(s["first_code"], r.code, "{rule}: {s}");
         assert_eq!(
             values_on_broker(&upstream, &topic).len(),
             0,
@@ -607,8 +551,9 @@ fn kafkajs_gets_the_policy_error_and_nothing_reaches_the_broker() {
         )
     };
     let table: Vec<String> = std::thread::scope(|scope| {
-        let runs: Vec<_> = cases
+        let runs: Vec<_> = PRODUCE_RULES
             .iter()
+            .zip(FLAGS)
             .enumerate()
             .map(|(i, case)| {
                 let check = &check;
@@ -1004,18 +949,7 @@ fn kafkajs_drivers_report_bad_input_in_their_summary() {
         ),
     ];
     for (script, args) in &usage {
-        let out = node(script, args).output().expect("run node");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let summary: Value =
-            serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap_or(Value::Null);
-        assert_eq!(out.status.code(), Some(2), "{script} {args:?}: {stdout}");
-        assert_eq!(summary["ok"], false, "{script} {args:?}: {summary}");
-        assert!(
-            summary["error"]
-                .as_str()
-                .is_some_and(|e| e.starts_with("usage: ")),
-            "{script} {args:?}: {summary}"
-        );
+        assert_usage_error(&mut node(script, args), &format!("{script} {args:?}"));
     }
     // Nothing listens on a privileged port: the connection never comes up.
     let started = Instant::now();

@@ -17,13 +17,11 @@ use strait_integration::large::{
     assert_round_trip, consumed, driver, metric, produce_errors, produced, Stack,
 };
 use strait_integration::sasl::{
-    ca, client_auth_failures, flags, strait, strs, upstream, Own, Transport, ALICE, PLAIN, SCRAM,
-    STRAIT_USER,
+    assert_client_auth_failures, ca, flags, strait, strs, upstream, Own, Transport, ALICE, PLAIN,
+    SCRAM, STRAIT_USER,
 };
 use strait_integration::tempdir::Dir;
-use strait_integration::{
-    eventually, field, harness, java, message, python, run, spawn_lines, unique, Strait,
-};
+use strait_integration::{field, harness, java, message, python, run, spawn_lines, unique, Strait};
 
 /// Java client properties for `user` with `mechanism` over `t`.
 fn java_props(t: Transport, mechanism: &str, (user, password): (&str, &str)) -> Vec<String> {
@@ -308,23 +306,7 @@ fn a_wrong_client_password_is_refused_logged_and_counted() {
         // (Counted per mechanism: both clients retry until they give up,
         // dozens of refusals per round, and the last of a round can be
         // logged just after its count was taken.)
-        let lines = eventually("the WARN lines", Duration::from_secs(10), || {
-            let l: Vec<_> = client_auth_failures(&strait)
-                .into_iter()
-                .filter(|l| field(l, "mechanism") == mechanism)
-                .collect();
-            (l.len() >= 2).then_some(l)
-        });
-        for l in &lines {
-            assert!(field(l, "client").starts_with("127.0.0.1:"), "{l}");
-            assert!(field(l, "error").contains("Authentication failed"), "{l}");
-        }
-        let counted = metric(
-            &strait,
-            "strait_sasl_authentication_failures_total",
-            &["side=\"client\"", &format!("mechanism=\"{mechanism}\"")],
-        );
-        assert!(counted >= 2.0, "{mechanism}: counted {counted}");
+        assert_client_auth_failures(&strait, mechanism, 2, wrong.1);
     }
     // Nothing reached the topic, and a right password still works after.
     let mut args = vec![

@@ -19,8 +19,8 @@ use strait_integration::kafka_python::kafka_python;
 use strait_integration::kafkajs::node;
 use strait_integration::large::metric;
 use strait_integration::sasl::{
-    ca, client_auth_failures, strait, strait_with_env, strs, Own, Transport, ALICE, PLAIN, SCRAM,
-    STRAIT_USER,
+    assert_client_auth_failures, ca, strait, strait_with_env, strs, Own, Transport, ALICE, PLAIN,
+    SCRAM, STRAIT_USER,
 };
 use strait_integration::{eventually, field, message, run, unique, Output, Strait};
 
@@ -233,24 +233,7 @@ fn round_trips(stack: Stack, t: Transport) {
             // client, and counts it. (Per mechanism: a client retries until
             // it gives up, and the previous round's last refusal can be
             // logged after this round began.)
-            let lines = eventually("the WARN line", Duration::from_secs(10), || {
-                let l: Vec<_> = client_auth_failures(&strait)
-                    .into_iter()
-                    .filter(|l| field(l, "mechanism") == mechanism)
-                    .collect();
-                (!l.is_empty()).then_some(l)
-            });
-            for l in &lines {
-                assert!(field(l, "client").starts_with("127.0.0.1:"), "{l}");
-                assert!(field(l, "error").contains("Authentication failed"), "{l}");
-                assert!(!l.to_string().contains("not-her-password"), "{l}");
-            }
-            let counted = metric(
-                &strait,
-                "strait_sasl_authentication_failures_total",
-                &["side=\"client\"", &format!("mechanism=\"{mechanism}\"")],
-            );
-            assert!(counted >= 1.0, "{stack:?} {mechanism}: counted {counted}");
+            assert_client_auth_failures(&strait, mechanism, 1, "not-her-password");
         }
         // Nothing reached the topic (franz-go reads it: an empty topic).
         let mut args = vec![

@@ -1,86 +1,14 @@
 //! Client-facing TLS and mTLS (rustls) in front of a plaintext broker, with a
 //! real Java client. Certificates are generated per test with rcgen.
 
-use std::path::{Path, PathBuf};
-use strait_integration::pki::ca;
+use strait_integration::pki::Pki;
 
-use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair};
 use strait_integration::tempdir::Dir;
 use strait_integration::{cluster, field, java, message, run, unique, Strait};
 
-struct Pki {
-    dir: Dir,
-}
-
-impl Pki {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
-
-fn leaf(
-    dir: &Path,
-    name: &str,
-    sans: &[&str],
-    usage: ExtendedKeyUsagePurpose,
-    issuer: &(rcgen::Certificate, KeyPair),
-) {
-    let mut p =
-        CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    p.distinguished_name.push(rcgen::DnType::CommonName, name);
-    p.extended_key_usages = vec![usage];
-    let key = KeyPair::generate().unwrap();
-    let cert = p.signed_by(&key, &issuer.0, &issuer.1).unwrap();
-    std::fs::write(dir.join(format!("{name}.crt")), cert.pem()).unwrap();
-    std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
-}
-
-/// A CA, a server certificate for 127.0.0.1/localhost, a client certificate
-/// from the same CA, and one from a stranger CA.
-fn pki() -> Pki {
-    let dir = Dir::new("strait-pki");
-    let root = ca("strait-test-ca");
-    let stranger = ca("stranger-ca");
-    std::fs::write(dir.path().join("ca.crt"), root.0.pem()).unwrap();
-    leaf(
-        dir.path(),
-        "server",
-        &["127.0.0.1", "localhost"],
-        ExtendedKeyUsagePurpose::ServerAuth,
-        &root,
-    );
-    leaf(
-        dir.path(),
-        "client",
-        &["client"],
-        ExtendedKeyUsagePurpose::ClientAuth,
-        &root,
-    );
-    leaf(
-        dir.path(),
-        "intruder",
-        &["intruder"],
-        ExtendedKeyUsagePurpose::ClientAuth,
-        &stranger,
-    );
-    Pki { dir }
-}
-
 fn start(pki: &Pki, mtls: bool) -> (Strait, Dir) {
     let upstream = cluster(1);
-    let mut toml = format!(
-        "[listen]\nbootstrap = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
-         [upstream]\nbootstrap = [\"{}\"]\n[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
-        upstream.split(',').next().unwrap(),
-        pki.path("server.crt").display(),
-        pki.path("server.key").display(),
-    );
-    if mtls {
-        toml.push_str(&format!(
-            "client_ca_file = \"{}\"\n",
-            pki.path("ca.crt").display()
-        ));
-    }
+    let toml = pki.listener_toml(&upstream, mtls);
     let (strait, dir) = Strait::with_config(&toml);
     strait.wait_ready();
     (strait, dir)
@@ -123,7 +51,7 @@ fn tls_client(
 
 #[test]
 fn java_client_over_tls() {
-    let pki = pki();
+    let pki = Pki::new();
     let (strait, _config) = start(&pki, false);
     let out = tls_client(&strait, &pki, None, false);
     out.assert_ok("TlsClient over TLS");
@@ -132,7 +60,7 @@ fn java_client_over_tls() {
 
 #[test]
 fn mtls_accepts_a_valid_client_certificate_and_refuses_the_rest() {
-    let pki = pki();
+    let pki = Pki::new();
     let (mut strait, _config) = start(&pki, true);
     let out = tls_client(&strait, &pki, Some("client"), false);
     out.assert_ok("TlsClient with a client certificate");
@@ -155,7 +83,7 @@ fn mtls_accepts_a_valid_client_certificate_and_refuses_the_rest() {
 /// another CA is refused.
 #[test]
 fn librdkafka_over_mtls() {
-    let pki = pki();
+    let pki = Pki::new();
     let (strait, _config) = start(&pki, true);
     let props = [
         "security.protocol=ssl".to_string(),
@@ -223,7 +151,7 @@ fn librdkafka_over_mtls() {
 /// them: client -> Strait B (plaintext in, TLS out) -> Strait A (TLS in) -> broker.
 #[test]
 fn upstream_tls_with_a_ca_file() {
-    let pki = pki();
+    let pki = Pki::new();
     let (front, _config) = start(&pki, false);
     let toml = format!(
         "[listen]\nbootstrap = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
@@ -248,14 +176,11 @@ fn upstream_tls_with_a_ca_file() {
     assert_eq!(out.summary()["ok"], true);
 
     // The wrong CA: the upstream handshake fails, and the log says so.
-    let stranger = Dir::new("stranger");
-    let other = ca("other-ca");
-    std::fs::write(stranger.path().join("ca.crt"), other.0.pem()).unwrap();
     let toml = format!(
         "[listen]\nbootstrap = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
          [upstream]\nbootstrap = [\"{}\"]\n[upstream.tls]\nca_file = \"{}\"\n",
         front.bootstrap,
-        stranger.path().join("ca.crt").display(),
+        pki.path("stranger-ca.crt").display(),
     );
     let (mut edge, _dir) = Strait::with_config(&toml);
     let line = edge.wait_log("discovery failing on the TLS handshake", |l| {
