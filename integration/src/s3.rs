@@ -9,7 +9,7 @@
 //! with the `endpoint`, `allow_http` and path-style addressing (for
 //! `object_store`: `AmazonS3Builder::with_virtual_hosted_style_request(false)`).
 //!
-//! ```ignore
+//! ```text
 //! let mut s3 = S3Server::start("claims");
 //! // ... AmazonS3Builder::new().with_endpoint(&s3.endpoint).with_bucket_name(&s3.bucket) ...
 //! s3.stop(); // outage: connections are refused, the data stays
