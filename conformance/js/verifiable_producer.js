@@ -5,17 +5,27 @@ verifiable_producer.js --bootstrap B --topic T --max-messages N [--partition P] 
     [--no-idempotence] [--timeout-ms MS]
 
 kafkajs counterpart of Kafka's VerifiableProducer: N records, value (and key) = the index as
-text, acks=-1, idempotent (kafkajs: idempotent: true, maxInFlightRequests: 1; retries are then
-unlimited, so a retriable error is retried until --timeout-ms), in sends of 100 records one
+text, acks=-1, idempotent (kafkajs: idempotent: true, maxInFlightRequests: 1 and unlimited
+retries, so a retriable error is retried until --timeout-ms), in sends of 100 records one
 after another to partition P (default 0), at most R records per second (default 10000; pacing, not synchronisation).
+
+Unlimited retries are set explicitly. kafkajs documents them as the idempotent producer's
+default, but Kafka#producer() always hands createProducer a retry object (src/index.js:
+"retry: { ...this[PRIVATE.CLUSTER_RETRY], ...retry }"), so the default
+"retry || { retries: Number.MAX_SAFE_INTEGER }" (src/producer/index.js) never applies and the
+client's 5 retries do. A send given up after a request whose response was lost is unsafe in
+kafkajs: src/producer/sendMessages.js rolls the partition's sequence back on a failed request,
+so the next send of the same size reuses the sequence numbers of a batch the broker may have
+written, the broker answers it as a duplicate, and its records are acknowledged without being
+written. A leader killed after appending a batch and before answering loses that response,
+with or without a proxy in between.
 
 Output, as VerifiableProducer prints them: {"name":"producer_send_success","value","key",
 "partition","offset"} per acknowledged record, {"name":"producer_send_error","value","key",
 "exception","message"} per record of a failed send; then the summary
 {"type":"summary","ok","acked","failed","unsent"}. ok: every send ended (acknowledged or failed)
-within the timeout. kafkajs gives a send up after its retries (KafkaJSNumberOfRetriesExceeded,
-e.g. while a killed leader's connections are refused), even when idempotent; as with
-VerifiableProducer, such records are reported, not owed.
+within the timeout. Without idempotence kafkajs gives a send up after its 5 retries
+(KafkaJSNumberOfRetriesExceeded); as with VerifiableProducer, such records are reported, not owed.
 `
 const L = require('./lib')
 
@@ -37,7 +47,12 @@ L.main(DOC, OPTIONS, async (args, deadline) => {
   if (n < 0 || args.throughput < 1) throw new L.Usage('--max-messages >= 0, --throughput >= 1')
   const kafka = L.client(args)
   const idempotent = !args.noIdempotence
-  const producer = kafka.producer({ idempotent, maxInFlightRequests: idempotent ? 1 : undefined, allowAutoTopicCreation: false })
+  const producer = kafka.producer({
+    idempotent,
+    maxInFlightRequests: idempotent ? 1 : undefined,
+    retry: idempotent ? { retries: Number.MAX_SAFE_INTEGER } : undefined,
+    allowAutoTopicCreation: false,
+  })
   L.CONTEXT.idempotent = idempotent
   L.CONTEXT.phase = 'connect'
   await L.within(producer.connect(), deadline.remaining(), 'producer connect')
