@@ -714,19 +714,7 @@ fn kafka_python_large_records_round_trip_with_claim_checks_and_chunks() {
 
 /// Strait with client-facing TLS (and mTLS when `mtls`).
 fn tls_strait(pki: &Pki, mtls: bool) -> (Strait, Dir) {
-    let mut toml = format!(
-        "[listen]\nbootstrap = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
-         [upstream]\nbootstrap = [\"{}\"]\n[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
-        cluster(1).split(',').next().unwrap(),
-        pki.path("server.crt").display(),
-        pki.path("server.key").display(),
-    );
-    if mtls {
-        toml.push_str(&format!(
-            "client_ca_file = \"{}\"\n",
-            pki.path("ca.crt").display()
-        ));
-    }
+    let toml = pki.listener_toml(&cluster(1), mtls);
     let (strait, dir) = Strait::with_config(&toml);
     strait.wait_ready();
     (strait, dir)

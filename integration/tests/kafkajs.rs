@@ -800,15 +800,7 @@ fn kafkajs_large_records_round_trip_5_and_50_mib_in_chunks() {
 fn kafkajs_over_mtls_and_refused_without_a_valid_certificate() {
     let pki = Pki::new();
     let upstream = cluster(1);
-    let toml = format!(
-        "[listen]\nbootstrap = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
-         [upstream]\nbootstrap = [\"{}\"]\n[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
-         client_ca_file = \"{}\"\n",
-        upstream.split(',').next().unwrap(),
-        pki.path("server.crt").display(),
-        pki.path("server.key").display(),
-        pki.path("ca.crt").display(),
-    );
+    let toml = pki.listener_toml(&upstream, true);
     let (mut strait, _config) = Strait::with_config(&toml);
     strait.wait_ready();
     let client = |cert: Option<&str>, expect_failure: bool| {

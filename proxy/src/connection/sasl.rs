@@ -57,12 +57,18 @@ impl ClientSasl {
     /// is left to the broker.
     pub fn handshake(&self, frame: &[u8], version: i16) -> Result<(), EnforceError> {
         let header_version = SaslHandshakeRequest::header_version(version);
-        walk(ApiKey::SaslHandshake, header_version, version, frame, true).map_err(|why| {
-            EnforceError::Decode {
-                api: ApiKey::SaslHandshake,
-                version,
-                why,
-            }
+        walk(
+            frame,
+            guard::request_header,
+            header_version,
+            guard::request,
+            ApiKey::SaslHandshake,
+            version,
+        )
+        .map_err(|why| EnforceError::Decode {
+            api: ApiKey::SaslHandshake,
+            version,
+            why,
         })?;
         let mut b = Bytes::copy_from_slice(frame);
         let Ok(_) = RequestHeader::decode(&mut b, header_version) else {
@@ -96,11 +102,12 @@ impl ClientSasl {
     pub fn authenticated(&self, frame: &[u8], version: i16) -> Result<(), RewriteError> {
         let header_version = SaslAuthenticateResponse::header_version(version);
         walk(
-            ApiKey::SaslAuthenticate,
-            header_version,
-            version,
             frame,
-            false,
+            guard::response_header,
+            header_version,
+            guard::response,
+            ApiKey::SaslAuthenticate,
+            version,
         )
         .map_err(|why| RewriteError::Decode {
             what: "SaslAuthenticate",
@@ -130,28 +137,19 @@ impl ClientSasl {
     }
 }
 
-/// The guard's walk of a frame (after the length prefix): its header, then
-/// its body; the error says which was malformed and where.
+/// The guard's walk of a frame (after the length prefix): its header with
+/// `header`, then its body with `body`; the error says which was malformed
+/// and where.
 fn walk(
-    api: ApiKey,
-    header_version: i16,
-    version: i16,
     frame: &[u8],
-    request: bool,
+    header: fn(i16, &[u8]) -> Result<usize, guard::Malformed>,
+    header_version: i16,
+    body: fn(ApiKey, i16, &[u8]) -> Result<(), guard::Malformed>,
+    api: ApiKey,
+    version: i16,
 ) -> Result<(), String> {
-    let header = if request {
-        guard::request_header(header_version, frame)
-    } else {
-        guard::response_header(header_version, frame)
-    }
-    .map_err(|e| format!("malformed header: {e}"))?;
-    let body = &frame[header..];
-    if request {
-        guard::request(api, version, body)
-    } else {
-        guard::response(api, version, body)
-    }
-    .map_err(|e| format!("malformed body: {e}"))
+    let len = header(header_version, frame).map_err(|e| format!("malformed header: {e}"))?;
+    body(api, version, &frame[len..]).map_err(|e| format!("malformed body: {e}"))
 }
 
 #[cfg(test)]

@@ -168,8 +168,11 @@ pub(super) fn decode_error(api: ApiKey, version: i16) -> impl Fn(anyhow::Error) 
 
 /// A body the guard refused ([`crate::codec::guard`]): it never reaches
 /// kafka-protocol, nor the broker.
-fn malformed(api: ApiKey, version: i16, what: &str) -> impl Fn(guard::Malformed) -> EnforceError {
-    let what = what.to_string();
+fn malformed(
+    api: ApiKey,
+    version: i16,
+    what: &'static str,
+) -> impl Fn(guard::Malformed) -> EnforceError {
     move |e| EnforceError::Decode {
         api,
         version,
