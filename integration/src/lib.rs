@@ -684,7 +684,12 @@ pub struct StoredBatch {
 /// The data batches of a partition, read from the log segments of a harness
 /// cluster with Kafka's own DumpLogSegments (control batches left out).
 pub fn dump_batches(brokers: u32, topic: &str, partition: u32) -> Vec<StoredBatch> {
-    let run_dir = repo().join("integration/.run").join(cluster_name(brokers));
+    dump_batches_in(&cluster_name(brokers), topic, partition)
+}
+
+/// [`dump_batches`] of the harness cluster called `name`.
+pub fn dump_batches_in(name: &str, topic: &str, partition: u32) -> Vec<StoredBatch> {
+    let run_dir = repo().join("integration/.run").join(name);
     let part = format!("{topic}-{partition}");
     let dir = std::fs::read_dir(&run_dir)
         .unwrap_or_else(|e| panic!("{}: {e}", run_dir.display()))
@@ -727,6 +732,67 @@ pub fn dump_batches(brokers: u32, topic: &str, partition: u32) -> Vec<StoredBatc
             }
         })
         .collect()
+}
+
+/// A one-broker cluster of a test's own, for broker settings the suite's
+/// shared clusters must not get (e.g. a `compression.type` default); stopped
+/// on drop. Costs a broker start (a JVM): only for what needs it.
+pub struct OwnCluster {
+    pub name: String,
+    pub bootstrap: String,
+}
+
+impl OwnCluster {
+    /// `integration/kafka up --name NAME --broker-config K=V ...`.
+    pub fn up(name: &str, broker_config: &[&str]) -> OwnCluster {
+        let mut args = vec!["up", "--brokers", "1", "--name", name];
+        for c in broker_config {
+            args.extend(["--broker-config", c]);
+        }
+        let out = run(&mut harness(&args));
+        out.assert_ok(&format!("start cluster {name} with {broker_config:?}"));
+        let bootstrap = out
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("BOOTSTRAP="))
+            .unwrap_or_else(|| panic!("no BOOTSTRAP= line from `up`: {}", out.stdout))
+            .to_string();
+        OwnCluster {
+            name: name.to_string(),
+            bootstrap,
+        }
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = harness(&["down", "--name", &self.name]).output();
+    }
+}
+
+/// Ten consecutive free ports below the ephemeral range (so no outgoing
+/// connection takes one between two runs of Strait), for a Strait restarted
+/// on the same ports: the bootstrap port and the broker port range after it.
+/// Tests in one process each get a block no other has been given.
+pub fn free_port_block() -> u16 {
+    use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+    let base = (0..200u64)
+        .map(|i| 20_000 + ((seed.wrapping_mul(7919) + i * 97) % 12_000) as u16)
+        .find(|&base| {
+            given.iter().all(|&g| base.abs_diff(g) >= 10)
+                && (base..base + 10)
+                    .all(|p| TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, p))).is_ok())
+        })
+        .expect("ten free ports below 32000");
+    given.push(base);
+    base
 }
 
 /// Temporary directories, removed on drop.

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -64,28 +64,8 @@ fn start(config: &str) -> Strait {
     Strait::start(&["run", "--config", config])
 }
 
-/// Ten consecutive free ports below the ephemeral range (so no outgoing
-/// connection takes one between two runs of Strait): the bootstrap port and
-/// the broker port range after it. Tests of this file run side by side in
-/// one process: each gets a block no other has been given.
 fn free_ports() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    let seed = std::process::id() as u64
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
-    let base = (0..200u64)
-        .map(|i| 20_000 + ((seed.wrapping_mul(7919) + i * 97) % 12_000) as u16)
-        .find(|&base| {
-            given.iter().all(|&g| base.abs_diff(g) >= 10)
-                && (base..base + 10)
-                    .all(|p| TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, p))).is_ok())
-        })
-        .expect("ten free ports below 32000");
-    given.push(base);
-    base
+    strait_integration::free_port_block()
 }
 
 /// A Fetch (v12) of partition 0 of `topic` past its end: the broker holds

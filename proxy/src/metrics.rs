@@ -142,6 +142,12 @@ pub fn fetch_read_committed() {
     counter!("strait_policy_fetch_read_committed_total").increment(1);
 }
 
+/// An incremental fetch of a session Strait never saw created, answered
+/// FETCH_SESSION_ID_NOT_FOUND (after a restart, or through another instance).
+pub fn fetch_session_unknown() {
+    counter!("strait_fetch_sessions_unknown_total").increment(1);
+}
+
 /// A produced batch through the record pipeline: `rewritten`, `unchanged`
 /// or `passed` (control batches, policies without stages).
 pub fn pipeline_batch(outcome: &'static str) {

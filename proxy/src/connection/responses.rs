@@ -70,7 +70,7 @@ pub async fn responses(
                         })?,
                 );
             }
-            let plan = head.as_ref().expect("set above");
+            let plan = head.as_mut().expect("set above");
             if plan.correlation_id != corr {
                 return Err(ConnError::CorrelationMismatch {
                     expected: plan.correlation_id,
@@ -85,6 +85,15 @@ pub async fn responses(
                 }
                 sasl.authenticated(&avail[4..4 + len], plan.api_version)
                     .map_err(ConnError::Rewrite)?;
+            }
+            // A fetch session is learned from the answer's first bytes,
+            // before any of them reaches the client.
+            if let Some(need) = plan
+                .learn_session(&avail[4..], len)
+                .map_err(ConnError::Rewrite)?
+            {
+                buf.reserve(4 + need - avail.len());
+                break;
             }
             let m = metrics::api(plan.api_key);
             if plan.streams() {

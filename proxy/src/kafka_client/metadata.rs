@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
 
 use super::conns::ANY;
 use super::{KafkaClient, KafkaError};
@@ -161,6 +162,27 @@ impl KafkaClient {
             self.pool.forget(node);
         }
         Ok(leaders)
+    }
+
+    /// Every topic's id and name (Metadata v10+ carries ids; an older
+    /// broker's answer names none).
+    pub async fn topic_ids(&self) -> Result<Vec<(Uuid, String)>, KafkaError> {
+        self.retry("metadata", None, || async move {
+            let request = MetadataRequest::default()
+                .with_topics(None)
+                .with_allow_auto_topic_creation(false);
+            let (answer, _) = self
+                .pool
+                .call("metadata", ANY, None, VERSIONS, &request)
+                .await?;
+            Ok(answer
+                .topics
+                .iter()
+                .filter(|t| t.error_code == 0 && !t.topic_id.is_nil())
+                .filter_map(|t| Some((t.topic_id, t.name.as_ref()?.0.to_string())))
+                .collect())
+        })
+        .await
     }
 
     /// A topic's partition leaders, cached or read; `None`: no such topic.

@@ -3,13 +3,15 @@
 //! it holds what the client asked for.
 //!
 //! For each partition of a topic whose policy restores, batches are read in
-//! order; an uncompressed batch (Strait seals every batch that carries a
-//! reference uncompressed; compressed ones pass unopened) whose records
-//! carry the `strait.large-record` marker gets
+//! order; a batch whose records carry the `strait.large-record` marker gets
 //! their original values back (from the object store or the chunk topic,
 //! verified against the reference's size and SHA-256), loses the marker, and
 //! is re-sealed uncompressed with the lossless codec: offsets, record counts
-//! and batch boundaries stay as stored. A restored response may outgrow what
+//! and batch boundaries stay as stored. Compressed batches are opened too:
+//! Strait writes batches that carry references uncompressed, but a topic or
+//! broker `compression.type` other than `producer` makes the broker
+//! recompress them, so what comes back need not be what Strait wrote. A
+//! restored response may outgrow what
 //! the client asked for (`max_bytes`, the partition's `max_bytes`) and what
 //! it accepts (librdkafka's `receive.message.max.bytes`), so batches are kept
 //! only while they fit, except the response's first one, as the broker does
@@ -23,8 +25,12 @@
 //! Failures never reach the client as data: a store or chunk topic that
 //! cannot be read, a hash that does not match, or a reference that does not
 //! parse gives the partition KAFKA_STORAGE_ERROR (retriable: the client
-//! tries again) unless earlier batches of it were kept, and a log line that
-//! names the topic, partition, offset and object.
+//! tries again) unless earlier batches of it were kept (then the answer ends
+//! before the bad batch, and the client's next fetch starts there), and a
+//! log line that names the topic, partition, offset and object. A topic
+//! given by an id Strait cannot name (the request side looked it up and
+//! still does not know it) is never passed on unread: its partitions get
+//! UNKNOWN_TOPIC_ID (retriable; the client refreshes its metadata).
 
 use std::sync::Arc;
 
@@ -34,7 +40,7 @@ use uuid::Uuid;
 
 use super::reference::{Reference, ReferenceError, MARKER};
 use super::{Held, LargeError, LargeRecords};
-use crate::codec::batch::{Batch, BatchError, Batches};
+use crate::codec::batch::{Batch, BatchError, Batches, BATCH_HEADER_LEN};
 use crate::codec::compression::Compression;
 use crate::codec::edit::BatchEdit;
 use crate::codec::join;
@@ -43,6 +49,8 @@ use crate::metrics;
 /// Kafka's KAFKA_STORAGE_ERROR (retriable on fetch: the client refreshes
 /// metadata and fetches again).
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
+/// Kafka's UNKNOWN_TOPIC_ID (retriable: the client refreshes its metadata).
+pub const UNKNOWN_TOPIC_ID: i16 = 100;
 
 /// Decides whether a topic (by name) is restored.
 pub type Restores = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -66,7 +74,7 @@ impl std::fmt::Debug for RestoreSpec {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum TopicKey {
     Name(String),
     Id(Uuid),
@@ -144,13 +152,21 @@ pub fn restore(
         } else {
             Some(Arc::from(t.topic.0.as_str()))
         };
-        let restore_topic = name.as_deref().is_some_and(|n| (spec.restores)(n));
+        // An id nobody could name may be a large-records topic: fail closed.
+        let restore_topic = name.as_deref().is_none_or(|n| (spec.restores)(n));
         for p in &mut t.partitions {
             let Some(records) = p.records.clone() else {
                 continue;
             };
             if !restore_topic || p.error_code != 0 || records.is_empty() {
                 total += records.len();
+                continue;
+            }
+            if name.is_none() {
+                p.error_code = UNKNOWN_TOPIC_ID;
+                p.records = Some(Bytes::new());
+                metrics::large_restore("unknown_topic");
+                tracing::warn!(topic_id = %t.topic_id, partition = p.partition_index, "a fetch answer names a topic id Strait cannot name; the partition gets a retriable error instead of records it cannot check");
                 continue;
             }
             let topic = name.as_deref().unwrap_or("?");
@@ -255,23 +271,23 @@ impl Walk<'_> {
             };
             let offset = b.base_offset();
             let fail = |error: Failure| BatchFailure { offset, error };
-            let (edit, marked) = match references(&b, self.cap).map_err(|e| fail(e.into()))? {
-                None => (None, Vec::new()),
-                Some((edit, found)) => {
-                    let parsed: Result<Marked, Failure> = found
-                        .into_iter()
-                        .map(|(i, r)| {
-                            r.map(|r| (i, r)).map_err(|e| Failure::Large {
-                                record: offset + i as i64,
-                                error: e.into(),
-                            })
-                        })
-                        .collect();
-                    (Some(edit), parsed.map_err(fail)?)
+            let found = match self.marked(&b) {
+                Ok(found) => found,
+                Err(e) if out.is_empty() => return Err(fail(e)),
+                Err(e) => {
+                    self.cut_before(offset, &e);
+                    cut = true;
+                    break;
                 }
             };
-            let added: usize = marked.iter().map(|(_, r)| r.size() as usize).sum();
-            let size = b.raw().len() + added;
+            let added: usize = found
+                .as_ref()
+                .map_or(0, |(_, m)| m.iter().map(|(_, r)| r.size() as usize).sum());
+            let size = match &found {
+                // Restored batches are sealed uncompressed.
+                Some((edit, _)) => BATCH_HEADER_LEN + edit.section_len() + added,
+                None => b.raw().len(),
+            };
             let first = *self.total == 0;
             if !first
                 && (*self.total + size > limit.max_bytes
@@ -281,16 +297,14 @@ impl Walk<'_> {
                 cut = true;
                 break;
             }
-            match edit.filter(|_| !marked.is_empty()) {
+            match found {
                 None => out.push(b.raw().clone()),
-                Some(edit) => {
+                Some((edit, marked)) => {
                     let new = match self.restore_batch(edit, offset, marked) {
                         Ok(new) => new,
                         Err(e) if out.is_empty() => return Err(fail(e)),
                         Err(e) => {
-                            // Keep what was restored before it; the client
-                            // fetches from this batch again and gets the error.
-                            tracing::warn!(topic = self.topic, partition = self.partition, offset, error = %e, "cannot restore a large record; cutting the fetch before it");
+                            self.cut_before(offset, &e);
                             cut = true;
                             break;
                         }
@@ -314,6 +328,31 @@ impl Walk<'_> {
             return Ok(None);
         }
         Ok(Some(join(out)))
+    }
+
+    /// The batch's references, parsed, with its edit; `None` when it has
+    /// none.
+    fn marked(&self, b: &Batch) -> Result<Option<(BatchEdit, Marked)>, Failure> {
+        let Some((edit, found)) = references(b, self.cap)? else {
+            return Ok(None);
+        };
+        let offset = b.base_offset();
+        let marked = found
+            .into_iter()
+            .map(|(i, r)| {
+                r.map(|r| (i, r)).map_err(|e| Failure::Large {
+                    record: offset + i as i64,
+                    error: e.into(),
+                })
+            })
+            .collect::<Result<Marked, Failure>>()?;
+        Ok(Some((edit, marked)).filter(|(_, m)| !m.is_empty()))
+    }
+
+    /// Keeps what was read before a bad batch: the client fetches from it
+    /// again and gets the error then, as the first batch of its answer.
+    fn cut_before(&self, offset: i64, e: &Failure) {
+        tracing::warn!(topic = self.topic, partition = self.partition, offset, error = %e, "cannot restore a large record; cutting the fetch before it");
     }
 
     /// Puts the values back into the batch under `edit` (its records at
@@ -347,12 +386,13 @@ impl Walk<'_> {
 }
 
 /// Strait's references in a batch, by record index: each parsed, or why it
-/// does not parse; with the batch's edit, for the restore to reuse. Strait
-/// seals batches that carry references uncompressed, so control and
-/// compressed batches are `None` without being opened, and so is a batch
-/// whose records carry no marker (a scan of record views, no decode).
+/// does not parse; with the batch's edit, for the restore to reuse. Control
+/// batches are `None` unopened; compressed ones are opened (the broker may
+/// have recompressed what Strait wrote uncompressed, see the module docs);
+/// a batch whose records carry no marker is `None` after a scan of record
+/// views, no decode.
 pub fn references(b: &Batch, cap: usize) -> Result<Option<(BatchEdit, Found)>, BatchError> {
-    if b.is_control() || b.compression() != Compression::None {
+    if b.is_control() {
         return Ok(None);
     }
     let bytes = b.record_bytes(cap)?;
@@ -361,6 +401,10 @@ pub fn references(b: &Batch, cap: usize) -> Result<Option<(BatchEdit, Found)>, B
         return Ok(None);
     }
     let mut edit = BatchEdit::new(b.clone(), cap)?;
+    if b.compression() != Compression::None {
+        // Decompressed once: the edit decodes these bytes.
+        edit.set_section(Compression::None, bytes);
+    }
     let found = edit
         .peek_records()?
         .iter()

@@ -1,20 +1,33 @@
-//! Fetch enforcement: a fetch of a topic whose policy asks for
+//! Fetch enforcement: a fetch that reads a topic whose policy asks for
 //! read_committed is forced to it (the isolation level patched in place),
 //! and the response plan drops aborted transactions' batches, which a
-//! read_uncommitted client would not filter itself. A fetch on a connection
-//! that has named a topic with large-record handling gets the restore step,
-//! with the limits the request asked for.
+//! read_uncommitted client would not filter itself. A fetch that reads a
+//! topic with large-record handling gets the restore step, with the limits
+//! the request asked for.
+//!
+//! Each fetch is decided from every partition it reads, whatever the
+//! connection saw before: the partitions it names, and those of the fetch
+//! session (KIP-227) it continues, which Strait follows
+//! ([`crate::response::session`]). An incremental fetch of a session Strait
+//! never saw created gets FETCH_SESSION_ID_NOT_FOUND, and the client starts
+//! anew. Topic ids Strait cannot name are looked up with the internal
+//! client first; one still unknown counts as policed (read_committed forced,
+//! the restore step planned, which fails such a partition closed).
+
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, FetchRequest};
-
-use std::sync::Arc;
+use uuid::Uuid;
 
 use super::request::{decode_body, decode_header, ConnState, EnforceError, Outcome};
 use super::Compiled;
 use crate::cluster::TopicIds;
+use crate::kafka_client::KafkaClient;
 use crate::large::restore::{RestoreSpec, TopicKey};
 use crate::metrics;
+use crate::response::session::{Partition, SessionNote, Use};
 use crate::response::Step;
 
 /// Byte offset of `isolation_level` in a Fetch request body (v4+): after
@@ -27,10 +40,13 @@ fn isolation_offset(version: i16) -> usize {
     }
 }
 
-/// Forces read_committed when a fetched topic's policy asks for it.
-pub fn fetch(
+/// Forces read_committed and plans the restore step for what the fetch
+/// reads. `lookup` names topic ids Strait has not learned (the internal
+/// client; `None` in tests without a cluster).
+pub async fn fetch(
     policies: &Arc<Compiled>,
     names: &TopicIds,
+    lookup: Option<&KafkaClient>,
     state: &mut ConnState,
     version: i16,
     frame: Bytes,
@@ -38,36 +54,98 @@ pub fn fetch(
     let api = ApiKey::Fetch;
     let body = frame.slice(4..);
     let (header_len, _) = decode_header(api, version, &body)?;
-    let may_restore = policies.has_restores();
-    let mut steps = Vec::new();
-    if !state.read_committed || may_restore {
-        let req: FetchRequest = decode_body(api, version, &body.slice(header_len..))?;
-        // Fetch sessions omit unchanged topics later: both stay set.
-        for t in &req.topics {
-            let plan = if version >= 13 {
-                match names.name_of(&t.topic_id) {
-                    Some(n) => policies.plan(&n),
-                    None => {
-                        // An id Strait cannot name yet: stay on the safe side.
-                        state.read_committed = true;
-                        state.restores |= may_restore;
-                        continue;
-                    }
-                }
-            } else {
-                policies.plan(t.topic.0.as_str())
-            };
-            if let Some(p) = plan {
-                state.read_committed |= p.read_committed;
-                state.restores |= p.restores;
+    let req: FetchRequest = decode_body(api, version, &body.slice(header_len..))?;
+    let key = |name: &kafka_protocol::messages::TopicName, id: Uuid| {
+        if version >= 13 {
+            TopicKey::Id(id)
+        } else {
+            TopicKey::Name(name.0.to_string())
+        }
+    };
+    let named: Vec<Partition> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let k = key(&t.topic, t.topic_id);
+            t.partitions.iter().map(move |p| {
+                (
+                    k.clone(),
+                    p.partition,
+                    p.partition_max_bytes.max(0) as usize,
+                )
+            })
+        })
+        .collect();
+    let sessions = &state.sessions;
+    let (reads, note) = if version < 7 {
+        (named, None)
+    } else {
+        let forgets: Vec<(TopicKey, i32)> = req
+            .forgotten_topics_data
+            .iter()
+            .flat_map(|t| {
+                let k = key(&t.topic, t.topic_id);
+                t.partitions.iter().map(move |p| (k.clone(), *p))
+            })
+            .collect();
+        match sessions.classify(req.session_id, req.session_epoch, &named, &forgets) {
+            Use::Sessionless => (named, None),
+            Use::Create => {
+                let note = SessionNote::create(sessions.clone(), named.clone());
+                (named, Some(note))
+            }
+            Use::Known { id, partitions } => (
+                partitions,
+                Some(SessionNote::continues(sessions.clone(), id)),
+            ),
+            Use::Unknown(id) => {
+                metrics::fetch_session_unknown();
+                tracing::debug!(session = id, "an incremental fetch continues a session Strait never saw created; answering FETCH_SESSION_ID_NOT_FOUND");
+                return Ok(Outcome::Forward {
+                    frame,
+                    steps: vec![Step::SessionNotFound],
+                });
             }
         }
-        if state.restores {
-            steps.push(Step::RestoreLarge(restore_spec(policies, &req, version)));
+    };
+    if let Some(client) = lookup {
+        let unknown: Vec<Uuid> = reads
+            .iter()
+            .filter_map(|(k, _, _)| match k {
+                TopicKey::Id(id) if names.name_of(id).is_none() => Some(*id),
+                _ => None,
+            })
+            .collect();
+        if !unknown.is_empty() {
+            names.look_up(&unknown, || client.topic_ids()).await;
         }
     }
+    let (mut read_committed, mut restores) = (false, false);
+    let topics: HashSet<&TopicKey> = reads.iter().map(|(k, _, _)| k).collect();
+    for t in topics {
+        let plan = match t {
+            TopicKey::Name(n) => policies.plan(n),
+            TopicKey::Id(id) => match names.name_of(id) {
+                Some(n) => policies.plan(&n),
+                None => {
+                    // Still unknown after the look-up: the safe side.
+                    read_committed = true;
+                    restores |= policies.has_restores();
+                    continue;
+                }
+            },
+        };
+        if let Some(p) = plan {
+            read_committed |= p.read_committed;
+            restores |= p.restores;
+        }
+    }
+    let mut steps: Vec<Step> = note.into_iter().map(Step::NoteSession).collect();
+    if restores {
+        steps.push(Step::RestoreLarge(restore_spec(policies, &req, reads)));
+    }
     let at = 4 + header_len + isolation_offset(version);
-    if state.read_committed && frame.get(at) == Some(&0) {
+    if read_committed && frame.get(at) == Some(&0) {
         let mut out = BytesMut::from(&frame[..]);
         out[at] = 1;
         metrics::fetch_read_committed();
@@ -77,7 +155,7 @@ pub fn fetch(
             steps,
         });
     }
-    if state.restores && frame.get(at) == Some(&1) {
+    if restores && frame.get(at) == Some(&1) {
         // A read_committed client drops aborted batches itself, but only
         // after Strait would have restored their values: drop them first.
         steps.push(Step::DropAborted);
@@ -85,31 +163,18 @@ pub fn fetch(
     Ok(Outcome::Forward { frame, steps })
 }
 
-/// The limits a fetch asked for, and which topics the restore step handles
-/// (under the policies this request was decided with).
-fn restore_spec(policies: &Arc<Compiled>, req: &FetchRequest, version: i16) -> RestoreSpec {
-    let partition_max = req
-        .topics
-        .iter()
-        .flat_map(|t| {
-            let key = if version >= 13 {
-                TopicKey::Id(t.topic_id)
-            } else {
-                TopicKey::Name(t.topic.0.to_string())
-            };
-            t.partitions.iter().map(move |p| {
-                (
-                    key.clone(),
-                    p.partition,
-                    p.partition_max_bytes.max(0) as usize,
-                )
-            })
-        })
-        .collect();
+/// The limits a fetch asked for over the partitions it `reads`, and which
+/// topics the restore step handles (under the policies this request was
+/// decided with).
+fn restore_spec(
+    policies: &Arc<Compiled>,
+    req: &FetchRequest,
+    reads: Vec<Partition>,
+) -> RestoreSpec {
     let policies = policies.clone();
     RestoreSpec {
         max_bytes: req.max_bytes.max(0) as usize,
-        partition_max,
+        partition_max: reads,
         restores: Arc::new(move |topic| policies.plan(topic).is_some_and(|p| p.restores)),
     }
 }

@@ -20,6 +20,7 @@ use crate::cluster::ClusterView;
 use crate::codec::{guard, RequestPeek};
 use crate::metrics;
 use crate::offload::Offload;
+use crate::response::session::FetchSessions;
 use crate::response::{Rejected, Step, TOPIC_RESOURCE};
 
 /// What to do with an inspected request.
@@ -45,12 +46,9 @@ impl Outcome {
 /// Per-connection enforcement state.
 #[derive(Debug, Default)]
 pub struct ConnState {
-    /// A fetch on this connection named a read_committed topic. Fetch sessions
-    /// omit unchanged topics later, so the connection stays forced.
-    pub read_committed: bool,
-    /// A fetch on this connection named a topic whose records Strait
-    /// restores (large records); sticky for the same reason.
-    pub restores: bool,
+    /// The fetch sessions this connection created, followed so each fetch
+    /// is decided from every partition it reads.
+    pub sessions: Arc<FetchSessions>,
     /// Idempotent batches Strait refused, which later ones wait behind.
     pub refusals: Arc<super::order::Refusals>,
 }
@@ -141,7 +139,10 @@ pub async fn enforce(
                 }
             }
         }
-        1 => fetch::fetch(&policies, names, state, version, frame),
+        1 => {
+            let lookup = e.work.large.as_ref().map(|l| &*l.client);
+            fetch::fetch(&policies, names, lookup, state, version, frame).await
+        }
         key => admin::admin(&policies, names, key, version, frame),
     }
 }

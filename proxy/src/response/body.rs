@@ -46,6 +46,17 @@ impl Decoded {
             .map(|r| r.base_offset)
     }
 
+    /// Turns a Fetch answer into FETCH_SESSION_ID_NOT_FOUND with no data:
+    /// the client drops its session and sends a full fetch.
+    pub fn session_not_found(&mut self) {
+        let Body::Fetch(f) = &mut self.body else {
+            return;
+        };
+        f.error_code = super::session::FETCH_SESSION_ID_NOT_FOUND;
+        f.session_id = 0;
+        f.responses.clear();
+    }
+
     /// Drops aborted transactions' batches from every partition of a Fetch
     /// response, as a read_committed consumer would.
     pub fn drop_aborted(&mut self) {

@@ -19,6 +19,7 @@ pub mod body;
 pub mod codec;
 pub mod merge;
 pub mod plan;
+pub mod session;
 pub mod versions;
 
 pub use addresses::AddressMap;

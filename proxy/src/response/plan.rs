@@ -29,6 +29,8 @@ use crate::large::{Held, LargeRecords};
 use crate::offload::Offload;
 use crate::pipeline::{TraceIndex, Traced};
 
+use super::session::{self, SessionNote};
+
 /// A partition's traced records, waiting for the broker's base offset.
 #[derive(Debug)]
 pub struct PendingTraces {
@@ -48,6 +50,13 @@ pub enum Step {
     LearnTopicIds,
     /// Index produced records' trace ids at the offsets the broker gave them.
     IndexTraces(Vec<PendingTraces>),
+    /// Learn a fetch session from the head of the answer (read without
+    /// decoding it: the plan keeps it aside, and a streamed answer stays
+    /// streamed).
+    NoteSession(SessionNote),
+    /// The fetch continued a session Strait does not know: answer
+    /// FETCH_SESSION_ID_NOT_FOUND instead, so the client starts a new one.
+    SessionNotFound,
     /// Answer the parts of the request a policy refused.
     MergeRejections(Vec<Rejected>),
     /// Drop aborted transactions' batches (a fetch forced to read_committed).
@@ -64,7 +73,7 @@ pub enum Step {
 impl Step {
     fn order(&self) -> u8 {
         match self {
-            Step::LearnTopicIds => 0,
+            Step::LearnTopicIds | Step::NoteSession(_) | Step::SessionNotFound => 0,
             Step::IndexTraces(_) => 1,
             Step::MergeRejections(_) => 2,
             Step::DropAborted => 3,
@@ -98,6 +107,8 @@ pub struct ResponsePlan {
     pub sent: Instant,
     decode: Option<Kind>,
     steps: Vec<Step>,
+    /// A fetch session to learn from the answer's head.
+    session: Option<SessionNote>,
 }
 
 impl ResponsePlan {
@@ -105,6 +116,17 @@ impl ResponsePlan {
     /// api and version need for their own sake ([`super::classify`]), `steps`
     /// what the request's policies asked for.
     pub fn new(peek: RequestPeek, kind: Option<Kind>, mut steps: Vec<Step>) -> ResponsePlan {
+        let mut session = None;
+        steps.retain_mut(|s| match std::mem::replace(s, Step::ClampVersions) {
+            Step::NoteSession(note) => {
+                session = Some(note);
+                false
+            }
+            other => {
+                *s = other;
+                true
+            }
+        });
         let decode = if steps.is_empty() {
             kind
         } else {
@@ -126,6 +148,37 @@ impl ResponsePlan {
             sent: Instant::now(),
             decode,
             steps,
+            session,
+        }
+    }
+
+    /// Reads the head of the answer (the bytes after the length prefix, or
+    /// their start; `len` in all) for the fetch session this request used.
+    /// `Ok(None)`: done, or nothing to learn; `Ok(Some(n))`: needs the first
+    /// `n` bytes. Call before any byte of the answer reaches the client.
+    pub fn learn_session(
+        &mut self,
+        frame: &[u8],
+        len: usize,
+    ) -> Result<Option<usize>, RewriteError> {
+        if self.session.is_none() {
+            return Ok(None);
+        }
+        match session::head(frame, len, self.api_version) {
+            session::Head::Need(n) => Ok(Some(n)),
+            session::Head::Read {
+                error_code,
+                session_id,
+            } => {
+                let note = self.session.take().expect("checked above");
+                note.learn(error_code, session_id);
+                Ok(None)
+            }
+            session::Head::Malformed => Err(RewriteError::Decode {
+                what: "Fetch",
+                version: self.api_version,
+                source: anyhow::anyhow!("the response header's tagged fields run past the frame"),
+            }),
         }
     }
 
@@ -221,6 +274,8 @@ fn apply(d: &mut Decoded, step: Step, env: &ResponseEnv) {
                 }
             }
         }
+        Step::SessionNotFound => d.session_not_found(),
+        Step::NoteSession(_) => unreachable!("plans keep session notes aside"),
         Step::MergeRejections(rejected) => d.merge_rejections(&rejected),
         Step::DropAborted => d.drop_aborted(),
         Step::RestoreLarge(spec) => {

@@ -1,0 +1,268 @@
+//! Large records whatever the broker does with what Strait wrote, and
+//! whatever the consumer's connection saw before: the round trip under a
+//! matrix of topic settings (a broker whose default `compression.type` is
+//! gzip, a topic's own zstd or lz4, a compacted source, several partitions),
+//! and consumers (Java, librdkafka) reading while Strait is restarted
+//! (SIGTERM: the Java client keeps its fetch session and resumes it on the
+//! new connection; SIGKILL). Every value comes back whole: never a
+//! reference, never the marker, never a stall; no aborted record is read
+//! by a consumer Strait forces to read_committed.
+
+use std::time::Duration;
+
+use strait_integration::large::{
+    assert_round_trip, consumed, consumed_lines, driver, produce_errors, produced, spawn_driver,
+    Produced, Stack,
+};
+use strait_integration::tempdir::Dir;
+use strait_integration::{
+    cluster, create_topic, create_topic_with_configs, dump_batches_in, free_port_block, run,
+    unique, OwnCluster, Strait,
+};
+
+const KIB: u64 = 1 << 10;
+
+/// A claim-check (and, for `chunked.`, chunking) policy on `media.` topics,
+/// with consumers of `media.` forced to read_committed.
+const POLICIES: &str = r#"
+[[policy]]
+name = "media"
+topics = { prefix = "media." }
+[policy.large_records]
+remedies = ["claim-check"]
+threshold = 100000
+[policy.fetch]
+read_committed = true
+
+[[policy]]
+name = "chunked"
+topics = { prefix = "chunked." }
+[policy.large_records]
+remedies = ["chunk"]
+threshold = 100000
+allow_compacted = true
+"#;
+
+/// Strait's config and store, kept across restarts on the same ports
+/// (`ports`: a block from [`free_port_block`]; `None`: any free ports).
+struct Setup {
+    dir: Dir,
+    config: String,
+}
+
+impl Setup {
+    fn new(upstream: &str, ports: Option<u16>) -> Setup {
+        let dir = Dir::new("large-settings");
+        let pdir = dir.path().join("policies");
+        std::fs::create_dir_all(&pdir).unwrap();
+        std::fs::write(pdir.join("media.toml"), POLICIES).unwrap();
+        let store = dir.path().join("objects");
+        let (bootstrap, brokers) = match ports {
+            Some(base) => (base, format!("{}-{}", base + 1, base + 9)),
+            None => (0, "0".to_string()),
+        };
+        let upstream: Vec<String> = upstream.split(',').map(|b| format!("{b:?}")).collect();
+        let toml = format!(
+            "[listen]\nbootstrap = \"127.0.0.1:{bootstrap}\"\nbroker_ports = \"{brokers}\"\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n[upstream]\nbootstrap = [{}]\n\
+             [policies]\ndir = {:?}\n[shutdown]\ndrain_timeout_ms = 10000\n\
+             [large_records]\nstore = {:?}\n",
+            upstream.join(", "),
+            pdir.display().to_string(),
+            store.display().to_string(),
+        );
+        let config = dir.path().join("strait.toml");
+        std::fs::write(&config, toml).unwrap();
+        Setup {
+            config: config.display().to_string(),
+            dir,
+        }
+    }
+
+    fn start(&self) -> Strait {
+        let s = Strait::start(&["run", "--config", &self.config]);
+        s.wait_ready();
+        s
+    }
+}
+
+/// Produces `count` keyed values of `size` bytes with the Java producer;
+/// every one acknowledged (committed or aborted, as asked).
+fn produce(bootstrap: &str, topic: &str, count: u32, size: u64, extra: &[&str]) -> Vec<Produced> {
+    let (count, size) = (count.to_string(), size.to_string());
+    let mut args = vec![
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        topic,
+        "--count",
+        &count,
+        "--size",
+        &size,
+        "--key-prefix",
+        "k",
+    ];
+    args.extend_from_slice(extra);
+    let out = run(&mut driver(Stack::Java, "produce", &args));
+    out.assert_ok(&format!("produce {count} x {size} bytes to {topic}"));
+    assert!(
+        produce_errors(&out).is_empty(),
+        "{:?}",
+        produce_errors(&out)
+    );
+    produced(&out)
+}
+
+/// The codecs the broker stored a partition's data batches in.
+fn stored_codecs(cluster: &str, topic: &str, partition: u32) -> Vec<String> {
+    let mut c: Vec<String> = dump_batches_in(cluster, topic, partition)
+        .into_iter()
+        .map(|b| b.codec)
+        .collect();
+    c.dedup();
+    c
+}
+
+/// Topic and broker settings that change what the broker stores: on a
+/// broker whose default `compression.type` is gzip, a topic that inherits
+/// it (3 partitions), a zstd topic (2 partitions), and a compacted lz4 topic
+/// whose records are chunked (`allow_compacted`). Java and librdkafka read
+/// every value whole, though the broker recompressed every batch Strait
+/// wrote uncompressed (checked in its log segments).
+#[test]
+fn large_records_come_back_whole_whatever_the_topic_and_broker_compression() {
+    let kafka = OwnCluster::up(&unique("itgz"), &["compression.type=gzip"]);
+    let setup = Setup::new(&kafka.bootstrap, None);
+    let strait = setup.start();
+    let cases: [(&str, u32, &[(&str, &str)], &str); 3] = [
+        ("media.inherit", 3, &[], "gzip"),
+        ("media.zstd", 2, &[("compression.type", "zstd")], "zstd"),
+        (
+            "chunked.compact",
+            1,
+            &[("cleanup.policy", "compact"), ("compression.type", "lz4")],
+            "lz4",
+        ),
+    ];
+    for (prefix, partitions, configs, codec) in cases {
+        let topic = unique(prefix);
+        create_topic_with_configs(&kafka.bootstrap, &topic, partitions, 1, configs);
+        let produced = produce(&strait.bootstrap, &topic, 9, 300 * KIB, &[]);
+        assert_eq!(produced.len(), 9, "{topic}: every record acknowledged");
+        let used: std::collections::BTreeSet<i64> = produced.iter().map(|p| p.partition).collect();
+        assert_eq!(
+            used.len(),
+            partitions as usize,
+            "{topic}: keys spread over every partition"
+        );
+        for p in 0..partitions {
+            assert_eq!(
+                stored_codecs(&kafka.name, &topic, p),
+                vec![codec.to_string()],
+                "{topic}-{p}: the broker recompressed what Strait wrote"
+            );
+        }
+        for consumer in Stack::BOTH {
+            let c = run(&mut driver(
+                consumer,
+                "consume",
+                &[
+                    "--bootstrap",
+                    &strait.bootstrap,
+                    "--topic",
+                    &topic,
+                    "--expect",
+                    "9",
+                    "--timeout-s",
+                    "60",
+                ],
+            ));
+            c.assert_ok(&format!("{consumer:?} consumes {topic}"));
+            assert_round_trip(&produced, &consumed(&c), "k");
+        }
+    }
+    assert!(strait.warnings().is_empty(), "{:?}", strait.warnings());
+}
+
+/// A consumer reading while Strait restarts on the same ports.
+fn read_across_a_restart(signal: &str, consumer: Stack) {
+    let upstream = cluster(1);
+    let setup = Setup::new(&upstream, Some(free_port_block()));
+    let mut strait = setup.start();
+    let topic = unique("media.restart");
+    create_topic(&upstream, &topic, 2, 1);
+    // Transactions of one record each; every fifth aborted. Committed ones
+    // are read, aborted ones never (the policy forces read_committed).
+    let produced = produce(
+        &strait.bootstrap,
+        &topic,
+        60,
+        150 * KIB,
+        &[
+            "--transactional-id",
+            &unique("tx"),
+            "--abort-indices",
+            "0,5,10,15,20,25,30,35,40,45,50,55",
+        ],
+    );
+    let committed = produced.iter().filter(|p| !p.aborted).count();
+    assert_eq!(committed, 48);
+    // One record per fetch (the first batch of an answer is exempt from the
+    // limit), so the read spans many fetches, and the restart falls in it.
+    let fetch_limit = "max.partition.fetch.bytes=160000";
+    let reader = spawn_driver(&mut driver(
+        consumer,
+        "consume",
+        &[
+            "--bootstrap",
+            &strait.bootstrap,
+            "--topic",
+            &topic,
+            "--expect",
+            &committed.to_string(),
+            "--timeout-s",
+            "90",
+            "--config",
+            fetch_limit,
+        ],
+    ));
+    let first = reader
+        .next_line(Duration::from_secs(60))
+        .expect("the consumer reads through the first Strait");
+    let mut lines = vec![first];
+    strait.signal(signal);
+    let status = strait.wait_exit(Duration::from_secs(20));
+    lines.extend(reader.lines_so_far());
+    let before = consumed_lines(&lines).len();
+    assert!(
+        before < committed,
+        "{consumer:?} read {before} of {committed} records before Strait stopped ({status:?}): \
+         the restart did not fall in the read"
+    );
+    let again = setup.start();
+    let out = reader.finish();
+    out.assert_ok(&format!(
+        "{consumer:?} reads across a {signal} restart of Strait"
+    ));
+    // The whole output holds the lines handed over before the restart too.
+    let got = consumed(&out);
+    assert_round_trip(&produced, &got, "k");
+    assert_eq!(got.len(), committed, "no record read twice, none aborted");
+    drop(again);
+    drop(setup.dir);
+}
+
+#[test]
+fn a_java_consumer_gets_every_large_value_whole_across_a_draining_restart() {
+    read_across_a_restart("TERM", Stack::Java);
+}
+
+#[test]
+fn a_java_consumer_gets_every_large_value_whole_across_a_killed_strait() {
+    read_across_a_restart("KILL", Stack::Java);
+}
+
+#[test]
+fn a_librdkafka_consumer_gets_every_large_value_whole_across_a_draining_restart() {
+    read_across_a_restart("TERM", Stack::Librdkafka);
+}
