@@ -67,9 +67,8 @@ impl Stage for Compress {
 
     fn apply(&self, batch: &mut BatchEdit, cx: &mut Context<'_>) -> Result<(), StageError> {
         if batch.sealed_as().is_some() {
-            // An earlier stage chose the codec (large records: references
-            // stay uncompressed so the fetch side finds them without
-            // decompressing anything).
+            // An earlier stage chose the codec (large records: the codec a
+            // compress remedy needs, or plain for a batch of references).
             metrics::compress_skipped("codec_chosen_by_a_stage");
             return Ok(());
         }

@@ -9,9 +9,11 @@
 //!
 //! The record keeps its key, headers, timestamp and place in the batch (the
 //! record count and the producer's sequences never change) and gains the
-//! `strait.large-record` marker header; its batch is sealed uncompressed
-//! (references are small), so the fetch side never decompresses a batch to
-//! look for them. Nothing is forwarded until the value
+//! `strait.large-record` marker header. A batch carrying references is
+//! sealed uncompressed (references are small) unless another of its values
+//! fit only compressed: then it is sealed compressed (the client's codec,
+//! else the `compress` remedy's), as that value must stay under the
+//! threshold. Nothing is forwarded until the value
 //! is stored: a store or chunk-topic failure refuses the partition with a
 //! retriable error, and the client retries with the same sequence. When no
 //! remedy fits, the partition is refused with MESSAGE_TOO_LARGE naming the
@@ -208,12 +210,18 @@ impl Stage for LargeRecords {
                 ));
             }
         }
-        if offloaded {
-            // A batch that carries references stays uncompressed: the fetch
-            // side then looks for them in uncompressed batches only.
+        if seal_compressed {
+            // A value fit only compressed, so the batch must go out
+            // compressed even when it carries references too: sealing it
+            // plain would send that value over the threshold. The fetch side
+            // opens compressed batches of large-record topics to restore.
+            if batch.codec() == Compression::None {
+                batch.seal_as(codec);
+            }
+        } else if offloaded {
+            // References are small; a plain batch is what the fetch side
+            // reads with the least work.
             batch.seal_as(Compression::None);
-        } else if seal_compressed && batch.codec() == Compression::None {
-            batch.seal_as(codec);
         }
         Ok(())
     }
@@ -356,6 +364,94 @@ mod tests {
             "the trace header stays"
         );
         assert_eq!(back[0].value.as_deref(), Some(&b"small"[..]));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A batch with one value that fits only compressed and one that fits
+    /// no way but a claim-check: both remedies must hold as sent, so the
+    /// batch carrying the reference is still sealed compressed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_claim_check_in_the_batch_keeps_the_compress_remedy() {
+        use sha2::Digest;
+        let dir = std::env::temp_dir().join(format!("strait-claims-mixed-{}", std::process::id()));
+        let large = large(&dir);
+        let set = PolicySet::parse(&[(
+            "p.toml".into(),
+            "[[policy]]\nname = \"p\"\ntopics = { exact = \"t\" }\n\
+             [policy.large_records]\nthreshold = 1024\nremedies = [\"compress\", \"claim-check\"]\n"
+                .into(),
+        )])
+        .unwrap();
+        let text = b"the same sentence again and again; ".repeat(300);
+        let noise: Vec<u8> = (0..157u32)
+            .flat_map(|i| sha2::Sha256::digest(i.to_be_bytes()))
+            .take(5000)
+            .collect();
+        let recs: Vec<RecordSpec<'_>> = vec![
+            (Some(&b"a"[..]), Some(&text[..]), &[]),
+            (Some(&b"b"[..]), Some(&noise[..]), &[]),
+        ];
+        let producer = Producer {
+            id: 9,
+            epoch: 2,
+            base_sequence: 40,
+            transactional: false,
+        };
+        let input = build_batch(producer, 1000, &recs);
+        let io = large.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let pipeline = Pipeline::for_policy(set.resolve("t").unwrap());
+            let mut traced = Vec::new();
+            let mut cx = Context {
+                topic: "t",
+                partition: 0,
+                client_id: None,
+                api_version: 9,
+                received_at_ms: 0,
+                traced: &mut traced,
+                records_before: 0,
+                large: Some(&io),
+            };
+            let out = pipeline.run(&batches(input).unwrap(), 1 << 20, &mut cx);
+            out.unwrap().expect("rewritten")
+        })
+        .await
+        .unwrap();
+        let b = &batches(out).unwrap()[0];
+        assert_eq!(
+            (
+                b.producer_id(),
+                b.producer_epoch(),
+                b.base_sequence(),
+                b.record_count()
+            ),
+            (9, 2, 40, 2),
+            "the batch stays the producer's"
+        );
+        assert_eq!(
+            b.compression(),
+            Compression::Zstd,
+            "the compress remedy's codec"
+        );
+        assert!(
+            b.raw().len() <= 1024,
+            "the compressible value is within the threshold as sent: a batch of {} bytes",
+            b.raw().len()
+        );
+        let mut edit = crate::codec::edit::BatchEdit::new(b.clone(), 1 << 20).unwrap();
+        let rs = edit.peek_records().unwrap().to_vec();
+        assert_eq!(
+            rs[0].value.as_deref(),
+            Some(&text[..]),
+            "the client's value"
+        );
+        assert!(rs[0].header(MARKER).is_none(), "nothing to restore");
+        let marker = rs[1].header(MARKER).flatten().expect("claim-checked");
+        let Reference::Object(o) = Reference::parse(marker, rs[1].value.as_ref().unwrap()).unwrap()
+        else {
+            panic!("a claim-check")
+        };
+        assert!(dir.join(&o.key).exists(), "{} stored", o.key);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
