@@ -11,7 +11,8 @@
 //! per connection, a retriable refusal of a batch with a producer id is
 //! remembered, and later batches of that producer and partition are refused
 //! the same way, without offloading anything, until the refused batch comes
-//! again (the client's in-order retry) or the producer's epoch changes.
+//! again (the client's in-order retry) and gets any other verdict (it goes
+//! to the broker, or is refused for good), or the producer's epoch changes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -62,10 +63,21 @@ impl Refusals {
         }
     }
 
-    /// `b` goes to the broker: the sequence it waited for has come.
-    pub fn passed(&self, topic: &Arc<str>, partition: i32, b: &Batch) {
-        if let Some(key) = Self::key(topic, partition, b) {
-            self.0.lock().expect("refusals lock").remove(&key);
+    /// `b` got a verdict other than a retriable refusal: it goes to the
+    /// broker, or is refused for good (a client does not send it again). If
+    /// it is the batch the producer's later ones wait behind, they wait no
+    /// more; a verdict on any other batch of that epoch changes nothing, as
+    /// the retry they wait for has not come.
+    pub fn settled(&self, topic: &Arc<str>, partition: i32, b: &Batch) {
+        let Some(key) = Self::key(topic, partition, b) else {
+            return;
+        };
+        let mut map = self.0.lock().expect("refusals lock");
+        if map
+            .get(&key)
+            .is_some_and(|&(epoch, seq)| epoch != b.producer_epoch() || seq == b.base_sequence())
+        {
+            map.remove(&key);
         }
     }
 }
@@ -120,7 +132,7 @@ mod tests {
             None,
             "the retry itself goes"
         );
-        r.passed(&t, 0, &batch(0, 0));
+        r.settled(&t, 0, &batch(0, 0));
         assert_eq!(r.waits_behind(&t, 0, &batch(0, 1)), None);
         r.refused(&t, 0, &batch(0, 7));
         assert_eq!(
@@ -139,6 +151,28 @@ mod tests {
             r.waits_behind(&t, 0, &plain[0]),
             None,
             "no producer id: no order to keep"
+        );
+    }
+
+    #[test]
+    fn only_a_verdict_on_the_awaited_batch_ends_the_wait() {
+        let r = Refusals::default();
+        let t: Arc<str> = Arc::from("t");
+        r.refused(&t, 0, &batch(0, 3));
+        // A later batch refused for good (a record check, say): the retry
+        // of 3 has not come, so the ones after it still wait.
+        r.settled(&t, 0, &batch(0, 4));
+        assert_eq!(
+            r.waits_behind(&t, 0, &batch(0, 5)),
+            Some(3),
+            "still behind the retry of 3"
+        );
+        // The retry of 3 refused for good: nothing is left to wait for.
+        r.settled(&t, 0, &batch(0, 3));
+        assert_eq!(
+            r.waits_behind(&t, 0, &batch(0, 4)),
+            None,
+            "the retry of 3 has had its verdict"
         );
     }
 }

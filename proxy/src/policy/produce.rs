@@ -320,6 +320,14 @@ fn partition(
         .refusals
         .as_deref()
         .filter(|_| policy.large_records.is_some());
+    if let (Some(r), Err(_)) = (refusals, &checked) {
+        // A refusal for good is a verdict too: if this is the retry the
+        // producer's later batches wait behind (a reload may have added a
+        // check it fails), they must not wait for it any longer.
+        if let Some(Ok(batches)) = p.records.clone().map(crate::codec::batch::batches) {
+            batches.iter().for_each(|b| r.settled(t.name, p.index, b));
+        }
+    }
     if let (Some(r), Ok(batches)) = (refusals, &checked) {
         if let Some(seq) = batches
             .iter()
@@ -346,14 +354,20 @@ fn partition(
             match plan.pipeline.run(&batches, cap, &mut cx) {
                 Err(e) => {
                     let v = pipeline_violation(policy, e);
-                    if let Some(r) = refusals.filter(|_| v.error_code == KAFKA_STORAGE_ERROR) {
-                        batches.iter().for_each(|b| r.refused(t.name, p.index, b));
+                    if let Some(r) = refusals {
+                        // Only a retriable refusal is sent again; after any
+                        // other the producer's later batches wait no more.
+                        if v.error_code == KAFKA_STORAGE_ERROR {
+                            batches.iter().for_each(|b| r.refused(t.name, p.index, b));
+                        } else {
+                            batches.iter().for_each(|b| r.settled(t.name, p.index, b));
+                        }
                     }
                     Err(v)
                 }
                 Ok(new) => {
                     if let Some(r) = refusals {
-                        batches.iter().for_each(|b| r.passed(t.name, p.index, b));
+                        batches.iter().for_each(|b| r.settled(t.name, p.index, b));
                     }
                     v.rewritten |= new.is_some();
                     p.records = new.or(p.records.take());

@@ -104,6 +104,99 @@ fn pipeline_rewrites_only_its_topic_and_hands_trace_ids_to_the_response() {
     }
 }
 
+/// The error codes of the partitions Strait refused in an outcome.
+fn refused_codes(out: &Outcome) -> Vec<i16> {
+    let Outcome::Forward { steps, .. } = out else {
+        panic!("forwarded")
+    };
+    steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::MergeRejections(r) => Some(r.iter().map(|r| r.error_code)),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// The order guard holds an idempotent producer's later batches behind
+/// one refused with a retriable error. When the retry of that batch gets a
+/// final answer instead (here MESSAGE_TOO_LARGE, after a reload dropped the
+/// claim-check remedy), nothing is left to wait for: the next batch goes on.
+#[test]
+fn a_final_verdict_on_the_awaited_retry_releases_the_order_guard() {
+    use std::sync::Arc;
+
+    use crate::codec::build::{build_batch, Producer};
+    use crate::pipeline::large::{KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE};
+    use sha2::Digest;
+
+    let policy = |remedies: &str| {
+        compiled(&format!(
+            "[[policy]]\nname = \"p\"\ntopics = {{ exact = \"t\" }}\n\
+             [policy.large_records]\nthreshold = 1024\nremedies = [{remedies}]\n"
+        ))
+    };
+    let claim_check = policy("\"claim-check\"");
+    let compress_only = policy("\"compress\"");
+    let work = Work {
+        refusals: Some(Arc::default()),
+        ..Work::capped(1 << 20) // no store: a claim-check is a retriable refusal
+    };
+    let noise: Vec<u8> = (0..157u32)
+        .flat_map(|i| sha2::Sha256::digest(i.to_be_bytes()))
+        .take(5000)
+        .collect();
+    let frame = |seq: i32, value: &[u8]| {
+        let p = Producer {
+            id: 5,
+            epoch: 0,
+            base_sequence: seq,
+            transactional: false,
+        };
+        let id: &[(&[u8], Option<&[u8]>)] = &[(b"event-id", Some(b"1"))];
+        let headers = if value.len() > 1024 { &[][..] } else { id };
+        let batch = build_batch(p, 0, &[(None, Some(value), headers)]);
+        build::produce_frame(9, -1, &[("t", Some(batch))])
+    };
+    let run = |set: &Compiled, (frame, at): (Bytes, usize)| {
+        refused_codes(&scan_and_produce(set, &TopicIds::new(10), 9, at, &work, frame).unwrap())
+    };
+    assert_eq!(run(&claim_check, frame(0, &noise)), [KAFKA_STORAGE_ERROR]);
+    assert_eq!(
+        run(&claim_check, frame(1, b"small")),
+        [KAFKA_STORAGE_ERROR],
+        "the next batch waits for the retry of the first"
+    );
+    assert_eq!(
+        run(&compress_only, frame(0, &noise)),
+        [MESSAGE_TOO_LARGE],
+        "the retry is refused for good"
+    );
+    assert_eq!(
+        run(&compress_only, frame(1, b"small")),
+        Vec::<i16>::new(),
+        "nothing is left to wait for"
+    );
+    // The same when the retry fails a produce check (a reload added one).
+    let checked = compiled(
+        "[[policy]]\nname = \"p\"\ntopics = { exact = \"t\" }\n\
+         [policy.produce]\nrequired_headers = [\"event-id\"]\n\
+         [policy.large_records]\nthreshold = 1024\nremedies = [\"compress\"]\n",
+    );
+    assert_eq!(run(&claim_check, frame(2, &noise)), [KAFKA_STORAGE_ERROR]);
+    assert_eq!(
+        run(&checked, frame(2, &noise)),
+        [strait_policies::decide::INVALID_RECORD],
+        "the retry has no event-id header"
+    );
+    assert_eq!(
+        run(&checked, frame(3, b"small")),
+        Vec::<i16>::new(),
+        "nothing is left to wait for after a check's verdict either"
+    );
+}
+
 /// A Metadata v12 request frame for `topic`, asking to auto-create it or not.
 fn metadata_frame(topic: &str, auto_create: bool) -> Bytes {
     use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
