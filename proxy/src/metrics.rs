@@ -125,7 +125,8 @@ pub fn upstream_connect_failed() {
 }
 
 /// One policy decision: the policy's name (bounded by the policy files),
-/// the rule (`all` when allowed) and the outcome.
+/// the rule (`all` when allowed) and the outcome: `allowed`, `rejected`, or
+/// `auto_create_off` (a Metadata request forwarded with auto-creation off).
 pub fn policy_decision(policy: &str, rule: &'static str, outcome: &'static str) {
     counter!("strait_policy_decisions_total",
         "policy" => policy.to_string(), "rule" => rule, "outcome" => outcome)

@@ -16,7 +16,8 @@ use strait_policies::{Policy, Violation};
 use uuid::Uuid;
 
 use super::request::{
-    decode_body, decode_header, frame_with, record, reject, EnforceError, Outcome,
+    decode_body, decode_header, frame_with, record, record_auto_create_off, reject, EnforceError,
+    Outcome,
 };
 use super::Compiled;
 use crate::cluster::TopicIds;
@@ -196,9 +197,8 @@ fn refuses_auto_create(policies: &Compiled, req: &MetadataRequest) -> bool {
             replication_factor: -1,
             configs: Vec::new(),
         };
-        let result = decide::decide_create_topic(&plan.policy, &defaults);
-        if let Err(v) = &result {
-            record(name.as_str(), &plan.policy, Some(v));
+        if let Err(v) = decide::decide_create_topic(&plan.policy, &defaults) {
+            record_auto_create_off(name.as_str(), &plan.policy, &v);
             refused = true;
         }
     }

@@ -159,6 +159,16 @@ pub(super) fn record(topic: &str, policy: &Policy, violation: Option<&Violation>
     }
 }
 
+/// A policy turned auto-creation off in a Metadata request (its create
+/// rules would refuse the broker's defaults). The request still goes on, so
+/// it has its own outcome: an app that asks for auto-creation in every
+/// Metadata request (Kafka Streams) is not refused anything.
+pub(super) fn record_auto_create_off(topic: &str, policy: &Policy, why: &Violation) {
+    let rule = why.rule.name();
+    metrics::policy_decision(&policy.name, rule, "auto_create_off");
+    tracing::debug!(topic, policy = %policy.name, rule, why = %why, "policy turned auto-creation off in a Metadata request");
+}
+
 pub(super) fn decode_error(api: ApiKey, version: i16) -> impl Fn(anyhow::Error) -> EnforceError {
     move |e| EnforceError::Decode {
         api,

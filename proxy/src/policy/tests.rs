@@ -256,6 +256,35 @@ fn metadata_does_not_auto_create_a_topic_the_create_rules_refuse() {
     assert_eq!(forwarded_auto_create(&set, frame.clone()).1, frame);
 }
 
+/// Turning auto-creation off keeps the client's request going (a Kafka
+/// Streams app asks for it in every Metadata request): it is counted as what
+/// it is, not as a rejection an alert would fire on.
+#[test]
+fn auto_creation_turned_off_is_not_counted_as_a_rejection() {
+    let set = compiled(
+        "[[policy]]\nname = \"guarded\"\ntopics = { prefix = \"orders.\" }\n[policy.admin]\n\
+         partitions = { min = 2, max = 6 }\n",
+    );
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let (auto, _) = metrics::with_local_recorder(&recorder, || {
+        forwarded_auto_create(&set, metadata_frame("orders.new", true))
+    });
+    assert!(!auto);
+    let rendered = recorder.handle().render();
+    let decisions: Vec<&str> = rendered
+        .lines()
+        .filter(|l| l.starts_with("strait_policy_decisions_total{"))
+        .collect();
+    assert_eq!(decisions.len(), 1, "{rendered}");
+    assert!(
+        decisions[0].contains("policy=\"guarded\"")
+            && decisions[0].contains("outcome=\"auto_create_off\"")
+            && decisions[0].ends_with(" 1"),
+        "{}",
+        decisions[0]
+    );
+}
+
 /// A request whose array length claims more than the frame holds is
 /// refused before kafka-protocol decodes it (its decoder would reserve room
 /// for all of them up front and abort the process); the error names the
