@@ -1,6 +1,7 @@
 //! Trace-context stage: gives every record a W3C `traceparent` header
 //! (version 00, sampled) unless it has one, which it keeps untouched;
-//! optionally adds the producing client's id and Strait's receive time. The
+//! optionally adds the producing client's id (replacing the one an earlier
+//! hop through Strait gave it) and Strait's receive time. The
 //! trace id of every record (new or kept) goes to the trace index.
 //!
 //! Ids: for idempotent batches they derive from (topic, partition, producer
@@ -110,6 +111,10 @@ impl Stage for Trace {
                 });
             }
             if let (Some(h), Some(c)) = (&self.client_id_header, &client) {
+                // The record may come from an earlier hop through Strait (a
+                // stream app's input, then its repartition topic): it names
+                // the client that produced it now, once.
+                r.remove_header(h);
                 r.add_header(h.clone(), Some(c.clone()));
             }
             if let (Some(h), Some(t)) = (&self.received_at_header, &received) {
@@ -179,6 +184,93 @@ pub fn parse_trace_id(v: &[u8]) -> Option<u128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record that went input → repartition → output through Strait
+    /// carries one `strait-client-id` header, the last hop's; every other
+    /// header stays, duplicates and order included.
+    #[test]
+    fn the_client_id_header_replaces_an_earlier_hops() {
+        use crate::codec::batch::batches;
+        use crate::codec::build::{build_batch, Producer, RecordSpec};
+        use crate::codec::records::Record;
+        use crate::pipeline::Pipeline;
+
+        let set = strait_policies::PolicySet::parse(&[(
+            "p.toml".into(),
+            "[[policy]]\nname = \"p\"\ntopics = { exact = \"t\" }\n\
+             [policy.trace]\nclient_id_header = \"strait-client-id\"\n"
+                .into(),
+        )])
+        .unwrap();
+        type Headers<'a> = &'a [(&'a [u8], Option<&'a [u8]>)];
+        let earlier: Headers<'_> = &[
+            (b"a", Some(b"1")),
+            (b"strait-client-id", Some(b"input-app")),
+            (b"a", Some(b"2")),
+            (b"b", None),
+        ];
+        let twice: Headers<'_> = &[
+            (b"strait-client-id", Some(b"one")),
+            (b"a", Some(b"1")),
+            (b"strait-client-id", Some(b"two")),
+        ];
+        let recs: Vec<RecordSpec<'_>> = vec![
+            (None, Some(&b"v"[..]), earlier),
+            (None, Some(&b"v"[..]), twice),
+            (None, Some(&b"v"[..]), &[]),
+        ];
+        let input = build_batch(Producer::NONE, 0, &recs);
+        let pipeline = Pipeline::for_policy(set.resolve("t").unwrap());
+        let mut traced = Vec::new();
+        let mut cx = Context {
+            topic: "t",
+            partition: 0,
+            client_id: Some("streams-app"),
+            api_version: 9,
+            received_at_ms: 0,
+            traced: &mut traced,
+            records_before: 0,
+            large: None,
+        };
+        let out = pipeline
+            .run(&batches(input).unwrap(), 1 << 20, &mut cx)
+            .unwrap()
+            .expect("rewritten");
+        let b = batches(out).unwrap().remove(0);
+        let mut edit = BatchEdit::new(b, 1 << 20).unwrap();
+        let rs = edit.peek_records().unwrap();
+        fn client_ids(r: &Record) -> Vec<Option<&[u8]>> {
+            r.headers()
+                .filter(|(k, _)| *k == b"strait-client-id")
+                .map(|(_, v)| v)
+                .collect()
+        }
+        fn others(r: &Record) -> Vec<(&[u8], Option<&[u8]>)> {
+            r.headers()
+                .filter(|(k, _)| *k != b"strait-client-id" && *k != b"traceparent")
+                .collect()
+        }
+        assert_eq!(rs.len(), 3);
+        for (i, r) in rs.iter().enumerate() {
+            assert_eq!(
+                client_ids(r),
+                [Some(&b"streams-app"[..])],
+                "record {i}: this hop's client id, once"
+            );
+            assert!(r.header(b"traceparent").is_some());
+        }
+        assert_eq!(
+            others(&rs[0]),
+            [
+                (&b"a"[..], Some(&b"1"[..])),
+                (b"a", Some(b"2")),
+                (b"b", None)
+            ],
+            "the client's headers stay, duplicates and order included"
+        );
+        assert_eq!(others(&rs[1]), [(&b"a"[..], Some(&b"1"[..]))]);
+        assert!(others(&rs[2]).is_empty());
+    }
 
     #[test]
     fn traceparent_is_w3c_and_parses_back() {
