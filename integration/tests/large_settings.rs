@@ -266,3 +266,158 @@ fn a_java_consumer_gets_every_large_value_whole_across_a_killed_strait() {
 fn a_librdkafka_consumer_gets_every_large_value_whole_across_a_draining_restart() {
     read_across_a_restart("TERM", Stack::Librdkafka);
 }
+
+/// A large record produced through `strait` to partition 0 of `topic`, its
+/// value `size` bytes of `byte`.
+fn produce_one(strait: &Strait, topic: &str, byte: u8, size: usize) {
+    use kafka_protocol::messages::{ApiKey, ProduceResponse};
+    use strait_integration::wire::{partition_error, produce_request_with_batch, Wire};
+    use strait_proxy::codec::build::{build_batch, Producer};
+    let value = vec![byte; size];
+    let batch = build_batch(Producer::NONE, 0, &[(Some(b"k"), Some(&value), &[])]);
+    let mut w = Wire::connect(&strait.bootstrap);
+    let r: ProduceResponse = w.call(
+        ApiKey::Produce,
+        9,
+        &produce_request_with_batch(topic, -1, batch),
+    );
+    assert_eq!(partition_error(&r).0, 0, "produce to {topic}: {r:?}");
+}
+
+/// The values of a Fetch answer's records, all partitions, with whether
+/// each still carries Strait's marker header.
+fn values_of(resp: &kafka_protocol::messages::FetchResponse) -> Vec<(usize, u8, bool)> {
+    use kafka_protocol::records::RecordBatchDecoder;
+    let mut out = Vec::new();
+    for t in &resp.responses {
+        for p in &t.partitions {
+            assert_eq!(p.error_code, 0, "partition {}: {resp:?}", p.partition_index);
+            let mut records = p.records.clone().unwrap_or_default();
+            for set in RecordBatchDecoder::decode_all(&mut records).expect("whole batches") {
+                for r in set.records {
+                    let v = r.value.clone().unwrap_or_default();
+                    let marked = r.headers.keys().any(|k| k.starts_with("strait."));
+                    out.push((v.len(), v.first().copied().unwrap_or(0), marked));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn fetch_of(
+    topic: kafka_protocol::messages::fetch_request::FetchTopic,
+    session_id: i32,
+    epoch: i32,
+) -> kafka_protocol::messages::FetchRequest {
+    kafka_protocol::messages::FetchRequest::default()
+        .with_max_wait_ms(200)
+        .with_min_bytes(1)
+        .with_max_bytes(8 << 20)
+        .with_session_id(session_id)
+        .with_session_epoch(epoch)
+        .with_topics(if epoch > 0 { vec![] } else { vec![topic] })
+}
+
+fn partition_at(offset: i64) -> kafka_protocol::messages::fetch_request::FetchPartition {
+    kafka_protocol::messages::fetch_request::FetchPartition::default()
+        .with_partition(0)
+        .with_fetch_offset(offset)
+        .with_partition_max_bytes(8 << 20)
+}
+
+/// An incremental fetch names no topic: Strait decides from the session it
+/// followed, so a record that arrives later in the session comes back whole;
+/// a session Strait never saw created (here: created directly on the
+/// broker, as one built before a restart or through another instance) gets
+/// FETCH_SESSION_ID_NOT_FOUND, never the stored references.
+#[test]
+fn incremental_fetches_are_restored_and_an_unknown_session_starts_over() {
+    use kafka_protocol::messages::fetch_request::FetchTopic;
+    use kafka_protocol::messages::{ApiKey, FetchResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use strait_integration::wire::Wire;
+    let upstream = cluster(1);
+    let setup = Setup::new(&upstream, None);
+    let strait = setup.start();
+    let topic = unique("media.session");
+    create_topic(&upstream, &topic, 1, 1);
+    produce_one(&strait, &topic, b'a', 300_000);
+    let named = |offset| {
+        FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.clone())))
+            .with_partitions(vec![partition_at(offset)])
+    };
+    // A session Strait follows: created through it, then continued.
+    let mut w = Wire::connect(&strait.bootstrap);
+    let full: FetchResponse = w.call(ApiKey::Fetch, 12, &fetch_of(named(0), 0, 0));
+    assert_eq!(full.error_code, 0, "{full:?}");
+    assert_ne!(full.session_id, 0, "the broker gave the fetch a session");
+    assert_eq!(values_of(&full), vec![(300_000, b'a', false)]);
+    produce_one(&strait, &topic, b'b', 300_000);
+    // Names no topic: the session's partition is still at offset 0.
+    let next: FetchResponse = w.call(ApiKey::Fetch, 12, &fetch_of(named(1), full.session_id, 1));
+    assert_eq!(next.error_code, 0, "{next:?}");
+    assert_eq!(
+        values_of(&next),
+        vec![(300_000, b'a', false), (300_000, b'b', false)],
+        "the incremental fetch named no topic; the session's records are restored"
+    );
+    // A session created on the broker, behind Strait's back.
+    let mut direct = Wire::connect(&upstream);
+    let elsewhere: FetchResponse = direct.call(ApiKey::Fetch, 12, &fetch_of(named(0), 0, 0));
+    assert_ne!(elsewhere.session_id, 0);
+    let mut w = Wire::connect(&strait.bootstrap);
+    let unknown: FetchResponse = w.call(
+        ApiKey::Fetch,
+        12,
+        &fetch_of(named(0), elsewhere.session_id, 1),
+    );
+    assert_eq!(
+        unknown.error_code, 70,
+        "FETCH_SESSION_ID_NOT_FOUND: {unknown:?}"
+    );
+    assert!(unknown.responses.is_empty(), "no data: {unknown:?}");
+    assert!(strait.warnings().is_empty(), "{:?}", strait.warnings());
+}
+
+/// A Fetch v13 names topics by id only; a fresh Strait that never saw the
+/// id in a Metadata answer (a client's cached ids after a restart) looks it
+/// up, and restores the record instead of passing its reference on.
+#[test]
+fn a_fetch_by_an_id_strait_never_saw_is_looked_up_and_restored() {
+    use kafka_protocol::messages::fetch_request::FetchTopic;
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{
+        ApiKey, FetchResponse, MetadataRequest, MetadataResponse, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use strait_integration::wire::Wire;
+    let upstream = cluster(1);
+    let setup = Setup::new(&upstream, None);
+    let topic = unique("media.byid");
+    create_topic(&upstream, &topic, 1, 1);
+    {
+        let first = setup.start();
+        produce_one(&first, &topic, b'c', 300_000);
+    }
+    let mut direct = Wire::connect(&upstream);
+    let meta: MetadataResponse = direct.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(topic.clone()))))])),
+    );
+    let id = meta.topics[0].topic_id;
+    assert!(!id.is_nil());
+    // A Strait that has answered no Metadata request for this topic.
+    let fresh = setup.start();
+    let mut w = Wire::connect(&fresh.bootstrap);
+    let by_id = FetchTopic::default()
+        .with_topic_id(id)
+        .with_partitions(vec![partition_at(0)]);
+    let resp: FetchResponse = w.call(ApiKey::Fetch, 13, &fetch_of(by_id, 0, -1));
+    assert_eq!(resp.error_code, 0, "{resp:?}");
+    assert_eq!(values_of(&resp), vec![(300_000, b'c', false)]);
+    assert!(fresh.warnings().is_empty(), "{:?}", fresh.warnings());
+}
