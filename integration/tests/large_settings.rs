@@ -134,7 +134,9 @@ fn large_records_come_back_whole_whatever_the_topic_and_broker_compression() {
     let kafka = OwnCluster::up(&unique("itgz"), &["compression.type=gzip"]);
     let setup = Setup::new(&kafka.bootstrap, None);
     let strait = setup.start();
-    let cases: [(&str, u32, &[(&str, &str)], &str); 3] = [
+    // (topic prefix, partitions, topic configs, the codec the broker stores)
+    type Case<'a> = (&'a str, u32, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 3] = [
         ("media.inherit", 3, &[], "gzip"),
         ("media.zstd", 2, &[("compression.type", "zstd")], "zstd"),
         (
