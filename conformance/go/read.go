@@ -119,6 +119,7 @@ func readCmd(fs *flag.FlagSet, c *common) (int, func(*deadline) (int, error)) {
 	expect := fs.Int("expect", -1, "exactly this many records (default: any)")
 	quiet := fs.Bool("quiet", false, "no record lines")
 	follow := fs.Bool("follow", false, "read until --expect N records, not to the end offsets (a topic being written)")
+	partitionBytes := fs.Int("max-partition-fetch-bytes", 0, "kgo.FetchMaxPartitionBytes (default: franz-go's)")
 	return 60000, func(d *deadline) (int, error) {
 		if *topic == "" || (*isolation != "read_committed" && *isolation != "read_uncommitted") {
 			return 0, usageErr("--topic is required; --isolation read_committed or read_uncommitted")
@@ -129,6 +130,9 @@ func readCmd(fs *flag.FlagSet, c *common) (int, func(*deadline) (int, error)) {
 		opts, err := c.opts()
 		if err != nil {
 			return 0, err
+		}
+		if *partitionBytes > 0 {
+			opts = append(opts, kgo.FetchMaxPartitionBytes(int32(*partitionBytes)))
 		}
 		setContext("topic", *topic)
 		setContext("isolation", *isolation)

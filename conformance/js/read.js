@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict'
 const DOC = `
-read.js --bootstrap B --topic T [--expect N] [--read-uncommitted] [--quiet] [--timeout-ms MS]
+read.js --bootstrap B --topic T [--expect N] [--read-uncommitted] [--max-bytes-per-partition N] [--quiet] [--timeout-ms MS]
 
 Reads T from the beginning with a kafkajs consumer in a fresh group (no commits), isolation
 read_committed (kafkajs's default; --read-uncommitted for read_uncommitted). Without --expect
@@ -20,6 +20,7 @@ const OPTIONS = {
   topic: { required: true },
   expect: { int: true },
   'read-uncommitted': { type: 'boolean' },
+  'max-bytes-per-partition': { int: true },
   quiet: { type: 'boolean' },
   'log-level': {},
 }
@@ -37,6 +38,7 @@ L.main(DOC, OPTIONS, async (args, deadline) => {
     readUncommitted: !!args.readUncommitted,
     allowAutoTopicCreation: false,
     maxWaitTimeInMs: 1000,
+    ...(args.maxBytesPerPartition !== undefined && { maxBytesPerPartition: args.maxBytesPerPartition }),
   })
   const next = new Map([...ends.keys()].map(p => [p, 0n]))
   const perPartition = {}

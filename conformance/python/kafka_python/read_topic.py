@@ -35,6 +35,8 @@ def main(argv):
     ap.add_argument("--expect", type=int, default=None, help="N: ok only with exactly N records")
     ap.add_argument("--quiet", action="store_true", help="no record lines")
     ap.add_argument("--follow", action="store_true", help="read until --expect N records, not to the end offsets")
+    ap.add_argument("--max-partition-fetch-bytes", type=int, default=None,
+                    help="the consumer's max_partition_fetch_bytes (default: kafka-python's)")
     ap.add_argument("--timeout-ms", type=int, default=60000)
     args = ap.parse_args(argv)
     if args.timeout_ms <= 0:
@@ -48,8 +50,11 @@ def main(argv):
     try:
         from kafka import KafkaConsumer, TopicPartition
 
+        sizes = {}
+        if args.max_partition_fetch_bytes is not None:
+            sizes["max_partition_fetch_bytes"] = args.max_partition_fetch_bytes
         c = KafkaConsumer(**dict({"isolation_level": args.isolation, "enable_auto_commit": False,
-                                  "client_id": "strait-kp-reader"}, **base))
+                                  "client_id": "strait-kp-reader"}, **sizes, **base))
         try:
             parts = c.partitions_for_topic(args.topic) or set()
             tps = [TopicPartition(args.topic, p) for p in sorted(parts)]
