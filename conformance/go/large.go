@@ -31,7 +31,8 @@ import (
 // consume: without --group assigns every partition from the start (or the
 // --seek P:O partitions); with --group subscribes and commits each record's
 // offset + 1 synchronously after printing it (a failed commit is retried
-// until the deadline). Consumer settings unchanged.
+// until the deadline). Consumer settings unchanged, except a per-partition
+// fetch limit with --max-partition-fetch-bytes.
 // {"type":"record","partition","offset","size","sha256","headers","key",
 // "index"} per record; stops after --expect N records (--stop-after K: exits
 // at once after the K-th, no close, like a crash).
@@ -69,6 +70,7 @@ func largeRecordsCmd(fs *flag.FlagSet, c *common) (int, func(*deadline) (int, er
 	group := fs.String("group", "", "consume: subscribe as this group, commit after each record")
 	readCommitted := fs.Bool("read-committed", false, "consume: isolation read_committed")
 	stopAfter := fs.Int("stop-after", 0, "consume: exit at once after the K-th record")
+	partitionBytes := fs.Int("max-partition-fetch-bytes", 0, "consume: kgo.FetchMaxPartitionBytes (default: franz-go's)")
 	var seeks kvList
 	fs.Var(&seeks, "seek", "consume: assign partition P from offset O (P:O, repeatable)")
 	_ = fs.Float64("timeout-s", 0, "bound on the whole run in seconds (instead of --timeout-ms)")
@@ -82,6 +84,9 @@ func largeRecordsCmd(fs *flag.FlagSet, c *common) (int, func(*deadline) (int, er
 		opts, err := c.opts()
 		if err != nil {
 			return 0, err
+		}
+		if *partitionBytes > 0 {
+			opts = append(opts, kgo.FetchMaxPartitionBytes(int32(*partitionBytes)))
 		}
 		setContext("topic", *topic)
 		switch largeMode {

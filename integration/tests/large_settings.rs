@@ -8,8 +8,10 @@
 //! reference, never the marker, never a stall; no aborted record is read
 //! by a consumer Strait forces to read_committed.
 
+use std::process::Command;
 use std::time::Duration;
 
+use strait_integration::franz_go::franz;
 use strait_integration::large::{
     assert_round_trip, consumed, consumed_lines, driver, produce_errors, produced, spawn_driver,
     Produced, Stack,
@@ -186,8 +188,55 @@ fn large_records_come_back_whole_whatever_the_topic_and_broker_compression() {
     assert!(strait.warnings().is_empty(), "{:?}", strait.warnings());
 }
 
+/// The consumers of the restart tests.
+#[derive(Debug, Clone, Copy)]
+enum Reader {
+    Java,
+    Librdkafka,
+    FranzGo,
+}
+
+/// `reader` reading `expect` records of `topic` from the start, one record
+/// per fetch (the first batch of an answer is exempt from the limit), so
+/// the read spans many fetches.
+fn reader_cmd(reader: Reader, bootstrap: &str, topic: &str, expect: usize) -> Command {
+    let expect = expect.to_string();
+    let args = [
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        topic,
+        "--expect",
+        &expect,
+        "--timeout-s",
+        "90",
+    ];
+    fn with<'a>(args: &[&'a str], extra: [&'a str; 2]) -> Vec<&'a str> {
+        let mut all = args.to_vec();
+        all.extend(extra);
+        all
+    }
+    match reader {
+        Reader::Java => driver(
+            Stack::Java,
+            "consume",
+            &with(&args, ["--config", "max.partition.fetch.bytes=160000"]),
+        ),
+        Reader::Librdkafka => driver(
+            Stack::Librdkafka,
+            "consume",
+            &with(&args, ["--config", "max.partition.fetch.bytes=160000"]),
+        ),
+        Reader::FranzGo => {
+            let mut all = vec!["consume"];
+            all.extend(with(&args, ["--max-partition-fetch-bytes", "160000"]));
+            franz("large-records", &all)
+        }
+    }
+}
+
 /// A consumer reading while Strait restarts on the same ports.
-fn read_across_a_restart(signal: &str, consumer: Stack) {
+fn read_across_a_restart(signal: &str, consumer: Reader) {
     let upstream = cluster(1);
     let setup = Setup::new(&upstream, Some(free_port_block()));
     let mut strait = setup.start();
@@ -209,24 +258,11 @@ fn read_across_a_restart(signal: &str, consumer: Stack) {
     );
     let committed = produced.iter().filter(|p| !p.aborted).count();
     assert_eq!(committed, 48);
-    // One record per fetch (the first batch of an answer is exempt from the
-    // limit), so the read spans many fetches, and the restart falls in it.
-    let fetch_limit = "max.partition.fetch.bytes=160000";
-    let reader = spawn_driver(&mut driver(
+    let reader = spawn_driver(&mut reader_cmd(
         consumer,
-        "consume",
-        &[
-            "--bootstrap",
-            &strait.bootstrap,
-            "--topic",
-            &topic,
-            "--expect",
-            &committed.to_string(),
-            "--timeout-s",
-            "90",
-            "--config",
-            fetch_limit,
-        ],
+        &strait.bootstrap,
+        &topic,
+        committed,
     ));
     let first = reader
         .next_line(Duration::from_secs(60))
@@ -256,17 +292,27 @@ fn read_across_a_restart(signal: &str, consumer: Stack) {
 
 #[test]
 fn a_java_consumer_gets_every_large_value_whole_across_a_draining_restart() {
-    read_across_a_restart("TERM", Stack::Java);
+    read_across_a_restart("TERM", Reader::Java);
 }
 
 #[test]
 fn a_java_consumer_gets_every_large_value_whole_across_a_killed_strait() {
-    read_across_a_restart("KILL", Stack::Java);
+    read_across_a_restart("KILL", Reader::Java);
 }
 
 #[test]
 fn a_librdkafka_consumer_gets_every_large_value_whole_across_a_draining_restart() {
-    read_across_a_restart("TERM", Stack::Librdkafka);
+    read_across_a_restart("TERM", Reader::Librdkafka);
+}
+
+#[test]
+fn a_franz_go_consumer_gets_every_large_value_whole_across_a_draining_restart() {
+    read_across_a_restart("TERM", Reader::FranzGo);
+}
+
+#[test]
+fn a_franz_go_consumer_gets_every_large_value_whole_across_a_killed_strait() {
+    read_across_a_restart("KILL", Reader::FranzGo);
 }
 
 /// A large record produced through `strait` to partition 0 of `topic`, its
