@@ -149,6 +149,11 @@ pub fn fetch_session_unknown() {
     counter!("strait_fetch_sessions_unknown_total").increment(1);
 }
 
+/// A share fetch answered UNSUPPORTED_VERSION because a fetch policy applies.
+pub fn share_fetch_refused() {
+    counter!("strait_share_fetches_refused_total").increment(1);
+}
+
 /// A produced batch through the record pipeline: `rewritten`, `unchanged`
 /// or `passed` (control batches, policies without stages).
 pub fn pipeline_batch(outcome: &'static str) {

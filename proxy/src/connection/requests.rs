@@ -215,6 +215,10 @@ pub async fn requests(
                 held = None;
                 continue;
             }
+            // Streamed, but its response may still have work (share groups
+            // while a fetch policy applies); no guard held across awaits.
+            let steps = policy::request::passthrough_steps(&policies, peek.api_key);
+            drop(policies);
             if expects_response && in_flight.capacity() == 0 {
                 // Admitting waits until a response frees a place, so the
                 // broker must first have every request admitted before it.
@@ -223,16 +227,7 @@ pub async fn requests(
                     .map_err(ConnError::UpstreamIo)?;
                 pos = 0;
             }
-            if !admit(
-                &in_flight,
-                peek,
-                4 + len,
-                expects_response,
-                kind,
-                Vec::new(),
-            )
-            .await
-            {
+            if !admit(&in_flight, peek, 4 + len, expects_response, kind, steps).await {
                 return Ok(()); // the response side has ended and reports why
             }
             rem = 4 + len;

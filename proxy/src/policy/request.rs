@@ -97,6 +97,20 @@ pub fn inspects(set: &Compiled, api_key: i16) -> bool {
     }
 }
 
+/// What the response of a request no policy inspects must still do under
+/// `set`: while a fetch policy applies, share groups are hidden from
+/// ApiVersions and share fetches refused (they bypass the fetch steps).
+pub fn passthrough_steps(set: &Compiled, api_key: i16) -> Vec<Step> {
+    if !set.has_fetch_rules() {
+        return Vec::new();
+    }
+    match ApiKey::try_from(api_key) {
+        Ok(ApiKey::ApiVersions) => vec![Step::HideShareGroups],
+        Ok(ApiKey::ShareFetch) => vec![Step::RefuseShareFetch],
+        _ => Vec::new(),
+    }
+}
+
 /// Applies `policies` (the snapshot the pump decided to inspect with) to
 /// one whole request frame (length prefix included). Produce requests whose policies read or rewrite records run
 /// on the blocking pool; everything else is cheap and runs inline. The

@@ -11,6 +11,9 @@ use crate::codec::aborted::drop_aborted;
 use crate::large::restore::{restore, RestoreSpec};
 use crate::large::LargeRecords;
 
+/// ShareGroupHeartbeat, ShareGroupDescribe, ShareFetch, ShareAcknowledge.
+const SHARE_GROUP_APIS: [i16; 4] = [76, 77, 78, 79];
+
 impl Decoded {
     /// Topic id → name pairs a Metadata response names (for Produce v13 / Fetch v13+).
     pub fn topic_ids(&self) -> Vec<(Uuid, String)> {
@@ -55,6 +58,32 @@ impl Decoded {
         f.error_code = super::session::FETCH_SESSION_ID_NOT_FOUND;
         f.session_id = 0;
         f.responses.clear();
+    }
+
+    /// Turns a ShareFetch answer into UNSUPPORTED_VERSION with no records:
+    /// share fetches get neither the restore nor the read_committed step, so
+    /// while a fetch policy applies Strait serves none (and leaves share
+    /// groups out of ApiVersions, [`Decoded::hide_share_groups`]).
+    pub fn refuse_share_fetch(&mut self) {
+        let Body::ShareFetch(f) = &mut self.body else {
+            return;
+        };
+        f.error_code = super::UNSUPPORTED_VERSION;
+        f.error_message = Some(StrBytes::from_static_str(
+            "Strait serves no share fetches while a fetch policy (read_committed or large records) applies",
+        ));
+        f.responses.clear();
+        crate::metrics::share_fetch_refused();
+    }
+
+    /// Leaves the share-group apis (KIP-932: ShareGroupHeartbeat,
+    /// ShareGroupDescribe, ShareFetch, ShareAcknowledge) out of an
+    /// ApiVersions answer, so clients do not try share groups.
+    pub fn hide_share_groups(&mut self) {
+        if let Body::ApiVersions(a) = &mut self.body {
+            a.api_keys
+                .retain(|k| !SHARE_GROUP_APIS.contains(&k.api_key));
+        }
     }
 
     /// Drops aborted transactions' batches from every partition of a Fetch

@@ -57,6 +57,10 @@ pub enum Step {
     /// The fetch continued a session Strait does not know: answer
     /// FETCH_SESSION_ID_NOT_FOUND instead, so the client starts a new one.
     SessionNotFound,
+    /// A share fetch while a fetch policy applies: answer UNSUPPORTED_VERSION
+    /// with no records (share fetches get neither the restore nor the
+    /// read_committed step).
+    RefuseShareFetch,
     /// Answer the parts of the request a policy refused.
     MergeRejections(Vec<Rejected>),
     /// Drop aborted transactions' batches (a fetch forced to read_committed).
@@ -68,18 +72,25 @@ pub enum Step {
     RewriteAddresses,
     /// Keep the client within the versions Strait serves.
     ClampVersions,
+    /// Leave share groups (KIP-932) out of an ApiVersions answer while a
+    /// fetch policy applies: share fetches bypass its steps.
+    HideShareGroups,
 }
 
 impl Step {
     fn order(&self) -> u8 {
         match self {
-            Step::LearnTopicIds | Step::NoteSession(_) | Step::SessionNotFound => 0,
+            Step::LearnTopicIds
+            | Step::NoteSession(_)
+            | Step::SessionNotFound
+            | Step::RefuseShareFetch => 0,
             Step::IndexTraces(_) => 1,
             Step::MergeRejections(_) => 2,
             Step::DropAborted => 3,
             Step::RestoreLarge(_) => 4,
             Step::RewriteAddresses => 5,
             Step::ClampVersions => 6,
+            Step::HideShareGroups => 7,
         }
     }
 }
@@ -275,6 +286,8 @@ fn apply(d: &mut Decoded, step: Step, env: &ResponseEnv) {
             }
         }
         Step::SessionNotFound => d.session_not_found(),
+        Step::RefuseShareFetch => d.refuse_share_fetch(),
+        Step::HideShareGroups => d.hide_share_groups(),
         Step::NoteSession(_) => unreachable!("plans keep session notes aside"),
         Step::MergeRejections(rejected) => d.merge_rejections(&rejected),
         Step::DropAborted => d.drop_aborted(),
