@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::buffer::{forward, step_over, ReadBuf};
-use super::sasl::{ClientSasl, SASL_HANDSHAKE};
+use super::sasl::{ClientSasl, PRE_AUTH_MAX_FRAME_BYTES, SASL_AUTHENTICATE, SASL_HANDSHAKE};
 use super::{draining, ConnError, Env};
 use crate::codec::{frame_len, peek_produce_acks, RequestPeek};
 use crate::io::{BoxRead, BoxWrite};
@@ -146,6 +146,17 @@ pub async fn requests(
             let Some(peek) = RequestPeek::parse(body, len).map_err(ConnError::ClientFrame)? else {
                 break;
             };
+            // Before the client has authenticated, and for the SASL frames
+            // themselves, the broker's own cap: refused before any of it is
+            // buffered or forwarded.
+            let sasl_frame = matches!(peek.api_key, SASL_HANDSHAKE | SASL_AUTHENTICATE);
+            if len > PRE_AUTH_MAX_FRAME_BYTES && (sasl_frame || sasl.pre_authentication()) {
+                return Err(ConnError::PreAuthFrameTooLarge {
+                    len,
+                    api_key: peek.api_key,
+                    max: PRE_AUTH_MAX_FRAME_BYTES,
+                });
+            }
             let kind = classify(peek.api_key, peek.api_version).map_err(ConnError::Unsupported)?;
             let mut expects_response = true;
             let mut acks_at = 0;
@@ -161,7 +172,8 @@ pub async fn requests(
                 }
             }
             if peek.api_key == SASL_HANDSHAKE {
-                // Small and once per connection: read whole for its mechanism.
+                // Small (capped above) and once per authentication: read
+                // whole for its mechanism.
                 if avail.len() < 4 + len {
                     buf.reserve(4 + len - avail.len());
                     break;
