@@ -81,6 +81,8 @@ pub enum ConnError {
         api_key: i16,
         max: usize,
     },
+    #[error("client sent a request that cannot be buffered: {0}")]
+    OverMemoryBound(crate::large::OverBudget),
     #[error("client disconnected mid-request ({buffered} bytes buffered, {remaining} bytes of the frame still expected)")]
     ClientClosedMidRequest { buffered: usize, remaining: usize },
     #[error("broker closed the connection with {in_flight} request(s) awaiting a response")]
@@ -110,6 +112,7 @@ impl ConnError {
             ConnError::UpstreamIo(_) => ("upstream", "io"),
             ConnError::ClientClosedMidRequest { .. } => ("client", "closed_mid_request"),
             ConnError::PreAuthFrameTooLarge { .. } => ("client", "pre_auth_frame_too_large"),
+            ConnError::OverMemoryBound(_) => ("client", "over_memory_bound"),
             ConnError::FrameReadTimeout { .. } => ("client", "frame_read_timeout"),
             ConnError::ClientWriteTimeout { .. } => ("client", "write_timeout"),
             ConnError::UpstreamClosed { .. } => ("upstream", "closed"),

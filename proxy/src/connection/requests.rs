@@ -191,7 +191,10 @@ pub async fn requests(
                 if avail.len() < 4 + len {
                     if let (None, Some(large)) = (&held, &env.enforcer.work.large) {
                         if len >= LARGE_REQUEST_BYTES {
-                            held = Some(large.budget.acquire(len as u64).await);
+                            // Only a bound set below max_frame_bytes, which
+                            // start-up refuses, could fail this.
+                            let h = large.budget.acquire(len as u64).await;
+                            held = Some(h.map_err(ConnError::OverMemoryBound)?);
                         }
                     }
                     let missing = 4 + len - avail.len();

@@ -36,7 +36,7 @@ use crate::config::LargeRecordsConfig;
 use crate::kafka_client::KafkaClient;
 use crate::offload::Offload;
 
-pub use budget::{Budget, Held};
+pub use budget::{Budget, Held, OverBudget};
 use chunks::{ChunkError, ChunkTopics};
 use reference::{ObjectRef, Reference};
 use store::{Store, StoreError};
@@ -62,7 +62,7 @@ impl LargeError {
             LargeError::Store(e) => !matches!(**e, StoreError::Mismatch { .. }),
             LargeError::Chunks(e) => e.retriable(),
             LargeError::Reference(_) => false,
-            LargeError::Memory(_) => true,
+            LargeError::Memory(e) => e.retriable(),
         }
     }
 }
