@@ -122,8 +122,12 @@ pub async fn requests(
     // Bytes of the current frame still to forward; 0 at a frame boundary.
     let mut rem = 0usize;
     let mut state = ConnState::default();
-    // Memory held for the inspected frame being buffered, if large.
+    // Memory held for the inspected frame being buffered, if large; None at
+    // every frame boundary.
     let mut held: Option<Held> = None;
+    // The same, for a frame that a reload turned to passthrough while it was
+    // being buffered: held until its last byte is written upstream.
+    let mut streaming: Option<Held> = None;
     let mut timer = FrameTimer::new(env.limits.frame_read_timeout_ms);
     // The size of the passthrough frame being stepped over (`rem` > 0).
     let mut frame_size = 0usize;
@@ -135,6 +139,15 @@ pub async fn requests(
             if rem > 0 {
                 if !step_over(&mut rem, &mut pos, buf.len()) {
                     break;
+                }
+                if streaming.take().is_some() {
+                    forward(upstream, buf, pos)
+                        .await
+                        .map_err(ConnError::UpstreamIo)?;
+                    pos = 0;
+                    // As for an inspected frame: the buffer reserved for it
+                    // whole would stay with the connection.
+                    *buf = BytesMut::from(&buf[..]);
                 }
                 continue;
             }
@@ -230,6 +243,11 @@ pub async fn requests(
                 held = None;
                 continue;
             }
+            // Streamed, not buffered: memory taken while this frame was
+            // inspected (a reload has since turned it to passthrough) is
+            // given back once it is written, not held for the life of the
+            // connection.
+            streaming = held.take();
             if expects_response && in_flight.capacity() == 0 {
                 // Admitting waits until a response frees a place, so the
                 // broker must first have every request admitted before it.

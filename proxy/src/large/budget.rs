@@ -111,6 +111,12 @@ impl Budget {
         }
     }
 
+    /// Bytes held now.
+    #[cfg(test)]
+    pub fn held_bytes(&self) -> u64 {
+        self.held.load(Ordering::Relaxed)
+    }
+
     fn held(&self, permit: OwnedSemaphorePermit, bytes: u64) -> Held {
         let now = self.held.fetch_add(bytes, Ordering::Relaxed) + bytes;
         metrics::large_memory(now);
