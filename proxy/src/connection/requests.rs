@@ -2,7 +2,8 @@
 //! place, and forwards whole runs of passthrough bytes with one write. A
 //! request is buffered whole only when a policy inspects it; every request
 //! that expects a response is admitted with its [`ResponsePlan`] before it
-//! is written upstream.
+//! is written upstream. A client that has started SASL and not completed it
+//! sends frames of at most [`PRE_AUTH_MAX_FRAME_BYTES`] (see `sasl.rs`).
 
 use std::time::Duration;
 
