@@ -71,6 +71,18 @@ pub enum ConnError {
          {pending} bytes were waiting to be sent"
     )]
     ClientWriteTimeout { pending: usize, timeout_ms: u64 },
+    #[error(
+        "client sent a request of {len} bytes (api key {api_key}) while authenticating; \
+         at most {max} bytes are accepted before SASL authentication completes \
+         (the broker's sasl.server.max.receive.size default)"
+    )]
+    PreAuthFrameTooLarge {
+        len: usize,
+        api_key: i16,
+        max: usize,
+    },
+    #[error("client sent a request that cannot be buffered: {0}")]
+    OverMemoryBound(crate::large::OverBudget),
     #[error("client disconnected mid-request ({buffered} bytes buffered, {remaining} bytes of the frame still expected)")]
     ClientClosedMidRequest { buffered: usize, remaining: usize },
     #[error("broker closed the connection with {in_flight} request(s) awaiting a response")]
@@ -99,6 +111,8 @@ impl ConnError {
             ConnError::ClientIo(_) => ("client", "io"),
             ConnError::UpstreamIo(_) => ("upstream", "io"),
             ConnError::ClientClosedMidRequest { .. } => ("client", "closed_mid_request"),
+            ConnError::PreAuthFrameTooLarge { .. } => ("client", "pre_auth_frame_too_large"),
+            ConnError::OverMemoryBound(_) => ("client", "over_memory_bound"),
             ConnError::FrameReadTimeout { .. } => ("client", "frame_read_timeout"),
             ConnError::ClientWriteTimeout { .. } => ("client", "write_timeout"),
             ConnError::UpstreamClosed { .. } => ("upstream", "closed"),

@@ -2,7 +2,8 @@
 //! place, and forwards whole runs of passthrough bytes with one write. A
 //! request is buffered whole only when a policy inspects it; every request
 //! that expects a response is admitted with its [`ResponsePlan`] before it
-//! is written upstream.
+//! is written upstream. A client that has started SASL and not completed it
+//! sends frames of at most [`PRE_AUTH_MAX_FRAME_BYTES`] (see `sasl.rs`).
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::buffer::{forward, step_over, ReadBuf};
-use super::sasl::{ClientSasl, SASL_HANDSHAKE};
+use super::sasl::{ClientSasl, PRE_AUTH_MAX_FRAME_BYTES, SASL_AUTHENTICATE, SASL_HANDSHAKE};
 use super::{draining, ConnError, Env};
 use crate::codec::{frame_len, peek_produce_acks, RequestPeek};
 use crate::io::{BoxRead, BoxWrite};
@@ -122,8 +123,12 @@ pub async fn requests(
     // Bytes of the current frame still to forward; 0 at a frame boundary.
     let mut rem = 0usize;
     let mut state = ConnState::default();
-    // Memory held for the inspected frame being buffered, if large.
+    // Memory held for the inspected frame being buffered, if large; None at
+    // every frame boundary.
     let mut held: Option<Held> = None;
+    // The same, for a frame that a reload turned to passthrough while it was
+    // being buffered: held until its last byte is written upstream.
+    let mut streaming: Option<Held> = None;
     let mut timer = FrameTimer::new(env.limits.frame_read_timeout_ms);
     // The size of the passthrough frame being stepped over (`rem` > 0).
     let mut frame_size = 0usize;
@@ -136,6 +141,15 @@ pub async fn requests(
                 if !step_over(&mut rem, &mut pos, buf.len()) {
                     break;
                 }
+                if streaming.take().is_some() {
+                    forward(upstream, buf, pos)
+                        .await
+                        .map_err(ConnError::UpstreamIo)?;
+                    pos = 0;
+                    // As for an inspected frame: the buffer reserved for it
+                    // whole would stay with the connection.
+                    *buf = BytesMut::from(&buf[..]);
+                }
                 continue;
             }
             let avail = &buf[pos..];
@@ -146,6 +160,17 @@ pub async fn requests(
             let Some(peek) = RequestPeek::parse(body, len).map_err(ConnError::ClientFrame)? else {
                 break;
             };
+            // Before the client has authenticated, and for the SASL frames
+            // themselves, the broker's own cap: refused before any of it is
+            // buffered or forwarded.
+            let sasl_frame = matches!(peek.api_key, SASL_HANDSHAKE | SASL_AUTHENTICATE);
+            if len > PRE_AUTH_MAX_FRAME_BYTES && (sasl_frame || sasl.pre_authentication()) {
+                return Err(ConnError::PreAuthFrameTooLarge {
+                    len,
+                    api_key: peek.api_key,
+                    max: PRE_AUTH_MAX_FRAME_BYTES,
+                });
+            }
             let kind = classify(peek.api_key, peek.api_version).map_err(ConnError::Unsupported)?;
             let mut expects_response = true;
             let mut acks_at = 0;
@@ -161,7 +186,8 @@ pub async fn requests(
                 }
             }
             if peek.api_key == SASL_HANDSHAKE {
-                // Small and once per connection: read whole for its mechanism.
+                // Small (capped above) and once per authentication: read
+                // whole for its mechanism.
                 if avail.len() < 4 + len {
                     buf.reserve(4 + len - avail.len());
                     break;
@@ -179,7 +205,10 @@ pub async fn requests(
                 if avail.len() < 4 + len {
                     if let (None, Some(large)) = (&held, &env.enforcer.work.large) {
                         if len >= LARGE_REQUEST_BYTES {
-                            held = Some(large.budget.acquire(len as u64).await);
+                            // Only a bound set below max_frame_bytes, which
+                            // start-up refuses, could fail this.
+                            let h = large.budget.acquire(len as u64).await;
+                            held = Some(h.map_err(ConnError::OverMemoryBound)?);
                         }
                     }
                     let missing = 4 + len - avail.len();
@@ -219,6 +248,11 @@ pub async fn requests(
             // while a fetch policy applies); no guard held across awaits.
             let steps = policy::request::passthrough_steps(&policies, peek.api_key);
             drop(policies);
+            // Streamed, not buffered: memory taken while this frame was
+            // inspected (a reload has since turned it to passthrough) is
+            // given back once it is written, not held for the life of the
+            // connection.
+            streaming = held.take();
             if expects_response && in_flight.capacity() == 0 {
                 // Admitting waits until a response frees a place, so the
                 // broker must first have every request admitted before it.

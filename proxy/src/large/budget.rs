@@ -1,7 +1,9 @@
 //! The memory bound of large-record handling: one process-wide budget, in
 //! KiB units (a tokio semaphore counts permits in `u32`), taken before a
 //! large request is buffered and before values are restored, and given back
-//! when the work is done. Over the bound is a wait, never an OOM.
+//! when the work is done. Over what is free is a wait, never an OOM; more
+//! than the whole bound is refused at once: waiting for all of it and then
+//! taking more would break the bound it exists to keep.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -35,16 +37,34 @@ impl Drop for Held {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("waited {waited:?} for {bytes} bytes of the large-record memory bound ({bound} bytes)")]
-pub struct OverBudget {
-    pub bytes: u64,
-    pub bound: u64,
-    pub waited: Duration,
+pub enum OverBudget {
+    #[error(
+        "waited {waited:?} for {bytes} bytes of the large-record memory bound ({bound} bytes)"
+    )]
+    Waited {
+        bytes: u64,
+        bound: u64,
+        waited: Duration,
+    },
+    #[error(
+        "{bytes} bytes are more than the whole large-record memory bound \
+         ({bound} bytes, large_records.memory_bytes)"
+    )]
+    OverBound { bytes: u64, bound: u64 },
+}
+
+impl OverBudget {
+    /// Whether waiting may help: memory others hold frees up, the bound
+    /// does not grow.
+    pub fn retriable(&self) -> bool {
+        matches!(self, OverBudget::Waited { .. })
+    }
 }
 
 impl Budget {
     pub fn new(bytes: u64) -> Budget {
-        let units = (bytes / UNIT).clamp(1, u64::from(u32::MAX)) as u32;
+        // Rounded up: whatever the configuration says fits, fits.
+        let units = bytes.div_ceil(UNIT).clamp(1, u64::from(u32::MAX)) as u32;
         Budget {
             permits: Arc::new(Semaphore::new(units as usize)),
             total_units: units,
@@ -56,32 +76,45 @@ impl Budget {
         u64::from(self.total_units) * UNIT
     }
 
-    fn units(&self, bytes: u64) -> u32 {
-        // Anything larger than the whole bound waits for all of it.
-        (bytes.div_ceil(UNIT)).clamp(1, u64::from(self.total_units)) as u32
+    fn units(&self, bytes: u64) -> Result<u32, OverBudget> {
+        match bytes.div_ceil(UNIT) {
+            u if u <= u64::from(self.total_units) => Ok(u.max(1) as u32),
+            _ => Err(OverBudget::OverBound {
+                bytes,
+                bound: self.bound(),
+            }),
+        }
     }
 
-    /// Waits until `bytes` fit under the bound.
-    pub async fn acquire(&self, bytes: u64) -> Held {
+    /// Waits until `bytes` fit under the bound; refuses at once what could
+    /// never fit.
+    pub async fn acquire(&self, bytes: u64) -> Result<Held, OverBudget> {
+        let units = self.units(bytes)?;
         let permit = self
             .permits
             .clone()
-            .acquire_many_owned(self.units(bytes))
+            .acquire_many_owned(units)
             .await
             .expect("the budget's semaphore is never closed");
-        self.held(permit, bytes)
+        Ok(self.held(permit, bytes))
     }
 
     /// As [`Budget::acquire`], giving up after `wait`.
     pub async fn acquire_within(&self, bytes: u64, wait: Duration) -> Result<Held, OverBudget> {
         match tokio::time::timeout(wait, self.acquire(bytes)).await {
-            Ok(h) => Ok(h),
-            Err(_) => Err(OverBudget {
+            Ok(h) => h,
+            Err(_) => Err(OverBudget::Waited {
                 bytes,
                 bound: self.bound(),
                 waited: wait,
             }),
         }
+    }
+
+    /// Bytes held now.
+    #[cfg(test)]
+    pub fn held_bytes(&self) -> u64 {
+        self.held.load(Ordering::Relaxed)
     }
 
     fn held(&self, permit: OwnedSemaphorePermit, bytes: u64) -> Held {
@@ -102,7 +135,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn over_the_bound_waits_then_gives_up() {
         let b = Budget::new(4 << 20);
-        let a = b.acquire(3 << 20).await;
+        let a = b.acquire(3 << 20).await.unwrap();
         let err = b
             .acquire_within(2 << 20, Duration::from_millis(50))
             .await
@@ -114,11 +147,38 @@ mod tests {
             .acquire_within(2 << 20, Duration::from_millis(50))
             .await
             .unwrap();
-        // A request larger than the bound waits for all of it, not forever.
-        drop(_c);
-        let _d = b
-            .acquire_within(10 << 20, Duration::from_millis(50))
+    }
+
+    /// More than the whole bound is refused at once, not waited for and
+    /// then let past the bound; the whole bound itself fits.
+    #[tokio::test(start_paused = true)]
+    async fn more_than_the_whole_bound_is_refused() {
+        let b = Budget::new(4 << 20);
+        let began = tokio::time::Instant::now();
+        let err = b
+            .acquire_within((4 << 20) + 1, Duration::from_millis(50))
             .await
-            .unwrap();
+            .err()
+            .expect("more than the bound is refused");
+        assert!(
+            matches!(
+                err,
+                OverBudget::OverBound {
+                    bytes: 4194305,
+                    bound: 4194304
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            !err.retriable() && err.to_string().contains("memory_bytes"),
+            "{err}"
+        );
+        assert_eq!(began.elapsed(), Duration::ZERO, "refused without waiting");
+        assert!(b.acquire(10 << 20).await.is_err());
+        let _all = b.acquire(4 << 20).await.unwrap();
+        // A bound that is not a whole number of units still takes itself.
+        let odd = Budget::new(1_000_000);
+        let _held = odd.acquire(1_000_000).await.unwrap();
     }
 }

@@ -36,7 +36,7 @@ use crate::config::LargeRecordsConfig;
 use crate::kafka_client::KafkaClient;
 use crate::offload::Offload;
 
-pub use budget::{Budget, Held};
+pub use budget::{Budget, Held, OverBudget};
 use chunks::{ChunkError, ChunkTopics};
 use reference::{ObjectRef, Reference};
 use store::{Store, StoreError};
@@ -62,7 +62,7 @@ impl LargeError {
             LargeError::Store(e) => !matches!(**e, StoreError::Mismatch { .. }),
             LargeError::Chunks(e) => e.retriable(),
             LargeError::Reference(_) => false,
-            LargeError::Memory(_) => true,
+            LargeError::Memory(e) => e.retriable(),
         }
     }
 }
@@ -188,11 +188,65 @@ impl LargeRecords {
         match r {
             Reference::Object(o) => Ok(self.block_on(self.store.get(o))?),
             Reference::Chunks(m) => {
-                let max = reference::MAX_VALUE_BYTES as usize;
+                // The manifest's size is what a record claims: never more
+                // than the memory bound is allocated on its word.
+                let max = reference::MAX_VALUE_BYTES.min(self.budget.bound()) as usize;
                 let read = chunks::read_chunks(&self.client, m, max);
                 self.block_on(self.chunk_deadline(&m.topic, read))
                     .map_err(LargeError::from)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{LeaderEndpoints, UpstreamConfig};
+    use crate::upstream::Dialer;
+    use reference::Manifest;
+
+    /// A forged manifest claiming more than the memory bound (but under the
+    /// 2 GiB any reference may claim) is refused before anything is read or
+    /// allocated; the restore turns that into the partition's retriable
+    /// error.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_manifest_claiming_more_than_the_memory_bound_is_refused_unread() {
+        let dir = std::env::temp_dir().join(format!("strait-forged-{}", std::process::id()));
+        let upstream = UpstreamConfig {
+            bootstrap: vec!["127.0.0.1:1".into()],
+            connect_timeout_ms: 100,
+            tls: None,
+            sasl: None,
+            leader_endpoints: LeaderEndpoints::Clamp,
+        };
+        let dialer = Arc::new(Dialer::new(&upstream, 1 << 20).unwrap());
+        let client = Arc::new(KafkaClient::new(dialer, Duration::from_secs(1)));
+        let cfg = LargeRecordsConfig {
+            store: dir.display().to_string(),
+            memory_bytes: 4 << 20,
+            connection_memory_bytes: 1 << 20,
+            ..Default::default()
+        };
+        let large = Arc::new(LargeRecords::new(&cfg, client).unwrap());
+        let forged = Reference::Chunks(Manifest {
+            topic: "t.strait-chunks".into(),
+            partition: 0,
+            ranges: vec![(0, 2)],
+            chunks: 2,
+            size: (1 << 30) + 1,
+            sha256: [0; 32],
+        });
+        let got = tokio::task::spawn_blocking(move || large.fetch_value(&forged))
+            .await
+            .unwrap();
+        match got {
+            Err(e @ LargeError::Chunks(ChunkError::TooLarge { size, max })) => {
+                assert_eq!((size, max), ((1 << 30) + 1, 4 << 20));
+                assert!(e.to_string().contains("over the 4194304-byte limit"), "{e}");
+            }
+            other => panic!("expected the memory bound to refuse it, got {other:?}"),
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -122,7 +122,12 @@ impl ValueSource for LargeRecords {
     fn hold(&self, bytes: u64) -> Result<Option<Held>, LargeError> {
         let held = self
             .block_on(self.budget.acquire_within(bytes, self.memory_wait()))
-            .inspect_err(|_| metrics::large_restore("memory_wait"))?;
+            .inspect_err(|e| {
+                // More than the whole bound is counted as a failed partition.
+                if e.retriable() {
+                    metrics::large_restore("memory_wait");
+                }
+            })?;
         Ok(Some(held))
     }
 

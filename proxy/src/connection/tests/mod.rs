@@ -7,12 +7,16 @@
 //! [`GUARD`] timeouts only turn a hang into a failure; nothing waits on time.
 //! This file is the harness; the tests are in `flow.rs` (order, pipelining,
 //! split frames, half-close), `faults.rs` (brokers and clients that
-//! misbehave) and `drain.rs` (closing at a request boundary on SIGTERM).
+//! misbehave), `drain.rs` (closing at a request boundary on SIGTERM),
+//! `sasl.rs` (the frame cap while a client authenticates) and `large.rs`
+//! (the memory bound of large inspected requests).
 
 mod drain;
 mod faults;
 mod flow;
+mod large;
 mod peers;
+mod sasl;
 
 use std::future::poll_fn;
 use std::io;

@@ -11,7 +11,9 @@ use crate::large::reference::{check_value, Manifest};
 
 /// Reads a manifest's chunks back and returns the value, checked: every
 /// chunk at its offset, with the value's hash as key and its place in the
-/// header; the whole of the manifest's size and SHA-256.
+/// header; the whole of the manifest's size and SHA-256. The manifest's
+/// size is allocated up front, so a manifest claiming more than
+/// `max_value_bytes` (the caller's memory bound) is refused unread.
 pub async fn read_chunks(
     client: &KafkaClient,
     m: &Manifest,
