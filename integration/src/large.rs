@@ -119,8 +119,17 @@ pub fn produce_errors(out: &Output) -> Vec<(u64, String, bool)> {
 
 /// Every committed record read exactly once, byte-identical (SHA-256, size),
 /// with its key and its one client header; no aborted record read. Matched
-/// by index (the `n` header), whatever offsets the records got.
+/// by index (the `n` header), whatever offsets the records got. Fails when
+/// nothing was committed: a producer whose output lost its records (or
+/// never wrote any) would otherwise pass as a perfect round trip.
 pub fn assert_round_trip(produced: &[Produced], consumed: &[Consumed], key_prefix: &str) {
+    assert!(
+        produced.iter().any(|p| !p.aborted),
+        "a round trip of nothing: no committed record among the {} produced ({} consumed), \
+         so there is nothing to compare",
+        produced.len(),
+        consumed.len()
+    );
     for p in produced.iter().filter(|p| !p.aborted) {
         let got: Vec<&Consumed> = consumed
             .iter()
@@ -354,4 +363,29 @@ pub fn strait_with_large_config(
     let s = Strait::start_with_env(&["run", "--config", path.to_str().unwrap()], &env);
     s.wait_ready();
     (s, dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "a round trip of nothing")]
+    fn a_round_trip_of_no_record_fails() {
+        assert_round_trip(&[], &[], "");
+    }
+
+    #[test]
+    #[should_panic(expected = "no committed record among the 1 produced")]
+    fn a_round_trip_of_only_aborted_records_fails() {
+        let aborted = Produced {
+            index: 0,
+            partition: 0,
+            offset: 0,
+            size: 1,
+            sha256: "00".into(),
+            aborted: true,
+        };
+        assert_round_trip(&[aborted], &[], "");
+    }
 }

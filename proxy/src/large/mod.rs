@@ -124,7 +124,7 @@ impl LargeRecords {
         value: &Bytes,
     ) -> Result<Reference, LargeError> {
         let sha256: [u8; 32] = Sha256::digest(value).into();
-        let key = format!("{}/{topic}/{}", rules.prefix, hex::encode(sha256));
+        let key = reference::object_key(&rules.prefix, topic, &sha256);
         self.block_on(self.store.put(&key, value.clone()))
             .map_err(Arc::new)?;
         Ok(Reference::Object(ObjectRef {

@@ -25,8 +25,17 @@
 //! a few batches, and other writers may interleave between them). Parsing is
 //! strict and bounded: a reference that does not parse is an error for that
 //! partition, never passed off as the value.
+//!
+//! A reference is tied to its record's topic ([`Scope`]): a claim-check key
+//! must be the one Strait writes for the topic and a manifest must name the
+//! topic's chunk topic, both under the topic's policy. Strait refuses
+//! `strait.` headers from its clients, but a producer that bypasses it can
+//! still write a reference, and one naming another topic's object or chunk
+//! topic would have Strait read that with its own credentials, with only the
+//! SHA-256 (which the forger may know) in the way.
 
 use serde::{Deserialize, Serialize};
+use strait_policies::LargeRecordRules;
 
 /// The marker header's key, and its values.
 pub const MARKER: &[u8] = b"strait.large-record";
@@ -80,6 +89,73 @@ pub enum ReferenceError {
     Version(u32),
     #[error("invalid reference: {0}")]
     Invalid(&'static str),
+    #[error("the reference names {found}, not {expected} as topic {topic}'s policy does")]
+    Elsewhere {
+        topic: String,
+        found: String,
+        expected: String,
+    },
+}
+
+/// The object key Strait writes a value of `topic` under: a content
+/// address, `<prefix>/<topic>/<sha256>`.
+pub fn object_key(prefix: &str, topic: &str, sha256: &Sha256) -> String {
+    format!("{prefix}/{topic}/{}", hex::encode(sha256))
+}
+
+/// Where the references of one topic's records may point: exactly where
+/// Strait writes them under the topic's policy (its key prefix, its chunk
+/// topic). Changing `prefix` or `chunk_topic` in a policy therefore leaves
+/// the records written before unreadable through Strait, like a reference
+/// copied to another topic: telling those apart from a forged reference
+/// would need a record of every name the topic's policy ever had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    topic: String,
+    prefix: String,
+    chunk_topic: String,
+}
+
+impl Scope {
+    pub fn new(topic: &str, rules: &LargeRecordRules) -> Scope {
+        Scope {
+            topic: topic.to_string(),
+            prefix: rules.prefix.clone(),
+            chunk_topic: rules.chunk_topic_for(topic),
+        }
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Whether `r` points where Strait would have written this topic's
+    /// value: the error names both places.
+    pub fn check(&self, r: &Reference) -> Result<(), ReferenceError> {
+        let (found, expected) = match r {
+            Reference::Object(o) => {
+                let key = object_key(&self.prefix, &self.topic, &o.sha256);
+                if o.key == key {
+                    return Ok(());
+                }
+                (format!("object {:?}", o.key), format!("object {key:?}"))
+            }
+            Reference::Chunks(m) => {
+                if m.topic == self.chunk_topic {
+                    return Ok(());
+                }
+                (
+                    format!("chunk topic {:?}", m.topic),
+                    format!("chunk topic {:?}", self.chunk_topic),
+                )
+            }
+        };
+        Err(ReferenceError::Elsewhere {
+            topic: self.topic.clone(),
+            found,
+            expected,
+        })
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -298,6 +374,57 @@ mod tests {
             let text = std::str::from_utf8(&bytes).unwrap();
             assert!(text.starts_with("{\"strait\":"), "{text}");
             assert_eq!(Reference::parse(r.marker(), &bytes).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn a_scope_admits_only_where_the_topics_policy_writes() {
+        let rules = LargeRecordRules {
+            threshold: 1024,
+            remedies: Vec::new(),
+            prefix: "media/objects".into(),
+            chunk_topic: "chunks.{topic}".into(),
+            chunk_bytes: 1 << 16,
+            allow_compacted: false,
+        };
+        let scope = Scope::new("media.video", &rules);
+        let sha = [0xab; 32];
+        let key = |k: String| {
+            Reference::Object(ObjectRef {
+                key: k,
+                size: 1,
+                sha256: sha,
+            })
+        };
+        let hex = hex::encode(sha);
+        assert_eq!(
+            scope.check(&key(format!("media/objects/media.video/{hex}"))),
+            Ok(())
+        );
+        let chunks = |topic: &str| {
+            let Reference::Chunks(m) = manifest() else {
+                unreachable!()
+            };
+            Reference::Chunks(Manifest {
+                topic: topic.into(),
+                ..m
+            })
+        };
+        assert_eq!(scope.check(&chunks("chunks.media.video")), Ok(()));
+        for r in [
+            key(format!("strait/media.video/{hex}")),
+            key(format!("media/objects/media.audio/{hex}")),
+            key(format!(
+                "media/objects/media.video/{}",
+                hex::encode([1u8; 32])
+            )),
+            key(format!("media/objects/media.video/{}", hex.to_uppercase())),
+            key(format!("media/objects/media.video/x/{hex}")),
+            chunks("media.video.strait-chunks"),
+            chunks("chunks.media.audio"),
+        ] {
+            let e = scope.check(&r).unwrap_err().to_string();
+            assert!(e.contains("topic media.video's policy"), "{e}");
         }
     }
 

@@ -27,7 +27,9 @@
 //! parse gives the partition KAFKA_STORAGE_ERROR (retriable: the client
 //! tries again) unless earlier batches of it were kept (then the answer ends
 //! before the bad batch, and the client's next fetch starts there), and a
-//! log line that names the topic, partition, offset and object. A topic
+//! log line that names the topic, partition, offset and object. So does a
+//! reference that points anywhere but where Strait writes this topic's
+//! values ([`Scope`]): it is never followed. A topic
 //! given by an id Strait cannot name (the request side looked it up and
 //! still does not know it) is never passed on unread: its partitions get
 //! UNKNOWN_TOPIC_ID (retriable; the client refreshes its metadata).
@@ -38,7 +40,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::FetchResponse;
 use uuid::Uuid;
 
-use super::reference::{Reference, ReferenceError, MARKER};
+use super::reference::{Reference, ReferenceError, Scope, MARKER};
 use super::{Held, LargeError, LargeRecords};
 use crate::codec::batch::{Batch, BatchError, Batches, BATCH_HEADER_LEN};
 use crate::codec::compression::Compression;
@@ -52,8 +54,9 @@ pub const KAFKA_STORAGE_ERROR: i16 = 56;
 /// Kafka's UNKNOWN_TOPIC_ID (retriable: the client refreshes its metadata).
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
 
-/// Decides whether a topic (by name) is restored.
-pub type Restores = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+/// Whether a topic (by name) is restored and, if so, where its policy
+/// lets its references point.
+pub type Restores = Arc<dyn Fn(&str) -> Option<Scope> + Send + Sync>;
 
 /// What the fetch request asked for, and which topics to restore.
 pub struct RestoreSpec {
@@ -157,24 +160,25 @@ pub fn restore(
         } else {
             Some(Arc::from(t.topic.0.as_str()))
         };
-        // An id nobody could name may be a large-records topic: fail closed.
-        let restore_topic = name.as_deref().is_none_or(|n| (spec.restores)(n));
+        // None: an id nobody could name, which may be a large-records
+        // topic (fail closed); Some(None): a topic that is not restored.
+        let scope: Option<Option<Scope>> = name.as_deref().map(|n| (spec.restores)(n));
         for p in &mut t.partitions {
             let Some(records) = p.records.clone() else {
                 continue;
             };
-            if !restore_topic || p.error_code != 0 || records.is_empty() {
+            if matches!(scope, Some(None)) || p.error_code != 0 || records.is_empty() {
                 total += records.len();
                 continue;
             }
-            if name.is_none() {
+            let Some(Some(scope)) = &scope else {
                 p.error_code = UNKNOWN_TOPIC_ID;
                 p.records = Some(Bytes::new());
                 metrics::large_restore("unknown_topic");
                 tracing::warn!(topic_id = %t.topic_id, partition = p.partition_index, "a fetch answer names a topic id Strait cannot name; the partition gets a retriable error instead of records it cannot check");
                 continue;
-            }
-            let topic = name.as_deref().unwrap_or("?");
+            };
+            let topic = scope.topic();
             let limit = Limits {
                 max_bytes: spec.max_bytes,
                 partition_max: spec.partition_max(topic, &t.topic_id, p.partition_index),
@@ -186,7 +190,7 @@ pub fn restore(
                 held: &mut held,
                 large,
                 cap,
-                topic,
+                scope,
                 partition: p.partition_index,
             };
             match walk.partition(records, &limit) {
@@ -214,10 +218,12 @@ pub struct Limits {
     pub per_connection: usize,
 }
 
-/// Restores one partition's `records` alone (the response's first): its new
-/// records, or `None` when they pass as they came. For the fuzz target and
-/// tests; [`restore`] walks whole responses.
+/// Restores one partition's `records` (of the topic `scope` names) alone,
+/// as the response's first: its new records, or `None` when they pass as
+/// they came. For the fuzz target and tests; [`restore`] walks whole
+/// responses.
 pub fn restore_partition(
+    scope: &Scope,
     records: Bytes,
     limit: &Limits,
     large: &dyn ValueSource,
@@ -230,7 +236,7 @@ pub fn restore_partition(
         held: &mut held,
         large,
         cap,
-        topic: "fuzz",
+        scope,
         partition: 0,
     };
     walk.partition(records, limit).map_err(|e| e.to_string())
@@ -242,7 +248,8 @@ struct Walk<'a> {
     held: &'a mut Vec<Held>,
     large: &'a dyn ValueSource,
     cap: usize,
-    topic: &'a str,
+    /// The topic, and where its references may point.
+    scope: &'a Scope,
     partition: i32,
 }
 
@@ -345,10 +352,11 @@ impl Walk<'_> {
         let marked = found
             .into_iter()
             .map(|(i, r)| {
-                r.map(|r| (i, r)).map_err(|e| Failure::Large {
-                    record: offset + i as i64,
-                    error: e.into(),
-                })
+                r.and_then(|r| self.scope.check(&r).map(|()| (i, r)))
+                    .map_err(|e| Failure::Large {
+                        record: offset + i as i64,
+                        error: e.into(),
+                    })
             })
             .collect::<Result<Marked, Failure>>()?;
         Ok(Some((edit, marked)).filter(|(_, m)| !m.is_empty()))
@@ -357,7 +365,7 @@ impl Walk<'_> {
     /// Keeps what was read before a bad batch: the client fetches from it
     /// again and gets the error then, as the first batch of its answer.
     fn cut_before(&self, offset: i64, e: &Failure) {
-        tracing::warn!(topic = self.topic, partition = self.partition, offset, error = %e, "cannot restore a large record; cutting the fetch before it");
+        tracing::warn!(topic = self.scope.topic(), partition = self.partition, offset, error = %e, "cannot restore a large record; cutting the fetch before it");
     }
 
     /// Puts the values back into the batch under `edit` (its records at
@@ -421,4 +429,136 @@ pub fn references(b: &Batch, cap: usize) -> Result<Option<(BatchEdit, Found)>, B
         })
         .collect();
     Ok(Some((edit, found)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::protocol::StrBytes;
+    use sha2::Digest;
+
+    use super::*;
+    use crate::codec::build::{build_batch, Producer};
+    use crate::large::reference::{Manifest, ObjectRef};
+
+    /// Hands out the value every reference names (size and hash true), as a
+    /// store or chunk topic holding it would; records what it was asked.
+    struct Anything {
+        asked: Mutex<Vec<Reference>>,
+    }
+
+    const VALUE: &[u8] = b"another topic's value";
+
+    impl ValueSource for Anything {
+        fn value(&self, r: &Reference) -> Result<Bytes, LargeError> {
+            self.asked.lock().unwrap().push(r.clone());
+            Ok(Bytes::from_static(VALUE))
+        }
+        fn hold(&self, _bytes: u64) -> Result<Option<Held>, LargeError> {
+            Ok(None)
+        }
+        fn per_connection(&self) -> usize {
+            1 << 20
+        }
+    }
+
+    fn object(topic: &str) -> Reference {
+        let sha256: [u8; 32] = sha2::Sha256::digest(VALUE).into();
+        Reference::Object(ObjectRef {
+            key: format!("strait/{topic}/{}", hex::encode(sha256)),
+            size: VALUE.len() as u64,
+            sha256,
+        })
+    }
+
+    fn manifest(chunk_topic: &str) -> Reference {
+        Reference::Chunks(Manifest {
+            topic: chunk_topic.into(),
+            partition: 0,
+            ranges: vec![(0, 1)],
+            chunks: 1,
+            size: VALUE.len() as u64,
+            sha256: sha2::Sha256::digest(VALUE).into(),
+        })
+    }
+
+    /// Restores a fetch of topic `t` (policy defaults: prefix "strait",
+    /// chunk topic "{topic}.strait-chunks") whose one record carries `r`.
+    fn fetch_of_t(r: &Reference) -> (PartitionData, Vec<Reference>) {
+        let value = r.encode();
+        let batch = build_batch(
+            Producer::NONE,
+            0,
+            &[(
+                Some(&b"k"[..]),
+                Some(&value[..]),
+                &[(MARKER, Some(r.marker()))],
+            )],
+        );
+        let mut resp =
+            FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![PartitionData::default()
+                    .with_partition_index(3)
+                    .with_records(Some(batch))])]);
+        let spec = RestoreSpec {
+            max_bytes: 1 << 20,
+            partition_max: Vec::new(),
+            restores: Arc::new(|topic| {
+                let set = strait_policies::PolicySet::parse(&[(
+                    "p.toml".into(),
+                    "[[policy]]\nname = \"p\"\ntopics = { exact = \"t\" }\n\
+                     [policy.large_records]\nremedies = [\"claim-check\"]\n"
+                        .into(),
+                )])
+                .unwrap();
+                let rules = set.resolve(topic)?.large_records.as_ref()?;
+                Some(Scope::new(topic, rules))
+            }),
+        };
+        let source = Anything {
+            asked: Mutex::new(Vec::new()),
+        };
+        restore(&mut resp, &spec, |_| None, &source, 1 << 20);
+        let p = resp.responses.remove(0).partitions.remove(0);
+        (p, source.asked.into_inner().unwrap())
+    }
+
+    #[test]
+    fn references_of_the_topic_itself_are_restored() {
+        for r in [object("t"), manifest("t.strait-chunks")] {
+            let (p, asked) = fetch_of_t(&r);
+            assert_eq!(p.error_code, 0, "{r:?}");
+            assert_eq!(asked, vec![r]);
+        }
+    }
+
+    /// Restores a fetch of `t` whose record carries `r` and checks that it
+    /// failed as a record that cannot be restored does, without a read.
+    fn refused(r: Reference) {
+        let (p, asked) = fetch_of_t(&r);
+        assert_eq!(
+            asked,
+            Vec::<Reference>::new(),
+            "topic t's record made Strait read {r:?}"
+        );
+        assert_eq!(p.error_code, KAFKA_STORAGE_ERROR, "{r:?}");
+        assert_eq!(p.records.as_deref(), Some(&b""[..]), "no record passes");
+    }
+
+    #[test]
+    fn a_claim_check_of_another_topics_object_is_refused_unread() {
+        refused(object("payroll"));
+        refused(object("t.strait-chunks"));
+    }
+
+    #[test]
+    fn a_manifest_of_another_chunk_topic_is_refused_unread() {
+        refused(manifest("payroll.strait-chunks"));
+        refused(manifest("payroll"));
+        refused(manifest("t"));
+    }
 }

@@ -242,7 +242,7 @@ mod tests {
     use crate::codec::Compression;
     use crate::config::{LargeRecordsConfig, LeaderEndpoints, UpstreamConfig};
     use crate::kafka_client::KafkaClient;
-    use crate::large::reference::{Reference, MARKER};
+    use crate::large::reference::{Reference, Scope, MARKER};
     use crate::large::restore::{restore_partition, Limits};
     use crate::large::LargeRecords;
     use crate::upstream::Dialer;
@@ -277,6 +277,8 @@ mod tests {
                 .into(),
         )])
         .unwrap();
+        let rules = set.resolve("t").unwrap().large_records.as_ref().unwrap();
+        let scope = Scope::new("t", rules);
         let big: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
         let h1: &[(&[u8], Option<&[u8]>)] = &[(b"h", Some(b"1"))];
         let h2: &[(&[u8], Option<&[u8]>)] = &[(b"h", Some(b"2"))];
@@ -346,7 +348,7 @@ mod tests {
         };
         let io = large.clone();
         let restored = tokio::task::spawn_blocking(move || {
-            restore_partition(out, &limit, io.as_ref(), 1 << 20)
+            restore_partition(&scope, out, &limit, io.as_ref(), 1 << 20)
                 .unwrap()
                 .expect("restored")
         })

@@ -25,6 +25,7 @@ use super::request::{decode_body, decode_header, ConnState, EnforceError, Outcom
 use super::Compiled;
 use crate::cluster::TopicIds;
 use crate::kafka_client::KafkaClient;
+use crate::large::reference::Scope;
 use crate::large::restore::{RestoreSpec, TopicKey};
 use crate::metrics;
 use crate::response::session::{Partition, SessionNote, Use};
@@ -175,7 +176,11 @@ fn restore_spec(
     RestoreSpec {
         max_bytes: req.max_bytes.max(0) as usize,
         partition_max: reads,
-        restores: Arc::new(move |topic| policies.plan(topic).is_some_and(|p| p.restores)),
+        restores: Arc::new(move |topic| {
+            let policy = &policies.plan(topic)?.policy;
+            let rules = policy.large_records.as_ref().filter(|l| l.restores())?;
+            Some(Scope::new(topic, rules))
+        }),
     }
 }
 
@@ -185,6 +190,25 @@ mod tests {
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::messages::TopicName;
     use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    #[test]
+    fn the_restore_spec_scopes_references_by_the_topics_policy() {
+        let set = strait_policies::PolicySet::parse(&[(
+            "p.toml".into(),
+            "[[policy]]\nname = \"m\"\ntopics = { prefix = \"m.\" }\n\
+             [policy.large_records]\nremedies = [\"chunk\"]\nprefix = \"objs\"\nchunk_topic = \"c.{topic}\"\n\
+             [[policy]]\nname = \"z\"\ntopics = { prefix = \"z.\" }\n\
+             [policy.large_records]\nremedies = [\"compress\"]\n"
+                .into(),
+        )])
+        .unwrap();
+        let rules = set.resolve("m.x").unwrap().large_records.clone().unwrap();
+        let policies = Arc::new(Compiled::new(set, 10));
+        let spec = restore_spec(&policies, &FetchRequest::default(), Vec::new());
+        assert_eq!((spec.restores)("m.x"), Some(Scope::new("m.x", &rules)));
+        assert_eq!((spec.restores)("z.x"), None, "compress restores nothing");
+        assert_eq!((spec.restores)("other"), None);
+    }
 
     #[test]
     fn isolation_level_offset_matches_the_codec() {
