@@ -1,9 +1,12 @@
 //! Invariant 3 under a broker crash: Kafka's VerifiableProducer (acks=all,
 //! made idempotent) and VerifiableConsumer through Strait against three
 //! brokers; the partition leader is killed (SIGKILL) and restarted mid-run.
-//! Every acknowledged record must be consumed, none twice: passthrough, and
-//! through the record pipeline (every batch re-sealed in zstd with trace
-//! headers), where retries must also never end in OutOfOrderSequence.
+//! Each producer is configured as its client documents for idempotence and
+//! retries until its delivery timeout, which outlasts the failover: every
+//! send must be acknowledged (no send error at all), 30,000 of them while
+//! the old leader is down, and every record consumed exactly once:
+//! passthrough, and through the record pipeline (every batch re-sealed in
+//! zstd with trace headers).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -12,11 +15,36 @@ use std::time::{Duration, Instant};
 
 use strait_integration::tempdir::Dir;
 use strait_integration::{
-    cluster, harness, idempotent_producer_config, leader_of, node3, python, spawn_lines,
-    stored_batches, unique, Strait,
+    cluster, harness, leader_of, node3, python, spawn_lines, stored_batches, unique, Strait,
 };
 
 const RECORDS: u32 = 100_000;
+/// The leader is killed after this many acknowledgements...
+const KILL_AT: usize = 20_000;
+/// ...and restarted after this many: `RESTART_AT - KILL_AT` acknowledgements
+/// arrive while it is down.
+const RESTART_AT: usize = 50_000;
+/// How long a record may be retried (Java `delivery.timeout.ms`, librdkafka
+/// `message.timeout.ms`): far longer than a leader election (seconds), within
+/// the run's 240 s.
+const DELIVERY_TIMEOUT_MS: &str = "180000";
+
+/// The Java producer as kafka-clients documents an idempotent producer that
+/// never gives a record up before its delivery timeout: idempotence on,
+/// acks=all, retries=Integer.MAX_VALUE, and a `delivery.timeout.ms` that
+/// outlasts the failover.
+fn idempotent_producer_config(dir: &Path) -> std::path::PathBuf {
+    let props = dir.join("idempotent-producer.properties");
+    std::fs::write(
+        &props,
+        format!(
+            "enable.idempotence=true\nacks=all\nretries=2147483647\n\
+             delivery.timeout.ms={DELIVERY_TIMEOUT_MS}\n"
+        ),
+    )
+    .unwrap();
+    props
+}
 
 /// The tests of this file kill and restart brokers of the one shared
 /// 3-node cluster: one at a time.
@@ -26,7 +54,13 @@ static NODES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 struct Crash {
     leader: u32,
     acked: usize,
-    /// Exception class of every failed send (not acknowledged, so not owed).
+    /// Acknowledgements received after the leader was killed and before it
+    /// was restarted.
+    acked_while_down: usize,
+    /// The leader was restarted during the run (after [`RESTART_AT`]
+    /// acknowledgements), not after it.
+    restarted_mid_run: bool,
+    /// Exception class of every failed send.
     send_errors: Vec<String>,
     consumed_distinct: usize,
     missing: usize,
@@ -55,8 +89,8 @@ fn java_producer(strait: &Strait, topic: &str, config: &Path) -> Command {
 }
 
 /// The producer (printing VerifiableProducer's JSON lines) runs through
-/// Strait; the partition leader is SIGKILLed after 20,000 acknowledgements
-/// and restarted after 50,000; then VerifiableConsumer reads the topic back
+/// Strait; the partition leader is SIGKILLed after [`KILL_AT`]
+/// acknowledgements and restarted after [`RESTART_AT`]; then VerifiableConsumer reads the topic back
 /// through Strait.
 fn produce_through_a_leader_crash(
     strait: &Strait,
@@ -69,6 +103,7 @@ fn produce_through_a_leader_crash(
     let mut acked: HashSet<String> = HashSet::new();
     let mut send_errors = Vec::new();
     let (mut killed, mut restarted) = (false, false);
+    let (mut acked_at_kill, mut acked_while_down) = (0, 0);
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -84,19 +119,22 @@ fn produce_through_a_leader_crash(
             }
             _ => {}
         }
-        if !killed && acked.len() >= 20_000 {
+        if !killed && acked.len() >= KILL_AT {
             eprintln!("killing leader node {leader} after {} acks", acked.len());
             node3("kill-node", leader);
             killed = true;
+            acked_at_kill = acked.len();
         }
-        if killed && !restarted && acked.len() >= 50_000 {
+        if killed && !restarted && acked.len() >= RESTART_AT {
             eprintln!("restarting node {leader} after {} acks", acked.len());
+            acked_while_down = acked.len() - acked_at_kill;
             node3("start-node", leader);
             restarted = true;
         }
     }
     let status = producer.wait().unwrap();
-    if !restarted {
+    if killed && !restarted {
+        acked_while_down = acked.len() - acked_at_kill;
         node3("start-node", leader);
     }
     assert!(
@@ -142,6 +180,8 @@ fn produce_through_a_leader_crash(
     Crash {
         leader,
         acked: acked.len(),
+        acked_while_down,
+        restarted_mid_run: restarted,
         send_errors,
         consumed_distinct: seen.len(),
         missing,
@@ -152,9 +192,11 @@ fn produce_through_a_leader_crash(
 impl Crash {
     fn report(&self, what: &str) {
         println!(
-            "{what}: produced {RECORDS}, acknowledged {}, send errors {} {:?}, consumed {} distinct, \
-             acknowledged but not consumed {}, duplicates {} (leader node {} killed and restarted)",
+            "{what}: produced {RECORDS}, acknowledged {} ({} while the leader was down), send errors {} {:?}, \
+             consumed {} distinct, acknowledged but not consumed {}, duplicates {} (leader node {} killed \
+             and restarted)",
             self.acked,
+            self.acked_while_down,
             self.send_errors.len(),
             self.send_errors.iter().collect::<std::collections::BTreeSet<_>>(),
             self.consumed_distinct,
@@ -162,6 +204,29 @@ impl Crash {
             self.duplicates,
             self.leader
         );
+    }
+
+    /// The idempotent producer retried through the failover without giving
+    /// a record up: no send error of any kind, every record acknowledged,
+    /// and the producer kept being acknowledged while the old leader was
+    /// down (it was restarted mid-run, after `RESTART_AT - KILL_AT` more
+    /// acknowledgements), not only after the run.
+    fn assert_every_send_acknowledged(&self) {
+        assert!(
+            self.send_errors.is_empty(),
+            "send errors: {} {:?}",
+            self.send_errors.len(),
+            self.send_errors
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+        );
+        assert!(
+            self.restarted_mid_run && self.acked_while_down >= RESTART_AT - KILL_AT,
+            "acknowledgements while the leader was down: {} (want {})",
+            self.acked_while_down,
+            RESTART_AT - KILL_AT
+        );
+        assert_eq!(self.acked, RECORDS as usize, "every record acknowledged");
     }
 }
 
@@ -182,6 +247,7 @@ fn no_acknowledged_record_is_lost_when_the_leader_dies() {
         java_producer(&strait, &topic, &config),
     );
     crash.report("failover");
+    crash.assert_every_send_acknowledged();
     assert_eq!(crash.missing, 0, "acknowledged records were lost");
     assert_eq!(
         crash.duplicates, 0,
@@ -225,6 +291,8 @@ fn librdkafka_idempotent_producer_through_the_record_pipeline_survives_a_leader_
             &RECORDS.to_string(),
             "--throughput",
             "10000",
+            "--message-timeout-ms",
+            DELIVERY_TIMEOUT_MS,
         ],
     );
     let crash = produce_through_a_leader_crash(&strait, &upstream, &topic, producer);
@@ -235,6 +303,7 @@ fn librdkafka_idempotent_producer_through_the_record_pipeline_survives_a_leader_
         .filter(|e| e.contains("OUT_OF_ORDER") || e.contains("FATAL") || e.contains("INCONSISTENT"))
         .collect();
     assert!(fatal.is_empty(), "idempotence errors: {fatal:?}");
+    crash.assert_every_send_acknowledged();
     assert_eq!(crash.missing, 0, "acknowledged records were lost");
     assert_eq!(
         crash.duplicates, 0,
@@ -269,6 +338,7 @@ fn idempotent_producer_through_the_record_pipeline_survives_a_leader_crash() {
         "OutOfOrderSequence errors: {:?}",
         crash.send_errors
     );
+    crash.assert_every_send_acknowledged();
     assert_eq!(crash.missing, 0, "acknowledged records were lost");
     assert_eq!(
         crash.duplicates, 0,
