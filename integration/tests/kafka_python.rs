@@ -229,10 +229,13 @@ fn kafka_python_consumer_group_joins_rebalances_commits_and_resumes() {
     no_warnings(&strait);
 }
 
-/// kafka-python's idempotent producer through the record pipeline (every
-/// batch re-sealed in zstd with trace headers) on a 3-broker cluster; the
-/// partition leader is SIGKILLed mid-run and restarted. Every acknowledged
-/// record is read back through Strait exactly once, in production order.
+/// kafka-python's idempotent producer (enable_idempotence=True, acks=all,
+/// retries unlimited within delivery_timeout_ms, as kafka-python 3.0
+/// documents) through the record pipeline (every batch re-sealed in zstd
+/// with trace headers) on a 3-broker cluster; the partition leader is
+/// SIGKILLed after 3,000 acknowledgements and restarted after 8,000. No send
+/// fails: every record is acknowledged, 5,000 of them while the old leader
+/// is down, and read back through Strait exactly once, in production order.
 #[test]
 fn kafka_python_idempotent_producer_through_the_record_pipeline_survives_a_leader_crash() {
     const RECORDS: usize = 15_000;
@@ -259,6 +262,7 @@ fn kafka_python_idempotent_producer_through_the_record_pipeline_survives_a_leade
     let mut send_errors: Vec<String> = Vec::new();
     let mut killed: Option<KilledNode> = None;
     let mut restarted = false;
+    let (mut acked_at_kill, mut acked_while_down) = (0, None);
     let mut shutdown = Value::Null;
     let deadline = Instant::now() + Duration::from_secs(200);
     while let Ok(ev) = events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
@@ -277,10 +281,12 @@ fn kafka_python_idempotent_producer_through_the_record_pipeline_survives_a_leade
         if killed.is_none() && !restarted && acked.len() >= 3_000 {
             eprintln!("killing leader node {leader} after {} acks", acked.len());
             killed = Some(KilledNode::kill(leader));
+            acked_at_kill = acked.len();
         }
         if acked.len() >= 8_000 {
             if let Some(node) = killed.take() {
                 eprintln!("restarting node {leader} after {} acks", acked.len());
+                acked_while_down = Some(acked.len() - acked_at_kill);
                 node.restart();
                 restarted = true;
             }
@@ -297,6 +303,27 @@ fn kafka_python_idempotent_producer_through_the_record_pipeline_survives_a_leade
     assert!(
         status.success(),
         "producer exited with {status}: {shutdown}"
+    );
+    // Retries without limit until delivery_timeout_ms, which outlasts the
+    // failover: no send is given up, and the producer was acknowledged
+    // while the old leader was down (restarted mid-run after 5,000 more
+    // acknowledgements, not at the end).
+    assert!(
+        send_errors.is_empty(),
+        "send errors: {} {:?}",
+        send_errors.len(),
+        send_errors
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+    );
+    assert!(
+        acked_while_down.is_some_and(|n| n >= 5_000),
+        "acknowledged while the leader was down: {acked_while_down:?} (want 5,000)"
+    );
+    assert_eq!(
+        acked.len(),
+        RECORDS,
+        "every record acknowledged: {shutdown}"
     );
 
     let out = run(&mut kafka_python(
