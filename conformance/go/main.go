@@ -53,6 +53,9 @@ commands:
 
 // Every command's flags: bootstrap, timeout, TLS, SASL.
 type common struct {
+	// command: the driver command, in the client id (strait-franz-<command>)
+	// so a proxy's or broker's logs tell the driver's clients apart.
+	command       string
 	bootstrap     string
 	timeoutMs     int
 	caPem         string
@@ -100,6 +103,7 @@ func (c *common) saslOpt() ([]kgo.Opt, error) {
 func (c *common) opts() ([]kgo.Opt, error) {
 	o := []kgo.Opt{
 		kgo.SeedBrokers(strings.Split(c.bootstrap, ",")...),
+		kgo.ClientID("strait-franz-" + c.command),
 		kgo.WithLogger(kgo.BasicLogger(os.Stderr, logLevel(), nil)),
 	}
 	sasl, err := c.saslOpt()
@@ -312,7 +316,7 @@ func realMain(args []string) int {
 	}
 	setContext("command", name)
 	fs := flag.NewFlagSet("strait-franz "+name, flag.ContinueOnError)
-	var c common
+	c := common{command: name}
 	defTimeout, run := cmd(fs, &c)
 	c.register(fs, defTimeout)
 	if name == "large-records" {

@@ -106,7 +106,7 @@ impl ClientSasl {
             why,
         })?;
         let mut b = Bytes::copy_from_slice(frame);
-        let Ok(_) = RequestHeader::decode(&mut b, header_version) else {
+        let Ok(header) = RequestHeader::decode(&mut b, header_version) else {
             return Ok(());
         };
         let Ok(req) = SaslHandshakeRequest::decode(&mut b, version) else {
@@ -118,9 +118,10 @@ impl ClientSasl {
             .map_or(MECHANISMS.len() - 1, |i| i + 1);
         self.mechanism.store(i as u8, Ordering::Relaxed);
         // One per authentication, the first on the connection or a KIP-368
-        // re-authentication.
+        // re-authentication; the client id tells whose connection it is.
         debug!(
             client = self.client(),
+            client_id = header.client_id.as_ref().map_or("", |c| c.as_str()),
             mechanism = MECHANISMS[i],
             "client SASL handshake"
         );
