@@ -8,7 +8,7 @@
 //! `[upstream.sasl]`. Refusals, the clients' and Strait's own, are logged as
 //! authentication failures and counted.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -17,8 +17,8 @@ use strait_integration::large::{
     assert_round_trip, consumed, driver, metric, produce_errors, produced, Stack,
 };
 use strait_integration::sasl::{
-    assert_client_auth_failures, ca, flags, strait, strs, upstream, Own, Transport, ALICE, PLAIN,
-    SCRAM, STRAIT_USER,
+    assert_client_auth_failures, ca, flags, strait, strait_with_env, strs, upstream, Own,
+    Transport, ALICE, PLAIN, SCRAM, STRAIT_USER,
 };
 use strait_integration::tempdir::Dir;
 use strait_integration::{field, harness, java, message, python, run, spawn_lines, unique, Strait};
@@ -308,7 +308,32 @@ fn a_wrong_client_password_is_refused_logged_and_counted() {
         // logged just after its count was taken.)
         assert_client_auth_failures(&strait, mechanism, 2, wrong.1);
     }
-    // Nothing reached the topic, and a right password still works after.
+    // Nothing reached the topic: read directly from the broker (as alice,
+    // not through Strait), it exists and holds no record.
+    let mut args = vec![
+        "--bootstrap".to_string(),
+        upstream(Transport::Plaintext),
+        "--topic".into(),
+        topic.clone(),
+        "--expect".into(),
+        "0".into(),
+        "--timeout-ms".into(),
+        "30000".into(),
+    ];
+    args.extend(flags(
+        "--consumer-prop",
+        &java_props(Transport::Plaintext, SCRAM, ALICE),
+    ));
+    let on_broker = run(&mut java("ReadTopic", &strs(&args)));
+    on_broker.assert_ok("the topic read directly from the broker");
+    let summary = on_broker.summary();
+    assert_eq!(summary["topic_exists"], true, "{}", on_broker.stdout);
+    assert_eq!(
+        summary["count"], 0,
+        "records of a refused client reached the topic: {}",
+        on_broker.stdout
+    );
+    // A right password still works after.
     let mut args = vec![
         "--bootstrap".to_string(),
         strait.bootstrap.clone(),
@@ -511,7 +536,13 @@ const RATE: u64 = 50;
 fn a_long_load_through_two_minutes_of_re_authentication_loses_nothing() {
     let t = Transport::Plaintext;
     let (_policies, _objects, extra) = chunk_policy();
-    let (strait, dir) = strait(t, Own::Env(SCRAM, STRAIT_USER), &extra);
+    // Strait logs each client SaslHandshake (one per authentication) with
+    // the client's address and client id at DEBUG.
+    let log = (
+        "RUST_LOG",
+        "info,strait_proxy::connection::sasl=debug".to_string(),
+    );
+    let (strait, dir) = strait_with_env(t, Own::Env(SCRAM, STRAIT_USER), &extra, &[log]);
     strait.wait_ready();
     // The internal client's pooled connections open now, and must still
     // work after the load (their sessions end every 10 s).
@@ -521,12 +552,23 @@ fn a_long_load_through_two_minutes_of_re_authentication_loses_nothing() {
     let rd_topic = unique("sasl-reauth-rdkafka");
     create_topic(t, dir.path(), &java_topic, 1);
     create_topic(t, dir.path(), &rd_topic, 1);
+    // Each client with its own client id, so its connections can be told
+    // apart in Strait's logs.
+    const JAVA_PRODUCER: &str = "reauth-java-producer";
+    const RD_PRODUCER: &str = "reauth-rdkafka-producer";
+    const JAVA_CONSUMER: &str = "reauth-consumer-of-java-topic";
+    const RD_CONSUMER: &str = "reauth-consumer-of-rdkafka-topic";
     let java_p = java_props(t, SCRAM, ALICE);
-    let pconf = props_file(dir.path(), "producer.properties", &java_p);
-    let cconf = props_file(dir.path(), "consumer.properties", &java_p);
+    let with_id = |id: &str| {
+        let mut p = java_p.clone();
+        p.push(format!("client.id={id}"));
+        props_file(dir.path(), &format!("{id}.properties"), &p)
+    };
+    let pconf = with_id(JAVA_PRODUCER);
 
     // Consumers first (groups, reading as records arrive), then producers.
-    let consumer = |topic: &str| {
+    let consumer = |topic: &str, client_id: &str| {
+        let cconf = with_id(client_id);
         spawn_lines(&mut harness(&[
             "tool",
             "org.apache.kafka.tools.VerifiableConsumer",
@@ -543,8 +585,8 @@ fn a_long_load_through_two_minutes_of_re_authentication_loses_nothing() {
             &cconf,
         ]))
     };
-    let (mut java_consumer, java_records) = consumer(&java_topic);
-    let (mut rd_consumer, rd_records) = consumer(&rd_topic);
+    let (mut java_consumer, java_records) = consumer(&java_topic, JAVA_CONSUMER);
+    let (mut rd_consumer, rd_records) = consumer(&rd_topic, RD_CONSUMER);
     let (mut java_producer, java_events) = spawn_lines(&mut harness(&[
         "tool",
         "org.apache.kafka.tools.VerifiableProducer",
@@ -571,7 +613,9 @@ fn a_long_load_through_two_minutes_of_re_authentication_loses_nothing() {
         "--throughput".into(),
         RATE.to_string(),
     ];
-    rd_args.extend(flags("--prop", &rdkafka_props(t, SCRAM, ALICE)));
+    let mut rd_p = rdkafka_props(t, SCRAM, ALICE);
+    rd_p.push(format!("client.id={RD_PRODUCER}"));
+    rd_args.extend(flags("--prop", &rd_p));
     let mut rd_cmd = python("verifiable_producer.py", &strs(&rd_args));
     let (mut rd_producer, rd_events) = spawn_lines(&mut rd_cmd);
 
@@ -644,6 +688,38 @@ fn a_long_load_through_two_minutes_of_re_authentication_loses_nothing() {
     }
     let _ = java_consumer.wait();
     let _ = rd_consumer.wait();
+
+    // Each client kept a connection through the load that re-authenticated
+    // on the same connection: the broker ends sessions every 10 s, so a
+    // connection that lived through two minutes authenticated ~12 times;
+    // at least 3 (connections the clients closed early, e.g. bootstrap
+    // ones, authenticated once or twice).
+    let mut per_connection: BTreeMap<(String, String), u32> = BTreeMap::new();
+    for l in strait.logs() {
+        if message(&l) == "client SASL handshake" {
+            *per_connection
+                .entry((field(&l, "client_id"), field(&l, "client")))
+                .or_default() += 1;
+        }
+    }
+    eprintln!("authentications per client connection: {per_connection:?}");
+    for id in [JAVA_PRODUCER, RD_PRODUCER, JAVA_CONSUMER, RD_CONSUMER] {
+        let most = per_connection
+            .iter()
+            .filter(|((client_id, _), _)| client_id == id)
+            .map(|(_, &n)| n)
+            .max()
+            .unwrap_or(0);
+        assert!(
+            most >= 3,
+            "a connection of {id} authenticated at least 3 times (most: {most}): {per_connection:?}"
+        );
+    }
+    assert_eq!(
+        f64::from(per_connection.values().sum::<u32>()),
+        metric(&strait, "strait_requests_total", &["api=\"SaslHandshake\""]),
+        "every handshake logged"
+    );
 
     // Strait's own pooled connections outlived several sessions: the
     // internal client still works (a new session after each expiry).
