@@ -6,7 +6,7 @@ use bytes::Bytes;
 use strait_policies::decide::{self, BatchFacts, RecordFacts};
 use strait_policies::{Codec, Rule, Violation};
 
-use super::produce::unreadable;
+use super::violations::unreadable;
 use super::TopicPlan;
 use crate::codec::batch::{self, Batch, BatchError, RecordView};
 use crate::codec::Compression;

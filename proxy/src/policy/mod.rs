@@ -11,6 +11,7 @@ pub mod fetch;
 pub mod order;
 pub mod produce;
 pub mod request;
+mod violations;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

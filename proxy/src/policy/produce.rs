@@ -10,24 +10,21 @@ use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::{ApiKey, ProduceRequest};
 use kafka_protocol::protocol::StrBytes;
 use strait_policies::decide::{self, AcksVerdict};
-use strait_policies::{Policy, Rule, Violation};
+use strait_policies::Violation;
 use uuid::Uuid;
 
 use super::order::Refusals;
 use super::request::{
     decode_body, decode_header, frame_with, record, reject, EnforceError, Outcome,
 };
+use super::violations::{pipeline_violation, unknown_topic_id};
 use super::{Compiled, TopicPlan};
 use crate::cluster::TopicIds;
-use crate::codec::batch::BatchError;
 use crate::codec::{scan_produce_topics, TopicRef};
 use crate::large::LargeRecords;
+use crate::pipeline;
 use crate::pipeline::large::KAFKA_STORAGE_ERROR;
-use crate::pipeline::{self, PipelineError, StageError};
-use crate::response::{PendingTraces, Rejected, Step, TOPIC_RESOURCE};
-
-/// Kafka's UNKNOWN_TOPIC_ID (retriable: the client refreshes its metadata).
-const UNKNOWN_TOPIC_ID: i16 = 100;
+use crate::response::{PendingTraces, Rejected, Step};
 
 /// What a scan of a produce request's topics found, least work first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -390,64 +387,4 @@ fn partition(
     };
     record(t.name, policy, result.as_ref().err());
     result
-}
-
-fn unknown_topic_id(topic_id: Uuid, partition: i32) -> Rejected {
-    Rejected {
-        name: None,
-        topic_id,
-        partition,
-        resource_type: TOPIC_RESOURCE,
-        error_code: UNKNOWN_TOPIC_ID,
-        message: "Strait has not seen this topic id in Metadata yet; refresh metadata and retry"
-            .into(),
-        record_errors: vec![],
-    }
-}
-
-/// A batch Strait cannot read: CORRUPT_MESSAGE where the broker would say so
-/// too (bad CRC, malformed records), else POLICY_VIOLATION; the message names
-/// the policy.
-pub(super) fn unreadable(policy: &Policy, rule: Rule, e: &BatchError) -> Violation {
-    let error_code = match e {
-        BatchError::Crc { .. } | BatchError::Record(_) | BatchError::Truncated(_) => {
-            decide::CORRUPT_MESSAGE
-        }
-        _ => decide::POLICY_VIOLATION,
-    };
-    Violation {
-        rule,
-        error_code,
-        message: format!(
-            "Strait policy {:?} ({}, topics {}) cannot {} this batch: {e}",
-            policy.name,
-            policy.source.file,
-            policy.selector,
-            if policy.rewrites_records() {
-                "rewrite"
-            } else {
-                "inspect"
-            }
-        ),
-        record_errors: vec![],
-    }
-}
-
-fn pipeline_violation(policy: &Policy, e: PipelineError) -> Violation {
-    match e.error {
-        StageError::Batch(b) => {
-            let mut v = unreadable(policy, e.rule, &b);
-            v.message = format!("{} (stage {})", v.message, e.stage);
-            v
-        }
-        StageError::Refused {
-            error_code,
-            message,
-        } => Violation {
-            rule: e.rule,
-            error_code,
-            message,
-            record_errors: vec![],
-        },
-    }
 }
