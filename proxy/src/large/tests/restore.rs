@@ -69,21 +69,7 @@ fn fetch_of_t(r: &Reference) -> (PartitionData, Vec<Reference>) {
         .with_partitions(vec![PartitionData::default()
             .with_partition_index(3)
             .with_records(Some(batch))])]);
-    let spec = RestoreSpec {
-        max_bytes: 1 << 20,
-        partition_max: Vec::new(),
-        restores: Arc::new(|topic| {
-            let set = strait_policies::PolicySet::parse(&[(
-                "p.toml".into(),
-                "[[policy]]\nname = \"p\"\ntopics = { exact = \"t\" }\n\
-                 [policy.large_records]\nremedies = [\"claim-check\"]\n"
-                    .into(),
-            )])
-            .unwrap();
-            let rules = set.resolve(topic)?.large_records.as_ref()?;
-            Some(Scope::new(topic, rules))
-        }),
-    };
+    let spec = spec_of_t(1 << 20);
     let source = Anything {
         asked: Mutex::new(Vec::new()),
     };
