@@ -120,6 +120,21 @@ impl KafkaClient {
         }
     }
 
+    /// A client of a cluster nobody serves (127.0.0.1:1), for tests whose
+    /// large-record handling must never reach a broker.
+    #[cfg(test)]
+    pub(crate) fn offline() -> KafkaClient {
+        let upstream = crate::config::UpstreamConfig {
+            bootstrap: vec!["127.0.0.1:1".into()],
+            connect_timeout_ms: 100,
+            tls: None,
+            sasl: None,
+            leader_endpoints: crate::config::LeaderEndpoints::Clamp,
+        };
+        let dialer = Arc::new(Dialer::new(&upstream, 1 << 20).expect("a dialer"));
+        KafkaClient::new(dialer, Duration::from_secs(1))
+    }
+
     pub fn options(&self) -> &Options {
         &self.opts
     }

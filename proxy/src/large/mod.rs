@@ -202,8 +202,6 @@ impl LargeRecords {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{LeaderEndpoints, UpstreamConfig};
-    use crate::upstream::Dialer;
     use reference::Manifest;
 
     /// A forged manifest claiming more than the memory bound (but under the
@@ -213,15 +211,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_manifest_claiming_more_than_the_memory_bound_is_refused_unread() {
         let dir = std::env::temp_dir().join(format!("strait-forged-{}", std::process::id()));
-        let upstream = UpstreamConfig {
-            bootstrap: vec!["127.0.0.1:1".into()],
-            connect_timeout_ms: 100,
-            tls: None,
-            sasl: None,
-            leader_endpoints: LeaderEndpoints::Clamp,
-        };
-        let dialer = Arc::new(Dialer::new(&upstream, 1 << 20).unwrap());
-        let client = Arc::new(KafkaClient::new(dialer, Duration::from_secs(1)));
+        let client = Arc::new(KafkaClient::offline());
         let cfg = LargeRecordsConfig {
             store: dir.display().to_string(),
             memory_bytes: 4 << 20,

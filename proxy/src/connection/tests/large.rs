@@ -15,15 +15,7 @@ const INSPECTS_PRODUCE: &str = "[[policy]]\nname = \"p\"\ntopics = { exact = \"t
 /// `test_env`, with the policies of `dir` (reloadable) and large-record
 /// handling whose store is `dir/objects` (never used here).
 fn env_with_large(dir: &std::path::Path) -> (Arc<Env>, Arc<LargeRecords>) {
-    let upstream = UpstreamConfig {
-        bootstrap: vec!["127.0.0.1:1".into()],
-        connect_timeout_ms: 100,
-        tls: None,
-        sasl: None,
-        leader_endpoints: LeaderEndpoints::Clamp,
-    };
-    let dialer = Arc::new(Dialer::new(&upstream, 1 << 20).unwrap());
-    let client = Arc::new(KafkaClient::new(dialer, Duration::from_secs(1)));
+    let client = Arc::new(KafkaClient::offline());
     let cfg = LargeRecordsConfig {
         store: dir.join("objects").display().to_string(),
         ..Default::default()
