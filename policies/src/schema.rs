@@ -40,6 +40,23 @@ pub struct PolicyDef {
     /// Record pipeline: remedies for records over a size threshold.
     #[serde(default)]
     pub large_records: Option<Spanned<crate::large::LargeRecordsDef>>,
+    /// What Strait's debug tooling may show of these topics.
+    #[serde(default)]
+    pub debug: Option<DebugDef>,
+}
+
+/// `[policy.debug]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebugDef {
+    /// `false`: keys and headers only, never a value (live tail, stuck
+    /// message, mirror, UI, CLI). Default true.
+    #[serde(default = "yes")]
+    pub values: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Exactly one key: `exact`, `prefix`, `glob`, `regex`, or `default = true`.

@@ -49,6 +49,9 @@ pub struct Policy {
     pub compress: Option<CompressRules>,
     pub trace: Option<TraceRules>,
     pub large_records: Option<LargeRecordRules>,
+    /// Debug tooling may show these topics' values (`[policy.debug]
+    /// values`, default true).
+    pub debug_values: bool,
 }
 
 impl Policy {
@@ -515,6 +518,7 @@ fn compile(ctx: &mut Ctx<'_>, def: PolicyDef) -> Option<Policy> {
         compress,
         trace,
         large_records,
+        debug_values: def.debug.as_ref().is_none_or(|d| d.values),
     })
 }
 

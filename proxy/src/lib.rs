@@ -32,6 +32,7 @@ pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod connection;
+pub mod debug;
 pub mod fdlimit;
 pub mod io;
 pub mod kafka_client;

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use strait_proxy::config::{Config, LogFormat};
 
+mod debug_cli;
+
 /// Strait: a transparent Kafka-wire-protocol proxy.
 ///
 /// Point unmodified Kafka clients' bootstrap.servers at Strait; it forwards to
@@ -33,6 +35,21 @@ enum Command {
     /// Large records: claim-check objects in the store.
     #[command(subcommand, name = "large-records")]
     LargeRecords(LargeCommand),
+    /// Consumer lag per partition of GROUP (every group without one), from a running Strait.
+    Lag {
+        /// The consumer group.
+        group: Option<String>,
+        #[command(flatten)]
+        target: debug_cli::Target,
+    },
+    /// The record GROUP would be handed next on TOPIC/PARTITION, from a running Strait.
+    Stuck {
+        group: String,
+        topic: String,
+        partition: i32,
+        #[command(flatten)]
+        target: debug_cli::Target,
+    },
 }
 
 #[derive(Subcommand)]
@@ -113,6 +130,13 @@ fn main() -> ExitCode {
             }
         },
         Command::Run(args) => run(args),
+        Command::Lag { group, target } => debug_cli::lag(&target, group.as_deref()),
+        Command::Stuck {
+            group,
+            topic,
+            partition,
+            target,
+        } => debug_cli::stuck(&target, &group, &topic, partition),
         Command::Policy(PolicyCommand::Check { dir }) => match strait_proxy::policy::load_dir(&dir)
         {
             Ok(set) => {

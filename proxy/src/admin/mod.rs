@@ -1,5 +1,8 @@
 //! The admin listener: Prometheus `/metrics`, `/healthz`, `/readyz`, the
-//! broker map (`/brokers`) and the trace index (`/traces/{trace_id}`).
+//! broker map (`/brokers`), the trace index (`/traces/{trace_id}`) and the
+//! debug API (`debug.rs`, `/debug/...`).
+
+mod debug;
 
 use std::sync::Arc;
 
@@ -22,6 +25,7 @@ pub struct AdminState {
     pub traces: Arc<TraceIndex>,
     /// True once the proxy drains: not ready whatever the brokers do.
     pub draining: watch::Receiver<bool>,
+    pub debug: crate::debug::Debug,
 }
 
 pub async fn serve(listener: TcpListener, state: AdminState, mut shutdown: watch::Receiver<bool>) {
@@ -31,6 +35,7 @@ pub async fn serve(listener: TcpListener, state: AdminState, mut shutdown: watch
         .route("/readyz", get(ready))
         .route("/brokers", get(brokers))
         .route("/traces/{trace_id}", get(trace_route))
+        .merge(debug::routes().with_state(state.debug.clone()))
         .with_state(state);
     let stop = async move {
         let _ = shutdown.changed().await;

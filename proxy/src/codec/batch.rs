@@ -18,6 +18,8 @@ pub(crate) const MAGIC_OFFSET: usize = 16;
 pub(crate) const CRC_OFFSET: usize = 17;
 pub(crate) const ATTRIBUTES_OFFSET: usize = 21;
 const LAST_OFFSET_DELTA_OFFSET: usize = 23;
+const BASE_TIMESTAMP_OFFSET: usize = 27;
+const MAX_TIMESTAMP_OFFSET: usize = 35;
 pub(crate) const PRODUCER_ID_OFFSET: usize = 43;
 const PRODUCER_EPOCH_OFFSET: usize = 51;
 pub(crate) const BASE_SEQUENCE_OFFSET: usize = 53;
@@ -79,6 +81,18 @@ impl Batch {
     /// The offset of the batch's last record.
     pub fn last_offset(&self) -> i64 {
         self.base_offset() + i64::from(i32::from_be_bytes(at(&self.raw, LAST_OFFSET_DELTA_OFFSET)))
+    }
+
+    /// The first record's timestamp (ms since the epoch; with
+    /// LogAppendTime, see [`Batch::max_timestamp`]).
+    pub fn base_timestamp(&self) -> i64 {
+        i64::from_be_bytes(at(&self.raw, BASE_TIMESTAMP_OFFSET))
+    }
+
+    /// The largest timestamp in the batch (the broker's append time when
+    /// the topic uses LogAppendTime).
+    pub fn max_timestamp(&self) -> i64 {
+        i64::from_be_bytes(at(&self.raw, MAX_TIMESTAMP_OFFSET))
     }
 
     pub fn magic(&self) -> i8 {

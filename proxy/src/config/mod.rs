@@ -1,6 +1,7 @@
 //! Configuration: the `strait.toml` schema and its defaults; start-up
 //! validation, which reports every problem at once, is in [`validate`].
 
+mod debug;
 mod large;
 mod sasl;
 mod shutdown;
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use debug::DebugConfig;
 pub use large::{LargeRecordsConfig, S3Config};
 pub use sasl::{SaslCredentials, SaslMechanism, UpstreamSaslConfig};
 pub use shutdown::ShutdownConfig;
@@ -39,6 +41,8 @@ pub struct Config {
     pub large_records: LargeRecordsConfig,
     #[serde(default)]
     pub shutdown: ShutdownConfig,
+    #[serde(default)]
+    pub debug: DebugConfig,
 }
 
 /// Per-topic policy files (see `policies/examples/`).

@@ -94,6 +94,7 @@ impl Config {
             policies: PoliciesConfig::default(),
             large_records: LargeRecordsConfig::default(),
             shutdown: ShutdownConfig::default(),
+            debug: super::DebugConfig::default(),
         }
     }
 
@@ -183,6 +184,7 @@ impl Config {
         }
         errors.extend(self.large_records.problems(l.max_frame_bytes));
         errors.extend(self.shutdown.problems());
+        errors.extend(self.debug.problems());
         if let Some(tls) = &self.tls {
             check_file(&mut errors, "tls.cert_file", &tls.cert_file);
             check_file(&mut errors, "tls.key_file", &tls.key_file);

@@ -103,6 +103,31 @@ impl KafkaClient {
         offset: i64,
         max_bytes: i32,
     ) -> Result<FetchedPartition, KafkaError> {
+        self.fetch_isolated(topic, partition, offset, max_bytes, false)
+            .await
+    }
+
+    /// [`KafkaClient::fetch`] read_committed: batches up to the last stable
+    /// offset, with the aborted transactions among them.
+    pub async fn fetch_committed(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: i32,
+    ) -> Result<FetchedPartition, KafkaError> {
+        self.fetch_isolated(topic, partition, offset, max_bytes, true)
+            .await
+    }
+
+    async fn fetch_isolated(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: i32,
+        read_committed: bool,
+    ) -> Result<FetchedPartition, KafkaError> {
         const OP: &str = "fetch";
         // The answer must fit a frame, with room for the response around it.
         let room = self
@@ -115,7 +140,7 @@ impl KafkaClient {
             .with_max_wait_ms(0)
             .with_min_bytes(0)
             .with_max_bytes(max_bytes)
-            .with_isolation_level(0)
+            .with_isolation_level(i8::from(read_committed))
             .with_topics(vec![FetchTopic::default()
                 .with_topic(topic_name(topic))
                 .with_partitions(vec![FetchPartition::default()
@@ -157,7 +182,14 @@ impl KafkaClient {
                 0 => Ok(FetchedPartition {
                     records: p.records.unwrap_or_default(),
                     high_watermark: p.high_watermark,
+                    last_stable_offset: p.last_stable_offset,
                     log_start_offset: p.log_start_offset,
+                    aborted: p
+                        .aborted_transactions
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|a| (a.producer_id.0, a.first_offset))
+                        .collect(),
                 }),
                 OFFSET_OUT_OF_RANGE => Err(KafkaError::OffsetOutOfRange {
                     broker,

@@ -46,6 +46,18 @@ impl Cache {
         self.lock().topics.get(topic).cloned()
     }
 
+    /// The brokers last read, by node id.
+    pub(super) fn brokers(&self) -> Vec<(i32, String)> {
+        let mut b: Vec<_> = self
+            .lock()
+            .brokers
+            .iter()
+            .map(|(n, a)| (*n, a.clone()))
+            .collect();
+        b.sort();
+        b
+    }
+
     fn addr(&self, node: i32) -> Option<String> {
         self.lock().brokers.get(&node).cloned()
     }
@@ -65,7 +77,7 @@ fn topic_name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_string()))
 }
 
-fn address(host: &str, port: i32) -> String {
+pub(super) fn address(host: &str, port: i32) -> String {
     if host.contains(':') {
         format!("[{host}]:{port}")
     } else {

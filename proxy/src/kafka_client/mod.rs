@@ -40,10 +40,13 @@
 //!   unreferenced data.
 
 mod admin;
+mod assignment;
 mod conns;
 mod data;
 mod error;
+mod groups;
 mod metadata;
+mod offsets;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -53,6 +56,8 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 pub use error::{error_name, KafkaError};
+pub use groups::{GroupDescription, GroupMember, ListedGroup};
+pub use offsets::OffsetSpec;
 
 use crate::upstream::Dialer;
 
@@ -90,7 +95,12 @@ pub struct FetchedPartition {
     /// be partial.
     pub records: Bytes,
     pub high_watermark: i64,
+    /// -1 when the broker does not say (before Fetch v4).
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// (producer id, first offset) of the aborted transactions in
+    /// `records` (read_committed fetches only).
+    pub aborted: Vec<(i64, i64)>,
 }
 
 /// Strait's client for its own requests to the cluster. Cheap to share in

@@ -27,7 +27,7 @@ use crate::policy::produce::Work;
 use crate::policy::{Enforcer, PolicyStore};
 use crate::response::ResponseEnv;
 use crate::upstream::Dialer;
-use crate::{admin, metrics, tls};
+use crate::{admin, debug, kafka_client, metrics, tls};
 
 pub use drain::DrainReport;
 
@@ -37,6 +37,8 @@ const PROBE_EVERY: Duration = Duration::from_secs(2);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Failed probes in a row after which the proxy is not ready.
 const UNREADY_AFTER: u32 = 2;
+/// Deadline of one call of the debug tooling's internal client.
+const DEBUG_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A started proxy.
 pub struct Proxy {
@@ -101,6 +103,13 @@ impl Proxy {
             LargeRecords::new(&cfg.config.large_records, internal).context("large_records")?,
         );
         let traces = Arc::new(TraceIndex::new(limits.trace_index_entries));
+        let debug = debug_tools(&cfg, &store, &offload, &large, bootstrap_addr, admin_addr)?;
+        tokio::spawn(
+            debug
+                .lag
+                .clone()
+                .run(debug.stuck.client.clone(), shutdown.clone()),
+        );
         let env = Arc::new(Env {
             enforcer: Enforcer {
                 store,
@@ -143,6 +152,7 @@ impl Proxy {
                 cluster: cluster.clone(),
                 traces,
                 draining: shutdown.clone(),
+                debug,
             },
             admin_stop,
         ));
@@ -176,6 +186,38 @@ impl Proxy {
     pub fn stop(&self) {
         let _ = self.admin_tx.send(true);
     }
+}
+
+/// The debug tooling: its own internal client (a debug read never queues
+/// behind chunk writes), the lag board and who may read them.
+fn debug_tools(
+    cfg: &Validated,
+    store: &Arc<PolicyStore>,
+    offload: &Offload,
+    large: &Arc<LargeRecords>,
+    bootstrap: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+) -> anyhow::Result<debug::Debug> {
+    let limits = &cfg.config.limits;
+    let mut opts = kafka_client::Options::new(DEBUG_CALL_TIMEOUT);
+    opts.client_id = "strait-debug";
+    opts.max_frame_bytes = limits.max_frame_bytes;
+    let client = Arc::new(KafkaClient::with_options(
+        Arc::new(Dialer::new(&cfg.config.upstream, limits.max_frame_bytes)?),
+        opts,
+    ));
+    let token = cfg.config.debug.token()?;
+    Ok(debug::Debug {
+        lag: Arc::new(debug::LagBoard::new(cfg.config.debug.clone())),
+        stuck: debug::Reader {
+            client,
+            offload: offload.clone(),
+            policies: store.clone(),
+            large: Some(large.clone()),
+            bootstrap: format!("{}:{}", cfg.advertised_host, bootstrap.port()),
+        },
+        access: debug::Access::new(token, admin.ip().is_loopback()),
+    })
 }
 
 /// Learns the cluster at start-up, retrying with backoff while brokers are

@@ -179,6 +179,10 @@ fn response_layout(api: ApiKey) -> Option<&'static Layout> {
         ApiKey::DescribeConfigs => &describe_configs::LAYOUT,
         ApiKey::SaslHandshake => &sasl_handshake::LAYOUT,
         ApiKey::SaslAuthenticate => &sasl_authenticate::LAYOUT,
+        ApiKey::ListGroups => &list_groups::LAYOUT,
+        ApiKey::DescribeGroups => &describe_groups::LAYOUT,
+        ApiKey::ConsumerGroupDescribe => &consumer_group_describe::LAYOUT,
+        ApiKey::OffsetFetch => &offset_fetch::LAYOUT,
         _ => return None,
     })
 }

@@ -221,3 +221,57 @@ pub(crate) mod sasl_authenticate {
         f(N(2)), f(NSTR), f(BYTES), v(1, 2, N(8)),
     ]);
 }
+/// ListGroupsResponse
+#[rustfmt::skip]
+pub(crate) mod list_groups {
+    use super::*;
+    const LISTED_GROUP: &[F] = &[f(STR), f(STR), v(4, 5, STR), v(5, 5, STR)];
+    pub(crate) const LAYOUT: Layout = Layout::new(0, 5, 3, &[
+        v(1, 5, N(4)), f(N(2)), f(A(&S(LISTED_GROUP))),
+    ]);
+}
+/// DescribeGroupsResponse
+#[rustfmt::skip]
+pub(crate) mod describe_groups {
+    use super::*;
+    const DESCRIBED_GROUP_MEMBER: &[F] = &[
+        f(STR), v(4, 6, NSTR), f(STR), f(STR), f(BYTES), f(BYTES),
+    ];
+    const DESCRIBED_GROUP: &[F] = &[
+        f(N(2)), v(6, 6, NSTR), f(STR), f(STR), f(STR), f(STR),
+        f(A(&S(DESCRIBED_GROUP_MEMBER))), v(3, 6, N(4)),
+    ];
+    pub(crate) const LAYOUT: Layout = Layout::new(0, 6, 5, &[
+        v(1, 6, N(4)), f(A(&S(DESCRIBED_GROUP))),
+    ]);
+}
+/// ConsumerGroupDescribeResponse (KIP-848)
+#[rustfmt::skip]
+pub(crate) mod consumer_group_describe {
+    use super::*;
+    const TOPIC_PARTITIONS: &[F] = &[f(N(16)), f(STR), f(A(&N(4)))];
+    const ASSIGNMENT: &[F] = &[f(A(&S(TOPIC_PARTITIONS)))];
+    const MEMBER: &[F] = &[
+        f(STR), f(NSTR), f(NSTR), f(N(4)), f(STR), f(STR), f(A(&STR)), f(NSTR),
+        f(S(ASSIGNMENT)), f(S(ASSIGNMENT)), v(1, 1, N(1)),
+    ];
+    const DESCRIBED_GROUP: &[F] = &[
+        f(N(2)), f(NSTR), f(STR), f(STR), f(N(4)), f(N(4)), f(STR), f(A(&S(MEMBER))), f(N(4)),
+    ];
+    pub(crate) const LAYOUT: Layout = Layout::new(0, 1, 0, &[
+        f(N(4)), f(A(&S(DESCRIBED_GROUP))),
+    ]);
+}
+/// OffsetFetchResponse
+#[rustfmt::skip]
+pub(crate) mod offset_fetch {
+    use super::*;
+    const PARTITION: &[F] = &[f(N(4)), f(N(8)), v(5, 7, N(4)), f(NSTR), f(N(2))];
+    const TOPIC: &[F] = &[f(STR), f(A(&S(PARTITION)))];
+    const PARTITIONS: &[F] = &[f(N(4)), f(N(8)), f(N(4)), f(NSTR), f(N(2))];
+    const TOPICS: &[F] = &[v(8, 9, STR), v(10, 10, N(16)), f(A(&S(PARTITIONS)))];
+    const GROUP: &[F] = &[f(STR), f(A(&S(TOPICS))), f(N(2))];
+    pub(crate) const LAYOUT: Layout = Layout::new(1, 10, 6, &[
+        v(3, 10, N(4)), v(1, 7, A(&S(TOPIC))), v(2, 7, N(2)), v(8, 10, A(&S(GROUP))),
+    ]);
+}

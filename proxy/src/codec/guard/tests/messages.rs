@@ -65,4 +65,8 @@ pub(super) const CASES: &[Case] = cases! {
     DescribeConfigsResponse => responses::describe_configs::LAYOUT,
     SaslHandshakeResponse => responses::sasl_handshake::LAYOUT,
     SaslAuthenticateResponse => responses::sasl_authenticate::LAYOUT,
+    ListGroupsResponse => responses::list_groups::LAYOUT,
+    DescribeGroupsResponse => responses::describe_groups::LAYOUT,
+    ConsumerGroupDescribeResponse => responses::consumer_group_describe::LAYOUT,
+    OffsetFetchResponse => responses::offset_fetch::LAYOUT,
 };

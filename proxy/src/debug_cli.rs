@@ -1,0 +1,291 @@
+//! `strait lag` and `strait stuck`: the debug API of a running Strait
+//! (its admin listener), printed for people, or as the API's JSON.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use serde_json::Value;
+
+/// Where the running Strait is, and how to print.
+#[derive(Args)]
+pub struct Target {
+    /// The running Strait's admin listener.
+    #[arg(long, default_value = "127.0.0.1:9644")]
+    pub admin: String,
+    /// A file holding the debug API's bearer token (debug.token_file).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `strait lag [GROUP]`.
+pub fn lag(target: &Target, group: Option<&str>) -> ExitCode {
+    let path = match group {
+        Some(g) => format!("/debug/lag/{}", segment(g)),
+        None => "/debug/groups".to_string(),
+    };
+    show(target, &path, |v| match group {
+        Some(_) => print_group(v),
+        None => print_groups(v),
+    })
+}
+
+/// `strait stuck GROUP TOPIC PARTITION`.
+pub fn stuck(target: &Target, group: &str, topic: &str, partition: i32) -> ExitCode {
+    let path = format!(
+        "/debug/stuck/{}/{}/{partition}",
+        segment(group),
+        segment(topic)
+    );
+    show(target, &path, print_stuck)
+}
+
+fn show(target: &Target, path: &str, print: impl Fn(&Value)) -> ExitCode {
+    match get(target, path) {
+        Ok(v) if target.json => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(v) => {
+            print(&v);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Percent-encodes a path segment (group ids and topics may hold anything).
+fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn get(target: &Target, path: &str) -> anyhow::Result<Value> {
+    let token = match &target.token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| anyhow::anyhow!("--token-file {}: {e}", f.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let url = format!("http://{}{path}", target.admin);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()?;
+        let mut req = client.get(&url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.map_err(|e| {
+            anyhow::anyhow!("{url}: {e} (is Strait running with its admin listener there? --admin)")
+        })?;
+        let status = resp.status();
+        let body = resp.text().await?;
+        if !status.is_success() {
+            anyhow::bail!("{url}: {status}: {}", body.trim());
+        }
+        serde_json::from_str(&body).map_err(|e| anyhow::anyhow!("{url}: not JSON: {e}"))
+    })
+}
+
+fn s(v: &Value, k: &str) -> String {
+    match &v[k] {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() => format!("{f:.1}"),
+            _ => n.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+fn table(head: &[&str], rows: Vec<Vec<String>>) {
+    let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(head.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        line(r);
+    }
+}
+
+fn print_groups(v: &Value) {
+    if let Some(e) = v["error"].as_str() {
+        println!("last evaluation failed: {e}");
+    }
+    let rows = v["groups"]
+        .as_array()
+        .map(|gs| {
+            gs.iter()
+                .map(|g| {
+                    [
+                        "group",
+                        "protocol",
+                        "state",
+                        "members",
+                        "partitions",
+                        "lag",
+                        "status",
+                    ]
+                    .iter()
+                    .map(|k| s(g, k))
+                    .collect()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    table(
+        &[
+            "GROUP",
+            "PROTOCOL",
+            "STATE",
+            "MEMBERS",
+            "PARTITIONS",
+            "LAG",
+            "STATUS",
+        ],
+        rows,
+    );
+}
+
+fn print_group(v: &Value) {
+    println!(
+        "group {} ({}, {}, {} members): lag {}, status {}",
+        s(v, "group"),
+        s(v, "protocol"),
+        s(v, "state"),
+        v["members"].as_array().map_or(0, Vec::len),
+        s(v, "lag"),
+        s(v, "status")
+    );
+    if let Some(e) = v["error"].as_str() {
+        println!("last evaluation failed (showing the one before): {e}");
+    }
+    let keys = [
+        "topic",
+        "partition",
+        "committed",
+        "end_offset",
+        "stable_offset",
+        "lag",
+        "lag_kafka",
+        "lag_ms",
+        "produce_rate",
+        "consume_rate",
+        "client_id",
+        "host",
+        "status",
+    ];
+    let rows = v["partitions"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .map(|p| {
+                    keys.iter()
+                        .map(|k| {
+                            let cell = s(p, k);
+                            if *k == "lag" && p["lag_exact"] == Value::Bool(false) {
+                                format!("~{cell}")
+                            } else {
+                                cell
+                            }
+                        })
+                        .collect()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    table(
+        &[
+            "TOPIC",
+            "PARTITION",
+            "COMMITTED",
+            "END",
+            "STABLE-END",
+            "LAG",
+            "LAG(KAFKA)",
+            "LAG-MS",
+            "PRODUCE/S",
+            "CONSUME/S",
+            "CLIENT-ID",
+            "HOST",
+            "STATUS",
+        ],
+        rows,
+    );
+}
+
+fn shown(v: &Value) -> String {
+    match v["format"].as_str() {
+        Some("null") => "null".into(),
+        Some("hidden") => format!("(hidden by policy, {} bytes)", s(v, "size")),
+        Some(f) => format!(
+            "({f}, {} bytes{})\n{}",
+            s(v, "size"),
+            if v["truncated"] == Value::Bool(true) {
+                ", truncated"
+            } else {
+                ""
+            },
+            s(v, "text")
+        ),
+        None => "-".into(),
+    }
+}
+
+fn print_stuck(v: &Value) {
+    println!(
+        "group {} waits on {}/{} at offset {} (committed {}), produced {} ms ago",
+        s(v, "group"),
+        s(v, "topic"),
+        s(v, "partition"),
+        s(v, "offset"),
+        s(v, "committed"),
+        s(v, "age_ms")
+    );
+    println!("timestamp: {}", s(v, "timestamp_ms"));
+    println!("key: {}", shown(&v["key"]));
+    if let Some(hs) = v["headers"].as_array() {
+        println!("headers:");
+        for h in hs {
+            println!("  {}: {}", h[0].as_str().unwrap_or("?"), shown(&h[1]));
+        }
+    }
+    let restored = if v["restored_large_record"] == Value::Bool(true) {
+        " [large record, restored]"
+    } else {
+        ""
+    };
+    println!("value{restored}: {}", shown(&v["value"]));
+    println!("kcat: {}", s(v, "kcat"));
+}
