@@ -316,9 +316,17 @@ pub fn field(line: &Value, key: &str) -> String {
 
 /// A minimal HTTP/1.0 GET, enough for the admin listener.
 pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    http_get_with_token(addr, path, None)
+}
+
+/// [`http_get`] with `Authorization: Bearer <token>` when `token` is given.
+pub fn http_get_with_token(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect admin");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}\r\n").unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     let status = out

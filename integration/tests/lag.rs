@@ -13,7 +13,8 @@ use std::time::Duration;
 use serde_json::Value;
 use strait_integration::large::spawn_driver;
 use strait_integration::{
-    cluster, create_topic, eventually, harness, http_get, java, run, strait_bin, unique, Strait,
+    cluster, create_topic, eventually, harness, http_get, http_get_with_token, java, run,
+    strait_bin, unique, Strait,
 };
 
 /// Evaluations every 500 ms, a window of 4: a status settles within ~2 s.
@@ -428,30 +429,6 @@ fn bad_requests_get_clear_answers() {
     );
 }
 
-/// GET with a bearer token (none: no Authorization header).
-fn get_with_token(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut c = std::net::TcpStream::connect(addr).expect("connect admin");
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(c, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}\r\n").unwrap();
-    let mut out = String::new();
-    c.read_to_string(&mut out).unwrap();
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (
-        code,
-        out.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default(),
-    )
-}
-
 #[test]
 fn off_loopback_the_debug_api_wants_its_token_and_hidden_values_never_show() {
     let broker = cluster(1);
@@ -463,10 +440,10 @@ fn off_loopback_the_debug_api_wants_its_token_and_hidden_values_never_show() {
     };
     // Beyond loopback without a token: the debug API is off, metrics are not.
     let (open, _d1) = config("");
-    let (code, body) = get_with_token(&open.admin, "/debug/groups", None);
+    let (code, body) = http_get_with_token(&open.admin, "/debug/groups", None);
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("debug.token_file"), "{body}");
-    assert_eq!(get_with_token(&open.admin, "/metrics", None).0, 200);
+    assert_eq!(http_get_with_token(&open.admin, "/metrics", None).0, 200);
     drop(open);
 
     let dir = strait_integration::tempdir::Dir::new("lag-token");
@@ -486,12 +463,12 @@ fn off_loopback_the_debug_api_wants_its_token_and_hidden_values_never_show() {
         token_file, policies
     ));
     s.wait_ready();
-    assert_eq!(get_with_token(&s.admin, "/debug/groups", None).0, 401);
+    assert_eq!(http_get_with_token(&s.admin, "/debug/groups", None).0, 401);
     assert_eq!(
-        get_with_token(&s.admin, "/debug/groups", Some("wrong-token-wrong-token")).0,
+        http_get_with_token(&s.admin, "/debug/groups", Some("wrong-token-wrong-token")).0,
         403
     );
-    let (code, body) = get_with_token(&s.admin, "/debug/groups", Some(token));
+    let (code, body) = http_get_with_token(&s.admin, "/debug/groups", Some(token));
     assert_eq!(code, 200, "{body}");
 
     // A topic whose policy hides values: the stuck message shows its key
@@ -514,7 +491,7 @@ fn off_loopback_the_debug_api_wants_its_token_and_hidden_values_never_show() {
         "--execute",
     ]))
     .assert_ok("reset offsets");
-    let (code, body) = get_with_token(
+    let (code, body) = http_get_with_token(
         &s.admin,
         &format!("/debug/stuck/{group}/{topic}/0"),
         Some(token),

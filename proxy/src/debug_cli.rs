@@ -1,5 +1,6 @@
-//! `strait lag` and `strait stuck`: the debug API of a running Strait
-//! (its admin listener), printed for people, or as the API's JSON.
+//! `strait lag`, `strait stuck` and `strait tail`: the debug API of a
+//! running Strait (its admin listener), printed for people, or as the
+//! API's JSON.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +44,161 @@ pub fn stuck(target: &Target, group: &str, topic: &str, partition: i32) -> ExitC
     show(target, &path, print_stuck)
 }
 
+/// `strait tail TOPIC`: the filters of the API, as flags.
+#[derive(Args)]
+pub struct TailArgs {
+    /// latest (default), earliest, offset:N or time:MS.
+    #[arg(long, default_value = "latest")]
+    pub from: String,
+    #[arg(long)]
+    pub partition: Option<i32>,
+    /// Only records with this key.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Only records with this header (NAME or NAME=VALUE).
+    #[arg(long)]
+    pub header: Option<String>,
+    /// Only records whose value contains this text.
+    #[arg(long)]
+    pub contains: Option<String>,
+    /// Only records whose JSON value has FIELD.PATH=VALUE.
+    #[arg(long, value_name = "FIELD.PATH=VALUE")]
+    pub json_field: Option<String>,
+    /// Stop after this many records.
+    #[arg(long)]
+    pub limit: Option<u64>,
+}
+
+pub fn tail(target: &Target, topic: &str, args: &TailArgs) -> ExitCode {
+    let mut query = vec![("from", args.from.clone())];
+    let opts = [
+        ("partition", args.partition.map(|p| p.to_string())),
+        ("key", args.key.clone()),
+        ("header", args.header.clone()),
+        ("contains", args.contains.clone()),
+        ("json", args.json_field.clone()),
+    ];
+    query.extend(opts.into_iter().filter_map(|(k, v)| Some((k, v?))));
+    let path = format!(
+        "/debug/tail/{}?{}",
+        segment(topic),
+        query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", segment(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    );
+    let mut shown = 0u64;
+    let result = stream(target, &path, |event| {
+        if target.json && event["type"] != "record" {
+            // Counters and errors too, one JSON line each.
+            println!("{event}");
+        }
+        match event["type"].as_str() {
+            Some("record") => {
+                shown += 1;
+                if target.json {
+                    println!("{event}");
+                } else {
+                    println!(
+                        "{}@{}  {}  key {}\n{}",
+                        s(event, "partition"),
+                        s(event, "offset"),
+                        s(event, "timestamp_ms"),
+                        event["key"]["text"].as_str().unwrap_or("null"),
+                        shown_value(&event["value"])
+                    );
+                }
+            }
+            Some("stats") if target.json => {}
+            Some("stats") => eprintln!(
+                "processed {}, passed the filter {}, dropped (slow reader) {}, last at {}",
+                s(event, "processed"),
+                s(event, "passed"),
+                s(event, "dropped"),
+                s(event, "last_at_ms")
+            ),
+            Some("error") => {
+                eprintln!("error: {}", s(event, "message"));
+                return false;
+            }
+            _ => {}
+        }
+        args.limit.is_none_or(|l| shown < l)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn shown_value(v: &Value) -> String {
+    match v["format"].as_str() {
+        Some("hidden") => format!("(value hidden by policy, {} bytes)", s(v, "size")),
+        Some("null") => "null".into(),
+        _ => s(v, "text"),
+    }
+}
+
+fn token(target: &Target) -> anyhow::Result<Option<String>> {
+    match &target.token_file {
+        Some(f) => Ok(Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| anyhow::anyhow!("--token-file {}: {e}", f.display()))?
+                .trim()
+                .to_string(),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Reads server-sent events from `path`, handing each event's JSON to
+/// `each` until it returns false or the stream ends.
+fn stream(target: &Target, path: &str, mut each: impl FnMut(&Value) -> bool) -> anyhow::Result<()> {
+    let token = token(target)?;
+    let url = format!("http://{}{path}", target.admin);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let mut req = client.get(&url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let mut resp = req.send().await.map_err(|e| {
+            anyhow::anyhow!("{url}: {e} (is Strait running with its admin listener there? --admin)")
+        })?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body = resp.text().await.unwrap_or_default();
+            anyhow::bail!("{url}: {status}: {}", body.trim());
+        }
+        let mut buf = String::new();
+        while let Some(chunk) = resp.chunk().await? {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let event: String = buf.drain(..end + 2).collect();
+                for line in event.lines() {
+                    let Some(data) = line.strip_prefix("data:") else {
+                        continue;
+                    };
+                    let Ok(v) = serde_json::from_str::<Value>(data.trim_start()) else {
+                        continue;
+                    };
+                    if !each(&v) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
 fn show(target: &Target, path: &str, print: impl Fn(&Value)) -> ExitCode {
     match get(target, path) {
         Ok(v) if target.json => {
@@ -73,15 +229,7 @@ fn segment(s: &str) -> String {
 }
 
 fn get(target: &Target, path: &str) -> anyhow::Result<Value> {
-    let token = match &target.token_file {
-        Some(f) => Some(
-            std::fs::read_to_string(f)
-                .map_err(|e| anyhow::anyhow!("--token-file {}: {e}", f.display()))?
-                .trim()
-                .to_string(),
-        ),
-        None => None,
-    };
+    let token = token(target)?;
     let url = format!("http://{}{path}", target.admin);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

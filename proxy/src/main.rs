@@ -42,6 +42,14 @@ enum Command {
         #[command(flatten)]
         target: debug_cli::Target,
     },
+    /// Live records of TOPIC with filters, from a running Strait.
+    Tail {
+        topic: String,
+        #[command(flatten)]
+        args: debug_cli::TailArgs,
+        #[command(flatten)]
+        target: debug_cli::Target,
+    },
     /// The record GROUP would be handed next on TOPIC/PARTITION, from a running Strait.
     Stuck {
         group: String,
@@ -131,6 +139,11 @@ fn main() -> ExitCode {
         },
         Command::Run(args) => run(args),
         Command::Lag { group, target } => debug_cli::lag(&target, group.as_deref()),
+        Command::Tail {
+            topic,
+            args,
+            target,
+        } => debug_cli::tail(&target, &topic, &args),
         Command::Stuck {
             group,
             topic,

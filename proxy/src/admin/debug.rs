@@ -3,15 +3,23 @@
 //! - `GET /debug/groups`: every followed consumer group, its lag and status;
 //! - `GET /debug/lag/{group}`: lag per partition of one group;
 //! - `GET /debug/stuck/{group}/{topic}/{partition}`: the record the group
-//!   would be handed next on that partition, and a kcat command for it.
+//!   would be handed next on that partition, and a kcat command for it;
+//! - `GET /debug/tail/{topic}?from=&partition=&key=&header=&contains=&json=`:
+//!   server-sent events, one per record that passes the filters, and the
+//!   viewer's counters every second.
 
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+use std::convert::Infallible;
+
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::debug::stuck::StuckError;
+use crate::debug::stuck::{values_shown, StuckError};
+use crate::debug::tail::{self, Filter, Start};
 use crate::debug::Debug;
 
 pub fn routes() -> Router<Debug> {
@@ -19,6 +27,7 @@ pub fn routes() -> Router<Debug> {
         .route("/debug/groups", get(groups))
         .route("/debug/lag/{group}", get(lag))
         .route("/debug/stuck/{group}/{topic}/{partition}", get(stuck))
+        .route("/debug/tail/{topic}", get(tail))
 }
 
 fn refused(d: &Debug, headers: &HeaderMap) -> Option<Response> {
@@ -88,5 +97,90 @@ async fn stuck(
             };
             (code, format!("{e}\n")).into_response()
         }
+    }
+}
+
+fn bad(why: String) -> Response {
+    (StatusCode::BAD_REQUEST, why + "\n").into_response()
+}
+
+async fn tail(
+    State(d): State<Debug>,
+    headers: HeaderMap,
+    Path(topic): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = refused(&d, &headers) {
+        return r;
+    }
+    let known = ["from", "partition", "key", "header", "contains", "json"];
+    if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
+        return bad(format!(
+            "unknown parameter {k:?}; known: {}",
+            known.join(", ")
+        ));
+    }
+    let from = q.get("from").map_or("latest", String::as_str);
+    let Some(start) = Start::parse(from) else {
+        return bad(format!(
+            "from={from:?}: use latest, earliest, offset:N or time:MS (ms since the epoch)"
+        ));
+    };
+    let partition = match q.get("partition").map(|p| p.parse::<i32>()) {
+        None => None,
+        Some(Ok(p)) if p >= 0 => Some(p),
+        Some(_) => {
+            return bad(format!(
+                "partition={:?} is not a partition number",
+                q["partition"]
+            ))
+        }
+    };
+    let json = match q.get("json") {
+        None => None,
+        Some(j) => match j.split_once('=') {
+            Some((path, value)) if !path.is_empty() => Some((path.to_string(), value.to_string())),
+            _ => return bad(format!("json={j:?}: use json=field.path=value")),
+        },
+    };
+    let filter = Filter {
+        partition,
+        key: q.get("key").cloned(),
+        header: q.get("header").cloned(),
+        contains: q.get("contains").filter(|c| !c.is_empty()).cloned(),
+        json,
+    };
+    let values = values_shown(&d.stuck.policies, &topic);
+    if !values && filter.reads_values() {
+        let why =
+            format!("the policy of {topic:?} hides its values: filters on values are refused\n");
+        return (StatusCode::FORBIDDEN, why).into_response();
+    }
+    let Some(slot) = d.viewers.take() else {
+        let why = format!(
+            "{} live-tail viewers already: try again later\n",
+            tail::MAX_VIEWERS
+        );
+        return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
+    };
+    let client = d.stuck.client.clone();
+    let offload = d.stuck.offload.clone();
+    match tail::start(client, offload, topic.clone(), start, filter, values, slot).await {
+        Ok(rx) => {
+            let events = futures::stream::unfold(rx, |mut rx| async move {
+                let e = rx.recv().await?;
+                let sse = Event::default()
+                    .json_data(&e)
+                    .unwrap_or_else(|_| Event::default());
+                Some((Ok::<_, Infallible>(sse), rx))
+            });
+            Sse::new(events)
+                .keep_alive(KeepAlive::default())
+                .into_response()
+        }
+        Err(why) if why.contains("does not exist") || why.contains("has no partition") => {
+            (StatusCode::NOT_FOUND, why + "\n").into_response()
+        }
+        Err(why) => (StatusCode::BAD_GATEWAY, why + "\n").into_response(),
     }
 }

@@ -1,8 +1,9 @@
 //! Debug tooling from what the cluster and Strait know, served on the
 //! admin listener (`admin::debug`) and read by the `strait lag` and
 //! `strait stuck` commands: consumer lag per partition per group with a
-//! status by Burrow's rules (`lag.rs`, `scan.rs`, `status.rs`) and the
-//! message a group is stuck on (`stuck.rs`). Strait's own requests for
+//! status by Burrow's rules (`lag.rs`, `scan.rs`, `status.rs`), the
+//! message a group is stuck on (`stuck.rs`) and the live tail of a topic
+//! with filters (`tail.rs`). Strait's own requests for
 //! these go through an internal Kafka client of their own, so a slow
 //! debug read never queues behind chunk writes.
 
@@ -10,6 +11,7 @@ pub mod lag;
 pub mod scan;
 pub mod status;
 pub mod stuck;
+pub mod tail;
 
 use std::sync::Arc;
 
@@ -22,6 +24,8 @@ pub struct Debug {
     pub lag: Arc<LagBoard>,
     pub stuck: Reader,
     pub access: Access,
+    /// Live-tail viewers now (bounded).
+    pub viewers: Arc<tail::Viewers>,
 }
 
 /// Who may use the debug API: anyone on a loopback admin listener without

@@ -21,6 +21,9 @@ pub enum OffsetSpec {
     Latest,
     /// The last stable offset (what a read_committed consumer can reach).
     LastStable,
+    /// The first offset whose record is at or after this time (ms since
+    /// the epoch); -1 when there is none.
+    Timestamp(i64),
 }
 
 /// A topic partition.
@@ -43,6 +46,7 @@ impl KafkaClient {
             OffsetSpec::Earliest => (-2, 0),
             OffsetSpec::Latest => (-1, 0),
             OffsetSpec::LastStable => (-1, 1),
+            OffsetSpec::Timestamp(ms) => (ms.max(0), 0),
         };
         let mut out = HashMap::with_capacity(parts.len());
         // One request per leader, retried as a whole.

@@ -217,6 +217,7 @@ fn debug_tools(
             bootstrap: format!("{}:{}", cfg.advertised_host, bootstrap.port()),
         },
         access: debug::Access::new(token, admin.ip().is_loopback()),
+        viewers: Arc::default(),
     })
 }
 
