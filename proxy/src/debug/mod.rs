@@ -7,6 +7,7 @@
 //! these go through an internal Kafka client of their own, so a slow
 //! debug read never queues behind chunk writes.
 
+pub mod filter;
 pub mod lag;
 pub mod scan;
 pub mod status;

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+pub use super::filter::Filter;
 use super::lag::now_ms;
 use super::stuck::{shown, Shown};
 use crate::codec::aborted::drop_aborted;
@@ -59,72 +60,6 @@ impl Start {
     }
 }
 
-/// What a viewer keeps. Every condition must hold.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    pub partition: Option<i32>,
-    /// The key, exactly.
-    pub key: Option<String>,
-    /// A header by name, or `name=value`.
-    pub header: Option<String>,
-    /// A substring of the value.
-    pub contains: Option<String>,
-    /// `path=value`: a field of a JSON value (dotted path), compared as text.
-    pub json: Option<(String, String)>,
-}
-
-impl Filter {
-    /// Whether the filter reads values (refused where values are hidden).
-    pub fn reads_values(&self) -> bool {
-        self.contains.is_some() || self.json.is_some()
-    }
-
-    fn keeps(&self, r: &Record) -> bool {
-        if let Some(k) = &self.key {
-            if r.key.as_deref() != Some(k.as_bytes()) {
-                return false;
-            }
-        }
-        if let Some(h) = &self.header {
-            let (name, value) = match h.split_once('=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (h.as_str(), None),
-            };
-            let found = r.headers.iter().any(|(k, v)| {
-                k.as_ref() == name.as_bytes()
-                    && value.is_none_or(|want| v.as_deref() == Some(want.as_bytes()))
-            });
-            if !found {
-                return false;
-            }
-        }
-        let value = r.value.as_deref().unwrap_or_default();
-        if let Some(c) = &self.contains {
-            if !value.windows(c.len().max(1)).any(|w| w == c.as_bytes()) {
-                return false;
-            }
-        }
-        if let Some((path, want)) = &self.json {
-            let Ok(v) = serde_json::from_slice::<serde_json::Value>(value) else {
-                return false;
-            };
-            let found = path.split('.').try_fold(&v, |v, part| match v {
-                serde_json::Value::Array(a) => a.get(part.parse::<usize>().ok()?),
-                other => other.get(part),
-            });
-            let text = match found {
-                Some(serde_json::Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-                None => return false,
-            };
-            if &text != want {
-                return false;
-            }
-        }
-        true
-    }
-}
-
 /// One event sent to a viewer.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -151,13 +86,14 @@ pub enum Event {
     Error { message: String },
 }
 
-struct Record {
-    partition: i32,
-    offset: i64,
-    timestamp: i64,
-    key: Option<Bytes>,
-    value: Option<Bytes>,
-    headers: Vec<(Bytes, Option<Bytes>)>,
+/// A record as the tail reads it.
+pub(super) struct Record {
+    pub(super) partition: i32,
+    pub(super) offset: i64,
+    pub(super) timestamp: i64,
+    pub(super) key: Option<Bytes>,
+    pub(super) value: Option<Bytes>,
+    pub(super) headers: Vec<(Bytes, Option<Bytes>)>,
 }
 
 /// Counts the viewers; a slot is given back when its reader ends.
@@ -385,75 +321,6 @@ fn records(partition: i32, data: Bytes, aborted: &[(i64, i64)], from: i64) -> (V
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn record(key: &str, value: &str, headers: &[(&str, &str)]) -> Record {
-        Record {
-            partition: 0,
-            offset: 0,
-            timestamp: 0,
-            key: Some(Bytes::copy_from_slice(key.as_bytes())),
-            value: Some(Bytes::copy_from_slice(value.as_bytes())),
-            headers: headers
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        Bytes::copy_from_slice(k.as_bytes()),
-                        Some(Bytes::copy_from_slice(v.as_bytes())),
-                    )
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn filters_on_key_header_substring_and_json_field() {
-        let r = record(
-            "k1",
-            r#"{"order":{"status":"paid","lines":[{"sku":"a"}]},"n":3}"#,
-            &[("region", "eu")],
-        );
-        let f = |f: Filter| f.keeps(&r);
-        assert!(f(Filter::default()));
-        assert!(f(Filter {
-            key: Some("k1".into()),
-            ..Default::default()
-        }));
-        assert!(!f(Filter {
-            key: Some("k2".into()),
-            ..Default::default()
-        }));
-        assert!(f(Filter {
-            header: Some("region".into()),
-            ..Default::default()
-        }));
-        assert!(f(Filter {
-            header: Some("region=eu".into()),
-            ..Default::default()
-        }));
-        assert!(!f(Filter {
-            header: Some("region=us".into()),
-            ..Default::default()
-        }));
-        assert!(f(Filter {
-            contains: Some("paid".into()),
-            ..Default::default()
-        }));
-        assert!(!f(Filter {
-            contains: Some("refund".into()),
-            ..Default::default()
-        }));
-        let json = |p: &str, v: &str| Filter {
-            json: Some((p.into(), v.into())),
-            ..Default::default()
-        };
-        assert!(f(json("order.status", "paid")));
-        assert!(f(json("order.lines.0.sku", "a")));
-        assert!(f(json("n", "3")));
-        assert!(!f(json("order.status", "open")));
-        assert!(!f(json("missing", "x")));
-        let not_json = record("k", "plain", &[]);
-        assert!(!json("a", "b").keeps(&not_json));
-    }
 
     #[test]
     fn starts_parse_and_bad_ones_are_refused() {
