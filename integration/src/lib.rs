@@ -651,6 +651,38 @@ pub fn create_topic_with_configs(
     }
 }
 
+/// Produces `(key, value)` records to `topic`/`partition` directly with
+/// kcat (values must not hold a newline, keys no tab).
+pub fn kcat_produce(bootstrap: &str, topic: &str, partition: i32, records: &[(String, String)]) {
+    use std::io::Write;
+    let text: String = records.iter().map(|(k, v)| format!("{k}\t{v}\n")).collect();
+    let mut child = Command::new("kcat")
+        .args([
+            "-P",
+            "-b",
+            bootstrap,
+            "-t",
+            topic,
+            "-p",
+            &partition.to_string(),
+            "-K",
+            "\t",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("kcat");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "kcat produce to {topic}/{partition}"
+    );
+}
+
 /// Every record value of a topic, read directly from the broker with kcat.
 pub fn values_on_broker(bootstrap: &str, topic: &str) -> Vec<String> {
     let out = run(Command::new("kcat").args([

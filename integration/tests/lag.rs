@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde_json::Value;
 use strait_integration::large::spawn_driver;
 use strait_integration::{
-    cluster, create_topic, eventually, harness, http_get, http_get_with_token, java, run,
-    strait_bin, unique, Strait,
+    cluster, create_topic, eventually, harness, http_get, http_get_with_token, java, kcat_produce,
+    run, strait_bin, unique, Strait,
 };
 
 /// Evaluations every 500 ms, a window of 4: a status settles within ~2 s.
@@ -31,35 +31,15 @@ fn strait(upstream: &str, extra: &str) -> (Strait, strait_integration::tempdir::
 /// `k-<p>-<i>`, JSON values.
 fn produce(bootstrap: &str, topic: &str, partitions: i32, n: usize) {
     for p in 0..partitions {
-        let lines: String = (0..n)
-            .map(|i| format!("k-{p}-{i}\t{{\"id\":{i},\"partition\":{p}}}\n"))
+        let records: Vec<(String, String)> = (0..n)
+            .map(|i| {
+                (
+                    format!("k-{p}-{i}"),
+                    format!("{{\"id\":{i},\"partition\":{p}}}"),
+                )
+            })
             .collect();
-        let mut child = Command::new("kcat")
-            .args([
-                "-P",
-                "-b",
-                bootstrap,
-                "-t",
-                topic,
-                "-p",
-                &p.to_string(),
-                "-K",
-                "\t",
-            ])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .expect("kcat");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(lines.as_bytes())
-            .unwrap();
-        assert!(
-            child.wait().unwrap().success(),
-            "kcat produce to {topic}/{p}"
-        );
+        kcat_produce(bootstrap, topic, p, &records);
     }
 }
 

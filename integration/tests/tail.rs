@@ -7,34 +7,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use strait_integration::large::spawn_driver;
-use strait_integration::{cluster, create_topic, http_get, run, strait_bin, unique, Strait};
-
-fn produce(bootstrap: &str, topic: &str, partition: i32, lines: &[(String, String)]) {
-    let text: String = lines.iter().map(|(k, v)| format!("{k}\t{v}\n")).collect();
-    let mut child = Command::new("kcat")
-        .args([
-            "-P",
-            "-b",
-            bootstrap,
-            "-t",
-            topic,
-            "-p",
-            &partition.to_string(),
-            "-K",
-            "\t",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("kcat");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "kcat produce to {topic}");
-}
+use strait_integration::{
+    cluster, create_topic, http_get, kcat_produce, run, strait_bin, unique, Strait,
+};
 
 fn orders(prefix: &str, n: usize) -> Vec<(String, String)> {
     (0..n)
@@ -69,7 +44,7 @@ fn a_tail_shows_exactly_the_records_its_filters_keep_from_the_start_and_live() {
     let s = Strait::with_policies(&broker, dir.path());
     let topic = unique("tail");
     create_topic(&broker, &topic, 2, 1);
-    produce(&broker, &topic, 0, &orders("a", 10));
+    kcat_produce(&broker, &topic, 0, &orders("a", 10));
 
     // From the start, a JSON-field filter: exactly the five paid orders.
     let out = run(&mut tail_cli(
@@ -104,7 +79,7 @@ fn a_tail_shows_exactly_the_records_its_filters_keep_from_the_start_and_live() {
         .next_line(Duration::from_secs(30))
         .expect("the tail's first counters");
     assert_eq!(stats["type"], "stats", "{stats}");
-    produce(&broker, &topic, 1, &orders("b", 5));
+    kcat_produce(&broker, &topic, 1, &orders("b", 5));
     let out = live.finish();
     assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
     let records: Vec<Value> = out
@@ -124,7 +99,7 @@ fn a_tail_shows_exactly_the_records_its_filters_keep_from_the_start_and_live() {
     // A topic whose policy hides values: keys show, values never; value
     // filters are refused.
     create_topic(&broker, &secret, 1, 1);
-    produce(&broker, &secret, 0, &orders("s", 2));
+    kcat_produce(&broker, &secret, 0, &orders("s", 2));
     let out = run(&mut tail_cli(
         &s,
         &[&secret, "--from", "earliest", "--limit", "2"],

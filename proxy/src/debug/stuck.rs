@@ -11,8 +11,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::lag::now_ms;
-use crate::codec::batch::Batches;
-use crate::codec::records::decode_records;
+use super::tail::Record;
 use crate::kafka_client::KafkaClient;
 use crate::large::reference::{Reference, Scope, MARKER};
 use crate::large::LargeRecords;
@@ -22,8 +21,6 @@ use crate::policy::PolicyStore;
 /// Bytes read from the committed offset: enough for the batch holding it
 /// (a larger first batch still comes whole).
 const READ_BYTES: i32 = 1 << 20;
-/// Decompressed bytes of that batch at most.
-const DECOMPRESS_CAP: usize = 64 << 20;
 /// Key, value and header bytes shown at most (the size is always shown).
 const SHOWN_BYTES: usize = 64 << 10;
 
@@ -157,7 +154,12 @@ impl Reader {
         };
         let show = values_shown(&self.policies, topic);
         let mut restored = false;
-        if let (true, Some(marker)) = (show, rec.marker.take()) {
+        let marker = rec
+            .headers
+            .iter()
+            .find(|(k, _)| k.as_ref() == MARKER)
+            .map(|(_, v)| v.clone().unwrap_or_default());
+        if let (true, Some(marker)) = (show, marker) {
             let value = self.restore(topic, &marker, rec.value.clone()).await;
             rec.value = Some(value.map_err(unreadable)?);
             restored = true;
@@ -217,59 +219,19 @@ impl Reader {
     }
 }
 
-/// The first record a read_committed consumer at `from` is handed.
-struct Found {
-    offset: i64,
-    timestamp: i64,
-    key: Option<Bytes>,
-    value: Option<Bytes>,
-    headers: Vec<(Bytes, Option<Bytes>)>,
-    /// The large-record marker's value, when the record carries one.
-    marker: Option<Vec<u8>>,
-}
-
+/// The first record a read_committed consumer at `from` is handed, read
+/// as the live tail reads records.
 fn first_record(
     records: Bytes,
     aborted: &[(i64, i64)],
     from: i64,
-) -> Result<Option<Found>, String> {
-    let kept = crate::codec::aborted::drop_aborted(&records, aborted);
-    for batch in Batches::new(kept) {
-        let batch = batch.map_err(|e| e.to_string())?;
-        if batch.is_control() || batch.last_offset() < from {
-            continue;
-        }
-        let bytes = batch
-            .record_bytes(DECOMPRESS_CAP)
-            .map_err(|e| e.to_string())?;
-        let recs = decode_records(&bytes, batch.record_count()).map_err(|e| e.to_string())?;
-        let log_append = batch.attributes() & 0x08 != 0;
-        for r in recs {
-            let offset = batch.base_offset() + r.offset_delta;
-            if offset < from {
-                continue;
-            }
-            let timestamp = if log_append {
-                batch.max_timestamp()
-            } else {
-                batch.base_timestamp() + r.timestamp_delta
-            };
-            let marker = r.header(MARKER).map(|v| v.unwrap_or_default().to_vec());
-            let headers = r
-                .headers()
-                .map(|(k, v)| (Bytes::copy_from_slice(k), v.map(Bytes::copy_from_slice)))
-                .collect();
-            return Ok(Some(Found {
-                offset,
-                timestamp,
-                key: r.key,
-                value: r.value,
-                headers,
-                marker,
-            }));
-        }
+) -> Result<Option<Record>, String> {
+    let (recs, _, unreadable) = super::tail::records(0, records, aborted, from, 1);
+    match (recs.into_iter().next(), unreadable) {
+        (Some(r), _) => Ok(Some(r)),
+        (None, Some(why)) => Err(why),
+        (None, None) => Ok(None),
     }
-    Ok(None)
 }
 
 /// How a key, value or header value is shown.

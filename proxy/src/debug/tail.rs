@@ -200,9 +200,11 @@ pub async fn start(
                 let from = *pos;
                 let part = *p;
                 let decoded = offload
-                    .run(move || records(part, got.records, &got.aborted, from))
+                    .run(move || records(part, got.records, &got.aborted, from, usize::MAX))
                     .await;
-                let Ok((recs, next)) = decoded else { return };
+                let Ok((recs, next, _unreadable)) = decoded else {
+                    return;
+                };
                 if next > *pos {
                     *pos = next;
                     found = true;
@@ -274,28 +276,42 @@ fn event(r: Record, values: bool) -> Event {
     }
 }
 
-/// The records at or after `from` a read_committed consumer is handed, and
-/// the next offset to read.
-fn records(partition: i32, data: Bytes, aborted: &[(i64, i64)], from: i64) -> (Vec<Record>, i64) {
+/// The records at or after `from` a read_committed consumer is handed (at
+/// most `limit`), the next offset to read, and why reading stopped early
+/// when a batch could not be read. Shared with the stuck message.
+pub(super) fn records(
+    partition: i32,
+    data: Bytes,
+    aborted: &[(i64, i64)],
+    from: i64,
+    limit: usize,
+) -> (Vec<Record>, i64, Option<String>) {
     let mut out = Vec::new();
     let mut next = from;
     for batch in Batches::new(drop_aborted(&data, aborted)) {
-        let Ok(batch) = batch else { break };
+        let batch = match batch {
+            Ok(b) => b,
+            Err(e) => return (out, next, Some(e.to_string())),
+        };
         next = next.max(batch.last_offset() + 1);
         if batch.is_control() || batch.last_offset() < from {
             continue;
         }
-        let Ok(bytes) = batch.record_bytes(DECOMPRESS_CAP) else {
-            break;
-        };
-        let Ok(recs) = decode_records(&bytes, batch.record_count()) else {
-            break;
+        let recs = batch
+            .record_bytes(DECOMPRESS_CAP)
+            .and_then(|bytes| decode_records(&bytes, batch.record_count()));
+        let recs = match recs {
+            Ok(r) => r,
+            Err(e) => return (out, next, Some(e.to_string())),
         };
         let log_append = batch.attributes() & 0x08 != 0;
         for r in recs {
             let offset = batch.base_offset() + r.offset_delta;
             if offset < from {
                 continue;
+            }
+            if out.len() == limit {
+                return (out, offset, None);
             }
             let headers = r
                 .headers()
@@ -315,7 +331,7 @@ fn records(partition: i32, data: Bytes, aborted: &[(i64, i64)], from: i64) -> (V
             });
         }
     }
-    (out, next)
+    (out, next, None)
 }
 
 #[cfg(test)]
