@@ -199,7 +199,7 @@ fn stream(target: &Target, path: &str, mut each: impl FnMut(&Value) -> bool) -> 
     })
 }
 
-fn show(target: &Target, path: &str, print: impl Fn(&Value)) -> ExitCode {
+pub(crate) fn show(target: &Target, path: &str, print: impl Fn(&Value)) -> ExitCode {
     match get(target, path) {
         Ok(v) if target.json => {
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -254,7 +254,7 @@ fn get(target: &Target, path: &str) -> anyhow::Result<Value> {
     })
 }
 
-fn s(v: &Value, k: &str) -> String {
+pub(crate) fn s(v: &Value, k: &str) -> String {
     match &v[k] {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
@@ -266,7 +266,7 @@ fn s(v: &Value, k: &str) -> String {
     }
 }
 
-fn table(head: &[&str], rows: Vec<Vec<String>>) {
+pub(crate) fn table(head: &[&str], rows: Vec<Vec<String>>) {
     let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {

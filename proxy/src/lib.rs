@@ -20,6 +20,7 @@
 //! | Strait's own broker connections: dialer, framed requests | [`upstream`] |
 //! | the cluster view: routes, topic ids, discovery | [`cluster`] |
 //! | the response side: plans and their steps | [`response`] |
+//! | the observation tap: positions, commits, membership, off the reactor | [`tap`] |
 //! | metrics, admin HTTP, config, TLS, the open-file limit | [`metrics`], [`admin`], [`config`], [`tls`], [`fdlimit`] |
 //!
 //! Imports go one way, down this list's dependency order: `server` →
@@ -43,6 +44,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod response;
 pub mod server;
+pub mod tap;
 pub mod tls;
 pub mod upstream;
 

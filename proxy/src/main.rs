@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use strait_proxy::config::{Config, LogFormat};
 
 mod debug_cli;
+mod trace_cli;
 
 /// Strait: a transparent Kafka-wire-protocol proxy.
 ///
@@ -47,6 +48,13 @@ enum Command {
         topic: String,
         #[command(flatten)]
         args: debug_cli::TailArgs,
+        #[command(flatten)]
+        target: debug_cli::Target,
+    },
+    /// The route of a trace id (32 hex digits): every produce, fetch and
+    /// commit of its records, across topics, in time order, from a running Strait.
+    Trace {
+        trace_id: String,
         #[command(flatten)]
         target: debug_cli::Target,
     },
@@ -139,6 +147,7 @@ fn main() -> ExitCode {
         },
         Command::Run(args) => run(args),
         Command::Lag { group, target } => debug_cli::lag(&target, group.as_deref()),
+        Command::Trace { trace_id, target } => trace_cli::trace(&target, &trace_id),
         Command::Tail {
             topic,
             args,

@@ -6,6 +6,7 @@
 //! created once so the per-frame cost is an atomic add, not a label lookup.
 
 use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use kafka_protocol::messages::ApiKey;
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
@@ -218,4 +219,19 @@ pub fn draining(on: bool) {
 pub fn drained(closed: usize, cut: usize) {
     counter!("strait_drain_connections_total", "outcome" => "closed").increment(closed as u64);
     counter!("strait_drain_connections_total", "outcome" => "cut").increment(cut as u64);
+}
+
+/// Wall-clock milliseconds since the epoch (0 before it), as observations
+/// and the debug views report times.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// An observation the tap dropped: `full` (its queue), `too_large`,
+/// `stopped` or `unreadable` (a request it could not read).
+pub fn tap_dropped(why: &'static str) {
+    counter!("strait_tap_dropped_total", "reason" => why).increment(1);
 }

@@ -6,7 +6,9 @@
 //!   would be handed next on that partition, and a kcat command for it;
 //! - `GET /debug/tail/{topic}?from=&partition=&key=&header=&contains=&json=`:
 //!   server-sent events, one per record that passes the filters, and the
-//!   viewer's counters every second.
+//!   viewer's counters every second;
+//! - `GET /debug/route/{trace_id}`: every produce, fetch and commit of the
+//!   records carrying a trace id, in time order.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -28,6 +30,31 @@ pub fn routes() -> Router<Debug> {
         .route("/debug/lag/{group}", get(lag))
         .route("/debug/stuck/{group}/{topic}/{partition}", get(stuck))
         .route("/debug/tail/{topic}", get(tail))
+        .route("/debug/route/{trace_id}", get(route))
+}
+
+async fn route(State(d): State<Debug>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Some(r) = refused(&d, &headers) {
+        return r;
+    }
+    let trace_id = match u128::from_str_radix(&id, 16) {
+        Ok(t) if id.len() == 32 => t,
+        _ => {
+            return bad(format!(
+                "{id:?} is not a trace id (32 hex digits, as in traceparent)"
+            ))
+        }
+    };
+    match crate::debug::route::route(&d.traces, trace_id) {
+        Some(r) => Json(r).into_response(),
+        None => {
+            let why = format!(
+                "trace {id} is not in the trace index: its records were not produced through this Strait \
+                 under a trace policy, or have aged out (limits.trace_index_entries)\n"
+            );
+            (StatusCode::NOT_FOUND, why).into_response()
+        }
+    }
 }
 
 fn refused(d: &Debug, headers: &HeaderMap) -> Option<Response> {
@@ -58,8 +85,9 @@ async fn lag(State(d): State<Debug>, headers: HeaderMap, Path(group): Path<Strin
     if let Some(r) = refused(&d, &headers) {
         return r;
     }
+    let observed = d.tap.as_ref().map(|t| &*t.observed);
     match d.lag.group(&group) {
-        Some(g) => Json(g).into_response(),
+        Some(g) => Json(crate::debug::seen::with_observed(g, observed)).into_response(),
         None => {
             let o = d.lag.overview();
             let why = match o.error {

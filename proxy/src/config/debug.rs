@@ -28,6 +28,21 @@ pub struct DebugConfig {
     /// the admin listener is bound beyond loopback; optional on loopback.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// The observation tap (ARCHITECTURE.md, "Observation tap"): the debug
+    /// views' last-consume times, commits and event routes come from it.
+    #[serde(default = "default_tap")]
+    pub tap: bool,
+    /// Observations queued for the tap's thread at most; past it they are
+    /// dropped and counted, never waited for.
+    #[serde(default = "default_tap_queue")]
+    pub tap_queue: usize,
+}
+
+fn default_tap() -> bool {
+    true
+}
+fn default_tap_queue() -> usize {
+    4_096
 }
 
 fn default_lag_interval_ms() -> u64 {
@@ -51,6 +66,8 @@ impl Default for DebugConfig {
             max_groups: default_max_groups(),
             max_partitions: default_max_partitions(),
             token_file: None,
+            tap: default_tap(),
+            tap_queue: default_tap_queue(),
         }
     }
 }
@@ -73,6 +90,12 @@ impl DebugConfig {
             p.push(format!(
                 "debug.lag_window: {} is outside 2..=100",
                 self.lag_window
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.tap_queue) {
+            p.push(format!(
+                "debug.tap_queue: {} is outside 1..=1000000",
+                self.tap_queue
             ));
         }
         if self.max_groups == 0 || self.max_partitions == 0 {

@@ -37,6 +37,8 @@ pub struct Env {
     /// True once the proxy drains: stop reading requests at the next
     /// request boundary.
     pub drain: watch::Receiver<bool>,
+    /// The observation tap, when on (`debug.tap`).
+    pub tap: Option<Arc<crate::tap::Tap>>,
 }
 
 /// How long a closing connection reads (and discards) what the client still

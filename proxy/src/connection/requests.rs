@@ -21,6 +21,7 @@ use crate::large::Held;
 use crate::metrics;
 use crate::policy::{self, ConnState, Outcome};
 use crate::response::{classify, Kind, ResponsePlan, Step};
+use crate::tap::{ConnTag, Tap};
 
 /// Inspected requests from this size on count against the large-record
 /// memory bound while they are buffered and rewritten.
@@ -92,6 +93,7 @@ async fn admit(
     expects_response: bool,
     kind: Option<Kind>,
     steps: Vec<Step>,
+    tapped: Option<std::sync::Arc<ConnTag>>,
 ) -> bool {
     let m = metrics::api(peek.api_key);
     m.requests.increment(1);
@@ -99,10 +101,9 @@ async fn admit(
     if !expects_response {
         return true;
     }
-    in_flight
-        .send(ResponsePlan::new(peek, kind, steps))
-        .await
-        .is_ok()
+    let mut plan = ResponsePlan::new(peek, kind, steps);
+    plan.tapped = tapped;
+    in_flight.send(plan).await.is_ok()
 }
 
 /// Returns `Ok(())` when the client closes between frames, when the proxy
@@ -133,6 +134,12 @@ pub async fn requests(
     // The size of the passthrough frame being stepped over (`rem` > 0).
     let mut frame_size = 0usize;
     let mut drain = env.drain.clone();
+    // The tap's name for this connection, taken at its first observation.
+    let mut tapped: Option<std::sync::Arc<ConnTag>> = None;
+    let mut tapped_at: Option<u64> = None;
+    // The connection's tap name, for the plan of a request whose answer the
+    // tap times (one at a time: set for the frame being admitted).
+    let mut answer_to: Option<std::sync::Arc<ConnTag>> = None;
     loop {
         let buf = &mut rb.buf;
         let mut pos = 0;
@@ -170,6 +177,29 @@ pub async fn requests(
                     api_key: peek.api_key,
                     max: PRE_AUTH_MAX_FRAME_BYTES,
                 });
+            }
+            if let Some(tap) = &env.tap {
+                // Small requests, read whole before they are forwarded (they
+                // arrive whole in one read in practice); never before the
+                // client has authenticated. A frame is offered once, however
+                // many reads it takes (`tapped_at`: its stream offset).
+                if Tap::observes(peek.api_key) && !sasl.pre_authentication() {
+                    let small = len <= crate::tap::MAX_OBSERVED_FRAME;
+                    if small && avail.len() < 4 + len {
+                        buf.reserve(4 + len - avail.len());
+                        break;
+                    }
+                    let at = timer.read - (buf.len() - pos) as u64;
+                    if tapped_at != Some(at) {
+                        tapped_at = Some(at);
+                        let conn = tapped.get_or_insert_with(|| tap.conn(sasl.peer()));
+                        tap.offer(conn, len, &avail[4..(4 + len).min(avail.len())]);
+                    }
+                    // A fetch's answer time is when its records were delivered.
+                    if Tap::times_answer(peek.api_key) {
+                        answer_to = tapped.clone();
+                    }
+                }
             }
             let kind = classify(peek.api_key, peek.api_version).map_err(ConnError::Unsupported)?;
             let mut expects_response = true;
@@ -234,7 +264,18 @@ pub async fn requests(
                     Outcome::Forward { frame, steps } => (frame, steps),
                 };
                 // Request bytes count what the client sent, before any rewrite.
-                if !admit(&in_flight, peek, 4 + len, expects_response, kind, steps).await {
+                let tapped = answer_to.take();
+                if !admit(
+                    &in_flight,
+                    peek,
+                    4 + len,
+                    expects_response,
+                    kind,
+                    steps,
+                    tapped,
+                )
+                .await
+                {
                     return Ok(());
                 }
                 upstream
@@ -261,7 +302,18 @@ pub async fn requests(
                     .map_err(ConnError::UpstreamIo)?;
                 pos = 0;
             }
-            if !admit(&in_flight, peek, 4 + len, expects_response, kind, steps).await {
+            let tapped = answer_to.take();
+            if !admit(
+                &in_flight,
+                peek,
+                4 + len,
+                expects_response,
+                kind,
+                steps,
+                tapped,
+            )
+            .await
+            {
                 return Ok(()); // the response side has ended and reports why
             }
             rem = 4 + len;

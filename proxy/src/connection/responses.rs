@@ -95,6 +95,9 @@ pub async fn responses(
                 buf.reserve(4 + need - avail.len());
                 break;
             }
+            if let (Some(conn), Some(tap)) = (plan.tapped.take(), &env.tap) {
+                tap.answered(conn, corr);
+            }
             let m = metrics::api(plan.api_key);
             if plan.streams() {
                 m.latency.record(plan.sent.elapsed().as_secs_f64());

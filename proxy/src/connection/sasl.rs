@@ -67,6 +67,11 @@ pub struct ClientSasl {
 }
 
 impl ClientSasl {
+    /// The client's address, when known.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
     pub fn new(peer: Option<SocketAddr>) -> ClientSasl {
         ClientSasl {
             peer,

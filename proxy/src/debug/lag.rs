@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::watch;
@@ -57,8 +57,13 @@ pub struct PartitionLag {
     pub member_id: Option<String>,
     pub client_id: Option<String>,
     pub host: Option<String>,
-    /// When Strait saw the committed offset move last (ms since the epoch).
+    /// When Strait saw the committed offset move last (ms since the epoch):
+    /// the commit request itself when it came through this Strait (the
+    /// tap), else the evaluation that first saw it.
     pub last_commit_ms: Option<u64>,
+    /// When the owning client's fetch position last moved through this
+    /// Strait (the tap); None for consumers that bypass it.
+    pub last_consume_ms: Option<u64>,
     pub status: Status,
     pub reason: &'static str,
 }
@@ -137,12 +142,7 @@ struct Track {
     last_moved_ms: Option<u64>,
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use crate::metrics::now_ms;
 
 /// A group's evaluation before it is merged into the board.
 struct Fresh {
@@ -364,6 +364,7 @@ impl LagBoard {
                     client_id: owner.map(|m| m.client_id.clone()),
                     host: owner.map(|m| m.client_host.clone()),
                     last_commit_ms: track.last_moved_ms,
+                    last_consume_ms: None,
                     status,
                     reason,
                 });

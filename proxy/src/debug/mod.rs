@@ -3,13 +3,16 @@
 //! `strait stuck` commands: consumer lag per partition per group with a
 //! status by Burrow's rules (`lag.rs`, `scan.rs`, `status.rs`), the
 //! message a group is stuck on (`stuck.rs`) and the live tail of a topic
-//! with filters (`tail.rs`). Strait's own requests for
+//! with filters (`tail.rs`), and an event's route by trace id
+//! (`route.rs`, from the trace index and the observation tap). Strait's own requests for
 //! these go through an internal Kafka client of their own, so a slow
 //! debug read never queues behind chunk writes.
 
 pub mod filter;
 pub mod lag;
+pub mod route;
 pub mod scan;
+pub mod seen;
 pub mod status;
 pub mod stuck;
 pub mod tail;
@@ -27,6 +30,10 @@ pub struct Debug {
     pub access: Access,
     /// Live-tail viewers now (bounded).
     pub viewers: Arc<tail::Viewers>,
+    /// Traced records and their hops, for event routes.
+    pub traces: Arc<crate::pipeline::TraceIndex>,
+    /// The observation tap, when on.
+    pub tap: Option<Arc<crate::tap::Tap>>,
 }
 
 /// Who may use the debug API: anyone on a loopback admin listener without

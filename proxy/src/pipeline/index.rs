@@ -12,6 +12,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use super::route::Hops;
 use super::Traced;
 
 const SHARDS: usize = 16;
@@ -24,6 +25,8 @@ pub struct TraceLocation {
     pub client: Option<Arc<str>>,
     /// The value's size when it went to the object store or a chunk topic.
     pub original_size: Option<u64>,
+    /// When the broker acknowledged it (ms since the epoch).
+    pub at_ms: u64,
 }
 
 #[derive(Default)]
@@ -38,6 +41,8 @@ pub struct TraceIndex {
     shards: Vec<Mutex<Shard>>,
     /// Records each shard holds at most (shards × this ≤ the configured cap).
     per_shard: usize,
+    /// Who fetched and committed each indexed record since.
+    hops: Hops,
 }
 
 impl TraceIndex {
@@ -47,6 +52,7 @@ impl TraceIndex {
         TraceIndex {
             shards: (0..shards).map(|_| Mutex::default()).collect(),
             per_shard: cap / shards,
+            hops: Hops::default(),
         }
     }
 
@@ -69,27 +75,33 @@ impl TraceIndex {
         }
         let topic: Arc<str> = Arc::from(topic);
         let client: Option<Arc<str>> = client.map(Arc::from);
+        let at_ms = crate::metrics::now_ms();
         for t in traced {
             let mut s = self.shard(t.trace_id).lock().expect("trace index lock");
             if s.order.len() == self.per_shard {
                 let oldest = s.order.pop_front().expect("full");
                 if let Some(locs) = s.by_id.get_mut(&oldest) {
-                    locs.pop_front();
+                    if let Some(gone) = locs.pop_front() {
+                        self.hops.forget(&gone.topic, gone.partition, gone.offset);
+                    }
                     if locs.is_empty() {
                         s.by_id.remove(&oldest);
                     }
                 }
             }
             s.order.push_back(t.trace_id);
+            let offset = base_offset + t.relative_offset;
+            self.hops.follow(&topic, partition, offset);
             s.by_id
                 .entry(t.trace_id)
                 .or_default()
                 .push_back(TraceLocation {
                     topic: topic.clone(),
                     partition,
-                    offset: base_offset + t.relative_offset,
+                    offset,
                     client: client.clone(),
                     original_size: t.original_size,
+                    at_ms,
                 });
         }
     }
@@ -101,6 +113,11 @@ impl TraceIndex {
             .get(&trace_id)
             .map(|l| l.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Who fetched and committed the indexed records.
+    pub fn hops(&self) -> &Hops {
+        &self.hops
     }
 
     /// Records indexed.

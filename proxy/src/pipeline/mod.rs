@@ -12,6 +12,7 @@
 pub mod compress;
 pub mod index;
 pub mod large;
+pub mod route;
 pub mod trace;
 
 use bytes::Bytes;

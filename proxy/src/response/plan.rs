@@ -120,6 +120,9 @@ pub struct ResponsePlan {
     steps: Vec<Step>,
     /// A fetch session to learn from the answer's head.
     session: Option<SessionNote>,
+    /// The tap's name of the connection, when the tap wants to know when
+    /// this request (a fetch it observed) was answered.
+    pub tapped: Option<Arc<crate::tap::ConnTag>>,
 }
 
 impl ResponsePlan {
@@ -157,6 +160,7 @@ impl ResponsePlan {
             api_key: peek.api_key,
             api_version: peek.api_version,
             sent: Instant::now(),
+            tapped: None,
             decode,
             steps,
             session,

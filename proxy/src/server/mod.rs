@@ -26,6 +26,7 @@ use crate::pipeline::TraceIndex;
 use crate::policy::produce::Work;
 use crate::policy::{Enforcer, PolicyStore};
 use crate::response::ResponseEnv;
+use crate::tap::Tap;
 use crate::upstream::Dialer;
 use crate::{admin, debug, kafka_client, metrics, tls};
 
@@ -103,7 +104,21 @@ impl Proxy {
             LargeRecords::new(&cfg.config.large_records, internal).context("large_records")?,
         );
         let traces = Arc::new(TraceIndex::new(limits.trace_index_entries));
-        let debug = debug_tools(&cfg, &store, &offload, &large, bootstrap_addr, admin_addr)?;
+        let tap = if cfg.config.debug.tap {
+            let queue = cfg.config.debug.tap_queue;
+            Some(Tap::start(queue, traces.clone(), cluster.clone()).context("starting the tap")?)
+        } else {
+            None
+        };
+        let seen = (traces.clone(), tap.clone());
+        let debug = debug_tools(
+            &cfg,
+            &store,
+            &offload,
+            &large,
+            seen,
+            (bootstrap_addr, admin_addr),
+        )?;
         tokio::spawn(
             debug
                 .lag
@@ -132,6 +147,7 @@ impl Proxy {
             cluster: cluster.clone(),
             limits,
             drain: shutdown.clone(),
+            tap,
         });
         let accept = listeners::Accept {
             env: env.clone(),
@@ -195,8 +211,8 @@ fn debug_tools(
     store: &Arc<PolicyStore>,
     offload: &Offload,
     large: &Arc<LargeRecords>,
-    bootstrap: std::net::SocketAddr,
-    admin: std::net::SocketAddr,
+    (traces, tap): (Arc<TraceIndex>, Option<Arc<Tap>>),
+    (bootstrap, admin): (SocketAddr, SocketAddr),
 ) -> anyhow::Result<debug::Debug> {
     let limits = &cfg.config.limits;
     let mut opts = kafka_client::Options::new(DEBUG_CALL_TIMEOUT);
@@ -218,6 +234,8 @@ fn debug_tools(
         },
         access: debug::Access::new(token, admin.ip().is_loopback()),
         viewers: Arc::default(),
+        traces,
+        tap,
     })
 }
 

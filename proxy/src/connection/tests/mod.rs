@@ -94,6 +94,7 @@ fn test_env_with_drain(
     let cluster = Arc::new(cluster);
     let offload = Offload::new(2);
     Arc::new(Env {
+        tap: None,
         enforcer: Enforcer {
             store: Arc::new(PolicyStore::open(None, 100).expect("empty policy store")),
             cluster: cluster.clone(),
