@@ -3,6 +3,8 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, MetadataRequest};
 use serde_json::Value;
@@ -264,13 +266,18 @@ fn broker_dying_mid_request_closes_the_client_with_a_log_line() {
     let relay_addr = relay.local_addr().unwrap().to_string();
     let upstream = cluster(1);
     let real = upstream.split(',').next().unwrap().to_string();
+    // Until Strait is ready every connection is forwarded faithfully (its
+    // discovery, its probes and its debug client's, in whatever order they
+    // come); after that, a new connection dies with its request unanswered.
+    let armed = Arc::new(AtomicBool::new(false));
+    let arm = armed.clone();
     std::thread::spawn(move || {
-        for (n, conn) in relay.incoming().enumerate() {
+        for conn in relay.incoming() {
             let Ok(mut client) = conn else { continue };
             let real = real.clone();
+            let die = arm.load(Ordering::SeqCst);
             std::thread::spawn(move || {
-                if n == 0 {
-                    // Strait's discovery connection: forward faithfully.
+                if !die {
                     let mut broker = TcpStream::connect(real).unwrap();
                     let mut c2 = client.try_clone().unwrap();
                     let mut b2 = broker.try_clone().unwrap();
@@ -286,6 +293,7 @@ fn broker_dying_mid_request_closes_the_client_with_a_log_line() {
     });
     let mut strait = Strait::quick(&relay_addr);
     strait.wait_ready();
+    armed.store(true, Ordering::SeqCst);
     let mut w = Wire::connect(&strait.bootstrap);
     w.send_raw(&Wire::frame(
         ApiKey::ApiVersions,

@@ -149,3 +149,170 @@ fn bad_tail_requests_get_clear_answers() {
     ]));
     assert!(!out.ok && out.stderr.contains("400"), "{}", out.stderr);
 }
+
+/// Percent-encodes a query value.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_cel_filter_keeps_exactly_the_records_it_is_true_for() {
+    let broker = cluster(1);
+    let dir = strait_integration::tempdir::Dir::new("tail-cel-policies");
+    let secret = unique("tail-cel-secret");
+    std::fs::write(
+        dir.path().join("secret.toml"),
+        format!("[[policy]]\nname = \"secret\"\ntopics = {{ exact = \"{secret}\" }}\n[policy.debug]\nvalues = false\n"),
+    )
+    .unwrap();
+    let s = Strait::with_policies(&broker, dir.path());
+    let topic = unique("tail-cel");
+    create_topic(&broker, &topic, 2, 1);
+    // Partition 0: orders of 0, 3, .., 33; those over 10 are o-4 to o-11.
+    let orders: Vec<(String, String)> = (0..12)
+        .map(|i| {
+            let amount = i * 3;
+            (
+                format!("o-{i}"),
+                format!("{{\"kind\":\"order\",\"amount\":{amount}}}"),
+            )
+        })
+        .collect();
+    kcat_produce(&broker, &topic, 0, &orders);
+    // Partition 1: other kinds, and three records the expression cannot
+    // decide (not JSON, no amount, an amount that is text).
+    let others: Vec<(String, String)> = [
+        ("r-1", r#"{"kind":"refund","amount":50}"#),
+        ("t-1", "not json at all"),
+        ("n-1", r#"{"kind":"order"}"#),
+        ("x-1", r#"{"kind":"order","amount":"12"}"#),
+        ("p-1", r#"{"kind":"order","amount":11}"#),
+        ("r-2", r#"{"kind":"refund","amount":5}"#),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    kcat_produce(&broker, &topic, 1, &others);
+    let total = (orders.len() + others.len()) as u64;
+
+    let viewer = spawn_driver(&mut tail_cli(
+        &s,
+        &[
+            &topic,
+            "--from",
+            "earliest",
+            "--filter",
+            r#"json.kind == "order" && json.amount > 10"#,
+        ],
+    ));
+    // Records come before the counters that count them: once the counters
+    // say every record was processed, the viewer has been sent all that
+    // passed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    let last = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = viewer
+            .next_line(left)
+            .unwrap_or_else(|| panic!("no counters with {total} processed; seen {seen:?}"));
+        if line["type"] == "stats" && line["processed"] == total {
+            break line;
+        }
+        seen.push(line);
+    };
+    // Values are shown pretty-printed: compared as JSON.
+    let json = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
+    let mut got: Vec<(i64, i64, String)> = seen
+        .iter()
+        .filter(|l| l["type"] == "record")
+        .map(|r| {
+            (
+                r["partition"].as_i64().unwrap(),
+                r["offset"].as_i64().unwrap(),
+                json(r["value"]["text"].as_str().unwrap_or("")).to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let mut want: Vec<(i64, i64, String)> = (4..12)
+        .map(|i| (0, i, json(&orders[i as usize].1).to_string()))
+        .collect();
+    want.push((1, 4, json(&others[4].1).to_string()));
+    assert_eq!(got, want, "{seen:?}");
+    assert_eq!(last["passed"], want.len() as u64, "{last}");
+    assert_eq!(last["filter_errors"], 3, "{last}");
+    let told: Vec<&Value> = seen
+        .iter()
+        .filter(|l| l["type"] == "filter_error")
+        .collect();
+    assert_eq!(told.len(), 1, "the first filter error, once: {seen:?}");
+    assert!(
+        told[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("partition 1")),
+        "{}",
+        told[0]
+    );
+    drop(viewer);
+
+    // Refusals: the parser's reason, the bound, hidden values.
+    let (code, body) = http_get(
+        &s.admin,
+        &format!("/debug/tail/{topic}?filter={}", enc("json.kind ==")),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("not a CEL expression: ") && body.contains("ERROR"),
+        "{body}"
+    );
+    let long = format!("key == '{}'", "x".repeat(2048));
+    let (code, body) = http_get(
+        &s.admin,
+        &format!("/debug/tail/{topic}?filter={}", enc(&long)),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("at most 2048"), "{body}");
+    create_topic(&broker, &secret, 1, 1);
+    kcat_produce(&broker, &secret, 0, &orders[..2]);
+    for reads in [
+        r#"value.contains("order")"#,
+        "json.amount > 1",
+        ".value == 'x'",
+    ] {
+        let (code, body) = http_get(
+            &s.admin,
+            &format!("/debug/tail/{secret}?filter={}", enc(reads)),
+        );
+        assert_eq!(code, 403, "{reads}: {body}");
+        assert!(body.contains("hides its values"), "{reads}: {body}");
+    }
+    // An expression on keys alone is no value filter.
+    let out = run(&mut tail_cli(
+        &s,
+        &[
+            &secret,
+            "--from",
+            "earliest",
+            "--filter",
+            "key == 'o-1'",
+            "--limit",
+            "1",
+        ],
+    ));
+    out.assert_ok("strait tail --filter on a hidden topic's keys");
+    let records: Vec<Value> = out
+        .json_lines()
+        .into_iter()
+        .filter(|l| l["type"] == "record")
+        .collect();
+    assert_eq!(records.len(), 1, "{}", out.stdout);
+    assert_eq!(records[0]["key"]["text"], "o-1");
+    assert_eq!(records[0]["value"]["format"], "hidden");
+}

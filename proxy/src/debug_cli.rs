@@ -64,6 +64,10 @@ pub struct TailArgs {
     /// Only records whose JSON value has FIELD.PATH=VALUE.
     #[arg(long, value_name = "FIELD.PATH=VALUE")]
     pub json_field: Option<String>,
+    /// Only records for which this CEL expression is true (variables: key,
+    /// value, json, headers, partition, offset, timestamp, truncated).
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
     /// Stop after this many records.
     #[arg(long)]
     pub limit: Option<u64>,
@@ -77,6 +81,7 @@ pub fn tail(target: &Target, topic: &str, args: &TailArgs) -> ExitCode {
         ("header", args.header.clone()),
         ("contains", args.contains.clone()),
         ("json", args.json_field.clone()),
+        ("filter", args.filter.clone()),
     ];
     query.extend(opts.into_iter().filter_map(|(k, v)| Some((k, v?))));
     let path = format!(
@@ -112,12 +117,16 @@ pub fn tail(target: &Target, topic: &str, args: &TailArgs) -> ExitCode {
             }
             Some("stats") if target.json => {}
             Some("stats") => eprintln!(
-                "processed {}, passed the filter {}, dropped (slow reader) {}, last at {}",
+                "processed {}, passed the filter {}, filter errors {}, dropped (slow reader) {}, last at {}",
                 s(event, "processed"),
                 s(event, "passed"),
+                s(event, "filter_errors"),
                 s(event, "dropped"),
                 s(event, "last_at_ms")
             ),
+            Some("filter_error") if !target.json => {
+                eprintln!("filter error (such records do not pass): {}", s(event, "message"))
+            }
             Some("error") => {
                 eprintln!("error: {}", s(event, "message"));
                 return false;

@@ -4,14 +4,16 @@
 //! - `GET /debug/lag/{group}`: lag per partition of one group;
 //! - `GET /debug/stuck/{group}/{topic}/{partition}`: the record the group
 //!   would be handed next on that partition, and a kcat command for it;
-//! - `GET /debug/tail/{topic}?from=&partition=&key=&header=&contains=&json=`:
-//!   server-sent events, one per record that passes the filters, and the
-//!   viewer's counters every second;
+//! - `GET /debug/tail/{topic}?from=&partition=&key=&header=&contains=&json=&filter=`:
+//!   server-sent events, one per record that passes the filters (`filter`
+//!   is a CEL expression, `debug::cel`), and the viewer's counters every
+//!   second;
 //! - `GET /debug/route/{trace_id}`: every produce, fetch and commit of the
 //!   records carrying a trace id, in time order.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -20,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
+use crate::debug::cel::Expr;
 use crate::debug::stuck::{values_shown, StuckError};
 use crate::debug::tail::{self, Filter, Start};
 use crate::debug::Debug;
@@ -141,7 +144,15 @@ async fn tail(
     if let Some(r) = refused(&d, &headers) {
         return r;
     }
-    let known = ["from", "partition", "key", "header", "contains", "json"];
+    let known = [
+        "from",
+        "partition",
+        "key",
+        "header",
+        "contains",
+        "json",
+        "filter",
+    ];
     if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
         return bad(format!(
             "unknown parameter {k:?}; known: {}",
@@ -171,17 +182,29 @@ async fn tail(
             _ => return bad(format!("json={j:?}: use json=field.path=value")),
         },
     };
+    let cel = match q.get("filter").cloned() {
+        None => None,
+        // Compiled once for the viewer, off the reactor like its runs.
+        Some(text) => match d.stuck.offload.run(move || Expr::compile(&text)).await {
+            Ok(Ok(e)) => Some(Arc::new(e)),
+            Ok(Err(e)) => return bad(e.to_string()),
+            Err(_) => return bad("filter could not be parsed".into()),
+        },
+    };
     let filter = Filter {
         partition,
         key: q.get("key").cloned(),
         header: q.get("header").cloned(),
         contains: q.get("contains").filter(|c| !c.is_empty()).cloned(),
         json,
+        cel,
     };
     let values = values_shown(&d.stuck.policies, &topic);
     if !values && filter.reads_values() {
-        let why =
-            format!("the policy of {topic:?} hides its values: filters on values are refused\n");
+        let why = format!(
+            "the policy of {topic:?} hides its values: filters on values (contains, json, \
+             a filter reading value or json) are refused\n"
+        );
         return (StatusCode::FORBIDDEN, why).into_response();
     }
     let Some(slot) = d.viewers.take() else {

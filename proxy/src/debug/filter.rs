@@ -1,6 +1,9 @@
-//! A live-tail viewer's filters: key, header, value substring and a JSON
-//! field, all of which must hold.
+//! A live-tail viewer's filters: key, header, value substring, a JSON
+//! field and a CEL expression, all of which must hold.
 
+use std::sync::Arc;
+
+use super::cel::Expr;
 use super::tail::Record;
 
 /// What a viewer keeps. Every condition must hold.
@@ -15,12 +18,57 @@ pub struct Filter {
     pub contains: Option<String>,
     /// `path=value`: a field of a JSON value (dotted path), compared as text.
     pub json: Option<(String, String)>,
+    /// A CEL expression that must give true (`cel.rs`).
+    pub cel: Option<Arc<Expr>>,
+}
+
+/// What a batch of records came to.
+#[derive(Default)]
+pub(super) struct Sifted {
+    /// The records that passed, in order.
+    pub(super) kept: Vec<Record>,
+    pub(super) processed: u64,
+    /// Records the expression could not decide (they did not pass).
+    pub(super) errors: u64,
+    pub(super) first_error: Option<String>,
 }
 
 impl Filter {
     /// Whether the filter reads values (refused where values are hidden).
     pub fn reads_values(&self) -> bool {
-        self.contains.is_some() || self.json.is_some()
+        self.contains.is_some()
+            || self.json.is_some()
+            || self.cel.as_ref().is_some_and(|c| c.reads_values())
+    }
+
+    /// The records of a fetch that pass. Runs the expression and parses
+    /// JSON: call it on the blocking pool only.
+    pub(super) fn sift(&self, records: Vec<Record>) -> Sifted {
+        let processed = records.len() as u64;
+        let kept: Vec<Record> = records.into_iter().filter(|r| self.keeps(r)).collect();
+        let Some(cel) = &self.cel else {
+            return Sifted {
+                kept,
+                processed,
+                ..Default::default()
+            };
+        };
+        let mut out = Sifted {
+            processed,
+            ..Default::default()
+        };
+        let verdicts = cel.judge(&kept);
+        for (r, verdict) in kept.into_iter().zip(verdicts) {
+            match verdict {
+                Ok(true) => out.kept.push(r),
+                Ok(false) => {}
+                Err(why) => {
+                    out.errors += 1;
+                    out.first_error.get_or_insert(why);
+                }
+            }
+        }
+        out
     }
 
     pub(super) fn keeps(&self, r: &Record) -> bool {

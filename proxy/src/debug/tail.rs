@@ -78,10 +78,16 @@ pub enum Event {
         processed: u64,
         passed: u64,
         dropped: u64,
+        /// Records the CEL expression could not decide (not passed).
+        filter_errors: u64,
         last_at_ms: Option<u64>,
         /// Next offset to read, per partition.
         positions: Vec<(i32, i64)>,
     },
+    /// Why the CEL expression could not decide a record: the first such
+    /// error, once (the tail goes on; `filter_errors` counts them all).
+    #[serde(rename = "filter_error")]
+    FilterError { message: String },
     /// The tail stopped (the topic went away, or the cluster failed it).
     Error { message: String },
 }
@@ -199,22 +205,33 @@ pub async fn start(
                 };
                 let from = *pos;
                 let part = *p;
+                let f = filter.clone();
+                // Decoding and filtering (JSON, the CEL expression, which
+                // has no cost limit) happen here, never on the reactor.
                 let decoded = offload
-                    .run(move || records(part, got.records, &got.aborted, from, usize::MAX))
+                    .run(move || {
+                        let (recs, next, _) =
+                            records(part, got.records, &got.aborted, from, usize::MAX);
+                        (f.sift(recs), next)
+                    })
                     .await;
-                let Ok((recs, next, _unreadable)) = decoded else {
+                let Ok((sifted, next)) = decoded else {
                     return;
                 };
                 if next > *pos {
                     *pos = next;
                     found = true;
                 }
-                for r in recs {
-                    c.processed += 1;
+                if sifted.processed > 0 {
                     c.last_at = Some(now_ms());
-                    if !filter.keeps(&r) {
-                        continue;
-                    }
+                }
+                c.processed += sifted.processed;
+                c.filter_errors += sifted.errors;
+                if let (false, Some(message)) = (c.told_error, sifted.first_error) {
+                    // Once, so the viewer knows why records do not pass.
+                    c.told_error = tx.try_send(Event::FilterError { message }).is_ok();
+                }
+                for r in sifted.kept {
                     c.passed += 1;
                     if tx.try_send(event(r, values)).is_err() {
                         c.dropped += 1;
@@ -241,6 +258,8 @@ struct Counters {
     processed: u64,
     passed: u64,
     dropped: u64,
+    filter_errors: u64,
+    told_error: bool,
     last_at: Option<u64>,
 }
 
@@ -250,6 +269,7 @@ impl Counters {
             processed: self.processed,
             passed: self.passed,
             dropped: self.dropped,
+            filter_errors: self.filter_errors,
             last_at_ms: self.last_at,
             positions: positions.to_vec(),
         }
