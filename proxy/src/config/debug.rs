@@ -36,6 +36,21 @@ pub struct DebugConfig {
     /// dropped and counted, never waited for.
     #[serde(default = "default_tap_queue")]
     pub tap_queue: usize,
+    /// Produce request bytes per second the tap copies to count their keys
+    /// (top keys per partition); 0 turns top keys off.
+    #[serde(default = "default_key_sample_bytes_per_sec")]
+    pub key_sample_bytes_per_sec: u64,
+    /// What the top-keys sketches may weigh in all (least recently fed
+    /// partitions out first).
+    #[serde(default = "default_top_keys_bytes")]
+    pub top_keys_bytes: u64,
+}
+
+fn default_key_sample_bytes_per_sec() -> u64 {
+    1 << 20
+}
+fn default_top_keys_bytes() -> u64 {
+    32 << 20
 }
 
 fn default_tap() -> bool {
@@ -68,6 +83,8 @@ impl Default for DebugConfig {
             token_file: None,
             tap: default_tap(),
             tap_queue: default_tap_queue(),
+            key_sample_bytes_per_sec: default_key_sample_bytes_per_sec(),
+            top_keys_bytes: default_top_keys_bytes(),
         }
     }
 }
@@ -96,6 +113,12 @@ impl DebugConfig {
             p.push(format!(
                 "debug.tap_queue: {} is outside 1..=1000000",
                 self.tap_queue
+            ));
+        }
+        if !((1 << 20)..=(16 << 30)).contains(&self.top_keys_bytes) {
+            p.push(format!(
+                "debug.top_keys_bytes: {} is outside 1 MiB..=16 GiB",
+                self.top_keys_bytes
             ));
         }
         if self.max_groups == 0 || self.max_partitions == 0 {

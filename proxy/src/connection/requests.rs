@@ -199,6 +199,15 @@ pub async fn requests(
                     if Tap::times_answer(peek.api_key) {
                         answer_to = tapped.clone();
                     }
+                } else if peek.api_key == 0 && avail.len() >= 4 + len && !sasl.pre_authentication()
+                {
+                    // Produce requests already whole in the buffer (never
+                    // waited for), within the tap's byte budget: their keys.
+                    let at = timer.read - (buf.len() - pos) as u64;
+                    if tapped_at != Some(at) && tap.samples_produce(len) {
+                        tapped_at = Some(at);
+                        tap.sample_produce(&avail[4..4 + len]);
+                    }
                 }
             }
             let kind = classify(peek.api_key, peek.api_version).map_err(ConnError::Unsupported)?;

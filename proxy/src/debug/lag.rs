@@ -64,6 +64,8 @@ pub struct PartitionLag {
     /// When the owning client's fetch position last moved through this
     /// Strait (the tap); None for consumers that bypass it.
     pub last_consume_ms: Option<u64>,
+    /// Its most produced keys, from the tap's sample (with error bounds).
+    pub top_keys: Option<crate::tap::keys::TopKeys>,
     pub status: Status,
     pub reason: &'static str,
 }
@@ -365,6 +367,7 @@ impl LagBoard {
                     host: owner.map(|m| m.client_host.clone()),
                     last_commit_ms: track.last_moved_ms,
                     last_consume_ms: None,
+                    top_keys: None,
                     status,
                     reason,
                 });

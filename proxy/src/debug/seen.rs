@@ -1,6 +1,6 @@
 //! What the observation tap adds to a group's lag view: when each
-//! partition's owner last consumed through this Strait, and when its
-//! commit came through.
+//! partition's owner last consumed through this Strait, when its commit
+//! came through, and its top keys.
 
 use super::lag::GroupLag;
 use crate::tap::Observed;
@@ -19,6 +19,7 @@ pub fn with_observed(mut g: GroupLag, observed: Option<&Observed>) -> GroupLag {
             .as_deref()
             .and_then(|c| seen.last_consumed(c, &p.topic, p.partition))
             .map(|(at, _)| at);
+        p.top_keys = seen.top_keys(&p.topic, p.partition);
     }
     g
 }

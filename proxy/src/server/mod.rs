@@ -26,7 +26,7 @@ use crate::pipeline::TraceIndex;
 use crate::policy::produce::Work;
 use crate::policy::{Enforcer, PolicyStore};
 use crate::response::ResponseEnv;
-use crate::tap::Tap;
+use crate::tap::{Tap, TapConfig};
 use crate::upstream::Dialer;
 use crate::{admin, debug, kafka_client, metrics, tls};
 
@@ -105,8 +105,13 @@ impl Proxy {
         );
         let traces = Arc::new(TraceIndex::new(limits.trace_index_entries));
         let tap = if cfg.config.debug.tap {
-            let queue = cfg.config.debug.tap_queue;
-            Some(Tap::start(queue, traces.clone(), cluster.clone()).context("starting the tap")?)
+            let d = &cfg.config.debug;
+            let sizes = TapConfig {
+                queue: d.tap_queue,
+                key_sample_bytes_per_sec: d.key_sample_bytes_per_sec,
+                top_keys_bytes: d.top_keys_bytes,
+            };
+            Some(Tap::start(sizes, traces.clone(), cluster.clone()).context("starting the tap")?)
         } else {
             None
         };

@@ -17,13 +17,16 @@
 //! "Observation tap".
 
 mod decode;
+pub mod keys;
 mod observed;
+mod produce;
 mod wire;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -52,6 +55,8 @@ enum Offer {
         at_ms: u64,
         body: Bytes,
     },
+    /// A produce request sampled for its keys.
+    Produce { body: Bytes },
     /// The broker's answer to an observed fetch began to arrive.
     Answered {
         conn: Arc<ConnTag>,
@@ -60,22 +65,60 @@ enum Offer {
     },
 }
 
+/// How the tap is sized (from `[debug]`).
+#[derive(Debug, Clone, Copy)]
+pub struct TapConfig {
+    /// Observations queued for the tap's thread at most.
+    pub queue: usize,
+    /// Produce request bytes copied for their keys per second at most (0:
+    /// no top keys).
+    pub key_sample_bytes_per_sec: u64,
+    /// What the top-keys sketches may weigh in all.
+    pub top_keys_bytes: u64,
+}
+
 pub struct Tap {
     tx: SyncSender<Offer>,
     next_conn: AtomicU64,
     dropped: AtomicU64,
+    sampling: Budget,
     pub observed: Arc<Observed>,
+}
+
+/// A byte budget per second, shared by every connection without a lock:
+/// the window restarts at the first take after a second has passed.
+struct Budget {
+    per_sec: u64,
+    start: Instant,
+    /// The window's second (since `start`) and the bytes taken in it.
+    window: AtomicU64,
+    used: AtomicU64,
+}
+
+impl Budget {
+    fn take(&self, n: u64) -> bool {
+        if self.per_sec == 0 || n > self.per_sec {
+            return false;
+        }
+        let now = self.start.elapsed().as_secs();
+        if self.window.load(Ordering::Relaxed) != now {
+            self.window.store(now, Ordering::Relaxed);
+            self.used.store(0, Ordering::Relaxed);
+        }
+        let before = self.used.fetch_add(n, Ordering::Relaxed);
+        before + n <= self.per_sec
+    }
 }
 
 impl Tap {
     /// Starts the tap's thread, with a queue of `queue` observations.
     pub fn start(
-        queue: usize,
+        cfg: TapConfig,
         traces: Arc<TraceIndex>,
         cluster: Arc<ClusterView>,
     ) -> std::io::Result<Arc<Tap>> {
-        let (tx, rx) = sync_channel::<Offer>(queue);
-        let observed = Arc::new(Observed::new());
+        let (tx, rx) = sync_channel::<Offer>(cfg.queue);
+        let observed = Arc::new(Observed::new(cfg.top_keys_bytes));
         let state = observed.clone();
         std::thread::Builder::new()
             .name("strait-tap".into())
@@ -86,6 +129,10 @@ impl Tap {
                         Offer::Request { conn, at_ms, body } => {
                             let topic_of = |id: &uuid::Uuid| cluster.topic_ids.name_of(id);
                             state.apply(&conn, at_ms, &body, &traces, &topic_of)
+                        }
+                        Offer::Produce { body } => {
+                            let topic_of = |id: &uuid::Uuid| cluster.topic_ids.name_of(id);
+                            state.sampled_produce(&body, &topic_of)
                         }
                         Offer::Answered {
                             conn,
@@ -99,6 +146,12 @@ impl Tap {
             tx,
             next_conn: AtomicU64::new(1),
             dropped: AtomicU64::new(0),
+            sampling: Budget {
+                per_sec: cfg.key_sample_bytes_per_sec,
+                start: Instant::now(),
+                window: AtomicU64::new(0),
+                used: AtomicU64::new(0),
+            },
             observed,
         }))
     }
@@ -127,6 +180,20 @@ impl Tap {
         self.send(Offer::Request {
             conn: conn.clone(),
             at_ms: metrics::now_ms(),
+            body: Bytes::copy_from_slice(body),
+        });
+    }
+
+    /// Whether a produce request of `len` bytes is sampled for its keys now
+    /// (within the per-second byte budget). The caller then offers it whole
+    /// with [`Tap::sample_produce`].
+    pub fn samples_produce(&self, len: usize) -> bool {
+        self.sampling.take(len as u64)
+    }
+
+    /// Offers a produce request's frame body for its keys. Never waits.
+    pub fn sample_produce(&self, body: &[u8]) {
+        self.send(Offer::Produce {
             body: Bytes::copy_from_slice(body),
         });
     }

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use moka::sync::Cache;
 
 use super::decode::{decode, Request, Seen, TopicRef};
+use super::keys::{KeyCounts, TopKeys};
 use super::ConnTag;
 use crate::metrics;
 use crate::pipeline::route::{Hop, HopKind};
@@ -51,18 +52,16 @@ pub struct Observed {
     commits: Cache<(Arc<str>, Topic, i32), (i64, u64)>,
     /// client id → the group it last joined or heartbeated in.
     members: Cache<Arc<str>, Arc<str>>,
+    /// Top keys per partition, from sampled produce requests.
+    keys: KeyCounts,
     unreadable: AtomicU64,
 }
 
-impl Default for Observed {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Observed {
-    pub fn new() -> Observed {
+    /// `top_keys_bytes`: what the top-keys sketches may weigh in all.
+    pub fn new(top_keys_bytes: u64) -> Observed {
         Observed {
+            keys: KeyCounts::new(top_keys_bytes),
             positions: Cache::new(MAX_ENTRIES),
             pending: Cache::new(MAX_ENTRIES),
             consumed: Cache::new(MAX_ENTRIES),
@@ -149,6 +148,36 @@ impl Observed {
         }
     }
 
+    /// Counts the keys of a sampled produce request.
+    pub(super) fn sampled_produce(
+        &self,
+        body: &bytes::Bytes,
+        topic_of: &dyn Fn(&uuid::Uuid) -> Option<Topic>,
+    ) {
+        let Ok(partitions) = super::produce::keys(body) else {
+            self.unreadable.fetch_add(1, Ordering::Relaxed);
+            metrics::tap_dropped("unreadable");
+            return;
+        };
+        for p in partitions {
+            let topic = match p.topic {
+                TopicRef::Name(n) if !n.is_empty() => n.into(),
+                TopicRef::Name(_) => continue,
+                TopicRef::Id(id) => match topic_of(&id) {
+                    Some(t) => t,
+                    None => continue,
+                },
+            };
+            let keys: Vec<&[u8]> = p.keys.iter().map(|k| &k[..]).collect();
+            self.keys.add(&topic, p.partition, &keys);
+        }
+    }
+
+    /// The top keys of a partition in the sample so far.
+    pub fn top_keys(&self, topic: &str, partition: i32) -> Option<TopKeys> {
+        self.keys.top(topic, partition)
+    }
+
     /// The broker began answering the fetch `correlation_id` of `conn`.
     pub(super) fn answered(&self, conn: &ConnTag, correlation_id: i32, at_ms: u64) {
         let Some(asked) = self.pending.remove(&(conn.id, correlation_id)) else {
@@ -223,7 +252,7 @@ mod tests {
 
     #[test]
     fn deliveries_are_timed_by_the_answer_and_absent_partitions_stay_put() {
-        let o = Observed::new();
+        let o = Observed::new(1 << 20);
         let traces = TraceIndex::new(100);
         let traced = |rel| Traced {
             relative_offset: rel,

@@ -97,6 +97,23 @@ impl<'a> Wire<'a> {
         }
     }
 
+    /// Bytes, compact or classic by the version; None when null.
+    pub fn bytes(&mut self) -> Result<Option<&'a [u8]>, Short> {
+        let len = if self.flexible {
+            match self.uvarint()? {
+                0 => return Ok(None),
+                n => (n - 1) as usize,
+            }
+        } else {
+            match self.i32()? {
+                -1 => return Ok(None),
+                n if n < 0 => return Err(Short),
+                n => n as usize,
+            }
+        };
+        self.take(len).map(Some)
+    }
+
     /// An array's length, compact or classic by the version (null reads as
     /// empty). A length beyond what the bytes left could hold (every element
     /// takes at least `min_element` bytes) is refused.

@@ -1,0 +1,216 @@
+//! Top keys per partition: a Space-Saving sketch (Metwally, Agrawal and
+//! El Abbadi, 2005) of [`COUNTERS`] counters per partition, fed with the
+//! keys of sampled produce requests.
+//!
+//! Space-Saving keeps the keys it counts; a new key takes the place of the
+//! least counted one and inherits its count as its possible overcount
+//! (`error`). So every key counted more than `seen / COUNTERS` times is in
+//! the table, each count is at most `error` too high, and the true count of
+//! a key lies in `[count - error, count]`: the view shows both. The sketches
+//! live in one `moka` cache weighed in bytes, so however many partitions and
+//! distinct keys pass, the memory is bounded by `debug.top_keys_bytes`
+//! (least recently fed partitions out first).
+
+use std::sync::{Arc, Mutex};
+
+use moka::sync::Cache;
+use serde::Serialize;
+
+/// Counters per partition.
+pub const COUNTERS: usize = 10;
+/// Key bytes kept per counter: longer keys are counted by this prefix.
+pub const KEY_BYTES: usize = 64;
+/// What one partition's sketch is charged against the bound: its counters
+/// with full-length keys, the cache entry and the locks, rounded up (the
+/// memory test in `proxy/tests/tap_memory.rs` checks it is not less than
+/// what the allocator really holds).
+pub const SKETCH_WEIGHT: u32 = 2_048;
+
+#[derive(Debug, Clone)]
+struct Counter {
+    key: Box<[u8]>,
+    count: u64,
+    error: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Sketch {
+    counters: Vec<Counter>,
+    seen: u64,
+}
+
+impl Sketch {
+    pub fn add(&mut self, key: &[u8]) {
+        self.seen += 1;
+        let key = &key[..key.len().min(KEY_BYTES)];
+        if let Some(c) = self.counters.iter_mut().find(|c| &*c.key == key) {
+            c.count += 1;
+            return;
+        }
+        if self.counters.len() < COUNTERS {
+            self.counters.push(Counter {
+                key: key.into(),
+                count: 1,
+                error: 0,
+            });
+            return;
+        }
+        let min = (0..self.counters.len())
+            .min_by_key(|&i| self.counters[i].count)
+            .expect("full");
+        let floor = self.counters[min].count;
+        self.counters[min] = Counter {
+            key: key.into(),
+            count: floor + 1,
+            error: floor,
+        };
+    }
+
+    pub fn view(&self) -> TopKeys {
+        let mut keys: Vec<TopKey> = self
+            .counters
+            .iter()
+            .map(|c| TopKey {
+                key: String::from_utf8_lossy(&c.key).into_owned(),
+                count: c.count,
+                error: c.error,
+            })
+            .collect();
+        keys.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+        TopKeys {
+            sampled: self.seen,
+            max_error: self.seen / COUNTERS as u64,
+            keys,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TopKey {
+    /// The key as text (lossy UTF-8; at most [`KEY_BYTES`] bytes of it).
+    pub key: String,
+    /// Records with this key in the sample, at most `error` too many.
+    pub count: u64,
+    pub error: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TopKeys {
+    /// Keyed records of this partition in the sample.
+    pub sampled: u64,
+    /// No key missing from `keys` was sampled more than this often.
+    pub max_error: u64,
+    pub keys: Vec<TopKey>,
+}
+
+type Partition = (Arc<str>, i32);
+
+pub struct KeyCounts {
+    sketches: Cache<Partition, Arc<Mutex<Sketch>>>,
+}
+
+impl KeyCounts {
+    /// Sketches weighing at most `bound_bytes` in all.
+    pub fn new(bound_bytes: u64) -> KeyCounts {
+        KeyCounts {
+            sketches: Cache::builder()
+                .max_capacity(bound_bytes)
+                .weigher(|_, _| SKETCH_WEIGHT)
+                .build(),
+        }
+    }
+
+    pub fn add(&self, topic: &Arc<str>, partition: i32, keys: &[&[u8]]) {
+        if keys.is_empty() {
+            return;
+        }
+        let sketch = self
+            .sketches
+            .get_with((topic.clone(), partition), Arc::default);
+        let mut s = sketch.lock().expect("key sketch lock");
+        for k in keys {
+            s.add(k);
+        }
+    }
+
+    pub fn top(&self, topic: &str, partition: i32) -> Option<TopKeys> {
+        let s = self.sketches.get(&(Arc::from(topic), partition))?;
+        let v = s.lock().expect("key sketch lock").view();
+        Some(v)
+    }
+
+    /// Bytes charged now (after the cache's pending evictions).
+    pub fn weight(&self) -> u64 {
+        self.sketches.run_pending_tasks();
+        self.sketches.weighted_size()
+    }
+
+    /// Partitions with a sketch now.
+    pub fn partitions(&self) -> u64 {
+        self.sketches.run_pending_tasks();
+        self.sketches.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frequent_keys_are_found_with_their_error_bound() {
+        let mut s = Sketch::default();
+        // 3 heavy keys among 10,000 distinct light ones.
+        for i in 0..10_000u32 {
+            s.add(format!("light-{i}").as_bytes());
+            if i % 4 == 0 {
+                s.add(b"heavy-a");
+            }
+            if i % 8 == 0 {
+                s.add(b"heavy-b");
+            }
+            if i % 16 == 0 {
+                s.add(b"heavy-c");
+            }
+        }
+        let v = s.view();
+        assert_eq!(v.sampled, 10_000 + 2_500 + 1_250 + 625);
+        assert_eq!(v.max_error, v.sampled / COUNTERS as u64);
+        let find = |k: &str| v.keys.iter().find(|x| x.key == k).cloned();
+        for (k, truth) in [("heavy-a", 2_500), ("heavy-b", 1_250), ("heavy-c", 625)] {
+            let got = find(k).unwrap_or_else(|| panic!("{k} in {v:?}"));
+            assert!(
+                got.count >= truth && got.count - got.error <= truth,
+                "{k}: true {truth} within [{}, {}]",
+                got.count - got.error,
+                got.count
+            );
+        }
+        assert_eq!(v.keys[0].key, "heavy-a");
+        assert_eq!(v.keys.len(), COUNTERS);
+    }
+
+    #[test]
+    fn long_keys_count_by_their_prefix() {
+        let mut s = Sketch::default();
+        let long = vec![b'x'; 1_000];
+        s.add(&long);
+        s.add(&long[..KEY_BYTES]);
+        assert_eq!(s.view().keys[0].count, 2);
+        assert_eq!(s.view().keys[0].key.len(), KEY_BYTES);
+    }
+
+    #[test]
+    fn the_cache_keeps_within_its_bound() {
+        let k = KeyCounts::new(100 * u64::from(SKETCH_WEIGHT));
+        let t: Arc<str> = "t".into();
+        for p in 0..1_000 {
+            k.add(&t, p, &[b"a", b"b"]);
+        }
+        assert!(
+            k.weight() <= 100 * u64::from(SKETCH_WEIGHT),
+            "{}",
+            k.weight()
+        );
+        assert!(k.partitions() <= 100);
+    }
+}
