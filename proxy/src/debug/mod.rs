@@ -3,11 +3,13 @@
 //! `strait stuck` commands: consumer lag per partition per group with a
 //! status by Burrow's rules (`lag.rs`, `scan.rs`, `status.rs`), the
 //! message a group is stuck on (`stuck.rs`) and the live tail of a topic
-//! with filters (`tail.rs`). Strait's own requests for
+//! with filters (`tail.rs`), and each group's recent lag for the web UI
+//! (`history.rs`). Strait's own requests for
 //! these go through an internal Kafka client of their own, so a slow
 //! debug read never queues behind chunk writes.
 
 pub mod filter;
+pub mod history;
 pub mod lag;
 pub mod scan;
 pub mod status;
