@@ -55,7 +55,8 @@ export function tailPage(el, topic, query) {
     }
   };
   status.textContent = 'connecting…';
-  stream(`/debug/tail/${encodeURIComponent(topic)}?${params}`, ctl.signal, onEvent)
+  const onOpen = () => { status.textContent = 'streaming; waiting for the first counters'; };
+  stream(`/debug/tail/${encodeURIComponent(topic)}?${params}`, ctl.signal, onEvent, onOpen)
     .then(() => { status.textContent = 'the stream ended'; })
     .catch((e) => {
       if (e.name === 'AbortError') return;
@@ -70,8 +71,9 @@ export function tailPage(el, topic, query) {
 }
 
 /** Reads a server-sent-events answer; `onEvent` gets each `data:` as JSON. */
-async function stream(url, signal, onEvent) {
+async function stream(url, signal, onEvent, onOpen) {
   const resp = await api(url, { signal });
+  onOpen();
   const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = '';
   for (;;) {
