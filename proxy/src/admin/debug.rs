@@ -1,5 +1,6 @@
 //! The debug API on the admin listener (JSON), behind [`Access`]:
 //!
+//! - `GET /debug/topics`: every topic of the cluster and its partition count;
 //! - `GET /debug/groups`: every followed consumer group, its lag and status;
 //! - `GET /debug/lag/{group}`: lag per partition of one group;
 //! - `GET /debug/stuck/{group}/{topic}/{partition}`: the record the group
@@ -29,6 +30,7 @@ use crate::debug::Debug;
 
 pub fn routes() -> Router<Debug> {
     Router::new()
+        .route("/debug/topics", get(topics))
         .route("/debug/groups", get(groups))
         .route("/debug/lag/{group}", get(lag))
         .route("/debug/stuck/{group}/{topic}/{partition}", get(stuck))
@@ -75,6 +77,19 @@ fn refused(d: &Debug, headers: &HeaderMap) -> Option<Response> {
         }
         r
     })
+}
+
+async fn topics(State(d): State<Debug>, headers: HeaderMap) -> Response {
+    if let Some(r) = refused(&d, &headers) {
+        return r;
+    }
+    match d.stuck.client.topics().await {
+        Ok(topics) => Json(serde_json::json!({ "topics": topics })).into_response(),
+        Err(e) => {
+            let why = format!("the cluster did not list its topics: {e}\n");
+            (StatusCode::BAD_GATEWAY, why).into_response()
+        }
+    }
 }
 
 async fn groups(State(d): State<Debug>, headers: HeaderMap) -> Response {

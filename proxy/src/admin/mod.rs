@@ -1,8 +1,10 @@
 //! The admin listener: Prometheus `/metrics`, `/healthz`, `/readyz`, the
-//! broker map (`/brokers`), the trace index (`/traces/{trace_id}`) and the
-//! debug API (`debug.rs`, `/debug/...`).
+//! broker map (`/brokers`), the trace index (`/traces/{trace_id}`), the
+//! debug API (`debug.rs`, `/debug/...`) and the web UI on it (`ui.rs`,
+//! `/ui/`).
 
 mod debug;
+mod ui;
 
 use std::sync::Arc;
 
@@ -36,6 +38,7 @@ pub async fn serve(listener: TcpListener, state: AdminState, mut shutdown: watch
         .route("/brokers", get(brokers))
         .route("/traces/{trace_id}", get(trace_route))
         .merge(debug::routes().with_state(state.debug.clone()))
+        .merge(ui::routes())
         .with_state(state);
     let stop = async move {
         let _ = shutdown.changed().await;

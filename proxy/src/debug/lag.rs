@@ -94,6 +94,8 @@ pub struct GroupLag {
     pub evaluated_at_ms: u64,
     /// Why this evaluation of the group failed (the rest is the last good one).
     pub error: Option<String>,
+    /// Total lag and consume rate at the last `lag_window` evaluations.
+    pub history: Vec<super::history::Point>,
 }
 
 /// The list of groups.
@@ -383,6 +385,8 @@ impl LagBoard {
                     partitions: m.assignment.len(),
                 })
                 .collect();
+            let last = b.groups.get(&f.listed.group_id).map(|g| &g.history[..]);
+            let history = super::history::next(last.unwrap_or(&[]), now, &partitions, window);
             groups.insert(
                 f.listed.group_id.clone(),
                 GroupLag {
@@ -403,6 +407,7 @@ impl LagBoard {
                     partitions,
                     evaluated_at_ms: now,
                     error: None,
+                    history,
                 },
             );
         }

@@ -3,14 +3,16 @@
 //! `strait stuck` commands: consumer lag per partition per group with a
 //! status by Burrow's rules (`lag.rs`, `scan.rs`, `status.rs`), the
 //! message a group is stuck on (`stuck.rs`) and the live tail of a topic
-//! with filters (`tail.rs`, `filter.rs`, CEL expressions in `cel.rs`), and
-//! an event's route by trace id (`route.rs`, from the trace index and the
-//! observation tap). Strait's own requests for these go through an internal
+//! with filters (`tail.rs`, `filter.rs`, CEL expressions in `cel.rs`), an
+//! event's route by trace id (`route.rs`, from the trace index and the
+//! observation tap), and each group's recent lag for the web UI
+//! (`history.rs`). Strait's own requests for these go through an internal
 //! Kafka client of their own, so a slow debug read never queues behind
 //! chunk writes.
 
 pub mod cel;
 pub mod filter;
+pub mod history;
 pub mod lag;
 pub mod route;
 pub mod scan;

@@ -73,6 +73,14 @@ impl Cache {
     }
 }
 
+/// A topic as the cluster lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TopicInfo {
+    pub name: String,
+    pub partitions: usize,
+    pub internal: bool,
+}
+
 fn topic_name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_string()))
 }
@@ -193,6 +201,36 @@ impl KafkaClient {
                 .filter(|t| t.error_code == 0 && !t.topic_id.is_nil())
                 .filter_map(|t| Some((t.topic_id, t.name.as_ref()?.0.to_string())))
                 .collect())
+        })
+        .await
+    }
+
+    /// Every topic the cluster lists (Metadata naming no topic): its name,
+    /// partition count and whether it is internal, by name. Topics the
+    /// answer marks with an error (being deleted, say) are left out.
+    pub async fn topics(&self) -> Result<Vec<TopicInfo>, KafkaError> {
+        self.retry("metadata", None, || async move {
+            let request = MetadataRequest::default()
+                .with_topics(None)
+                .with_allow_auto_topic_creation(false);
+            let (answer, _) = self
+                .pool
+                .call("metadata", ANY, None, VERSIONS, &request)
+                .await?;
+            let mut topics: Vec<TopicInfo> = answer
+                .topics
+                .iter()
+                .filter(|t| t.error_code == 0)
+                .filter_map(|t| {
+                    Some(TopicInfo {
+                        name: t.name.as_ref()?.0.to_string(),
+                        partitions: t.partitions.len(),
+                        internal: t.is_internal,
+                    })
+                })
+                .collect();
+            topics.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(topics)
         })
         .await
     }

@@ -57,6 +57,7 @@ use tokio::time::Instant;
 
 pub use error::{error_name, KafkaError};
 pub use groups::{GroupDescription, GroupMember, ListedGroup};
+pub use metadata::TopicInfo;
 pub use offsets::OffsetSpec;
 
 use crate::upstream::Dialer;
