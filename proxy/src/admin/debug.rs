@@ -96,7 +96,13 @@ async fn groups(State(d): State<Debug>, headers: HeaderMap) -> Response {
     if let Some(r) = refused(&d, &headers) {
         return r;
     }
-    Json(d.lag.overview()).into_response()
+    let mut v = serde_json::to_value(d.lag.overview()).unwrap_or_default();
+    // The instances whose observations this one merges (itself alone
+    // without debug.share_observations).
+    if let (Some(s), Some(o)) = (&d.shared, v.as_object_mut()) {
+        o.insert("instances".into(), s.instances().into());
+    }
+    Json(v).into_response()
 }
 
 async fn lag(State(d): State<Debug>, headers: HeaderMap, Path(group): Path<String>) -> Response {
@@ -105,7 +111,10 @@ async fn lag(State(d): State<Debug>, headers: HeaderMap, Path(group): Path<Strin
     }
     let observed = d.tap.as_ref().map(|t| &*t.observed);
     match d.lag.group(&group) {
-        Some(g) => Json(crate::debug::seen::with_observed(g, observed)).into_response(),
+        Some(g) => {
+            let shared = d.shared.as_deref();
+            Json(crate::debug::seen::with_observed(g, observed, shared)).into_response()
+        }
         None => {
             let o = d.lag.overview();
             let why = match o.error {

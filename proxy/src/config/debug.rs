@@ -44,6 +44,22 @@ pub struct DebugConfig {
     /// partitions out first).
     #[serde(default = "default_top_keys_bytes")]
     pub top_keys_bytes: u64,
+    /// Publish this instance's observations to `observations_topic` and
+    /// merge the other instances' (several Strait instances in front of one
+    /// cluster). Off by default: it creates a topic in the cluster.
+    #[serde(default)]
+    pub share_observations: bool,
+    /// The compacted topic the instances share observations through.
+    #[serde(default = "default_observations_topic")]
+    pub observations_topic: String,
+    /// This instance's name there (default: the advertised host and the
+    /// bootstrap port, unique per instance).
+    #[serde(default)]
+    pub instance_id: Option<String>,
+}
+
+fn default_observations_topic() -> String {
+    "__strait_debug_observations".into()
 }
 
 fn default_key_sample_bytes_per_sec() -> u64 {
@@ -85,6 +101,9 @@ impl Default for DebugConfig {
             tap_queue: default_tap_queue(),
             key_sample_bytes_per_sec: default_key_sample_bytes_per_sec(),
             top_keys_bytes: default_top_keys_bytes(),
+            share_observations: false,
+            observations_topic: default_observations_topic(),
+            instance_id: None,
         }
     }
 }
@@ -120,6 +139,25 @@ impl DebugConfig {
                 "debug.top_keys_bytes: {} is outside 1 MiB..=16 GiB",
                 self.top_keys_bytes
             ));
+        }
+        if self.share_observations && !self.tap {
+            p.push(
+                "debug.share_observations needs debug.tap: it shares the tap's observations".into(),
+            );
+        }
+        let t = &self.observations_topic;
+        let legal = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+        if t.is_empty() || t.len() > 249 || !t.chars().all(legal) || t == "." || t == ".." {
+            p.push(format!(
+                "debug.observations_topic: {t:?} is not a legal topic name (1-249 of [a-zA-Z0-9._-])"
+            ));
+        }
+        if self
+            .instance_id
+            .as_ref()
+            .is_some_and(|i| i.is_empty() || i.contains('\u{0}'))
+        {
+            p.push("debug.instance_id must be non-empty text".into());
         }
         if self.max_groups == 0 || self.max_partitions == 0 {
             p.push("debug.max_groups and debug.max_partitions must be at least 1".into());

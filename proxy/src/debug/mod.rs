@@ -17,6 +17,7 @@ pub mod lag;
 pub mod route;
 pub mod scan;
 pub mod seen;
+pub mod share;
 pub mod status;
 pub mod stuck;
 pub mod tail;
@@ -38,6 +39,8 @@ pub struct Debug {
     pub traces: Arc<crate::pipeline::TraceIndex>,
     /// The observation tap, when on.
     pub tap: Option<Arc<crate::tap::Tap>>,
+    /// Other instances' observations, when `debug.share_observations` is on.
+    pub shared: Option<Arc<share::Shared>>,
 }
 
 /// Who may use the debug API: anyone on a loopback admin listener without

@@ -130,6 +130,15 @@ impl Proxy {
                 .clone()
                 .run(debug.stuck.client.clone(), shutdown.clone()),
         );
+        if let (Some(shared), Some(tap)) = (&debug.shared, &tap) {
+            let every = Duration::from_millis(cfg.config.debug.lag_interval_ms);
+            let client = debug.stuck.client.clone();
+            tokio::spawn(
+                shared
+                    .clone()
+                    .run(client, tap.clone(), every, shutdown.clone()),
+            );
+        }
         let env = Arc::new(Env {
             enforcer: Enforcer {
                 store,
@@ -239,6 +248,16 @@ fn debug_tools(
         },
         access: debug::Access::new(token, admin.ip().is_loopback()),
         viewers: Arc::default(),
+        shared: (tap.is_some() && cfg.config.debug.share_observations).then(|| {
+            let instance = cfg
+                .config
+                .debug
+                .instance_id
+                .clone()
+                .unwrap_or_else(|| format!("{}:{}", cfg.advertised_host, bootstrap.port()));
+            let topic = cfg.config.debug.observations_topic.clone();
+            Arc::new(debug::share::Shared::new(instance, topic))
+        }),
         traces,
         tap,
     })

@@ -26,44 +26,60 @@ pub const KEY_BYTES: usize = 64;
 /// what the allocator really holds).
 pub const SKETCH_WEIGHT: u32 = 2_048;
 
+/// A counter, its key inline: replacing one allocates nothing.
 #[derive(Debug, Clone)]
 struct Counter {
-    key: Box<[u8]>,
+    key: [u8; KEY_BYTES],
+    len: u8,
     count: u64,
     error: u64,
+}
+
+impl Counter {
+    fn new(key: &[u8], count: u64, error: u64) -> Counter {
+        let mut c = Counter {
+            key: [0; KEY_BYTES],
+            len: key.len() as u8,
+            count,
+            error,
+        };
+        c.key[..key.len()].copy_from_slice(key);
+        c
+    }
+
+    fn key(&self) -> &[u8] {
+        &self.key[..usize::from(self.len)]
+    }
 }
 
 #[derive(Debug, Default)]
 pub struct Sketch {
     counters: Vec<Counter>,
     seen: u64,
+    /// When keys were last added (ms since the epoch).
+    updated_ms: u64,
 }
 
 impl Sketch {
     pub fn add(&mut self, key: &[u8]) {
         self.seen += 1;
         let key = &key[..key.len().min(KEY_BYTES)];
-        if let Some(c) = self.counters.iter_mut().find(|c| &*c.key == key) {
+        if let Some(c) = self.counters.iter_mut().find(|c| c.key() == key) {
             c.count += 1;
             return;
         }
         if self.counters.len() < COUNTERS {
-            self.counters.push(Counter {
-                key: key.into(),
-                count: 1,
-                error: 0,
-            });
+            if self.counters.capacity() == 0 {
+                self.counters.reserve_exact(COUNTERS);
+            }
+            self.counters.push(Counter::new(key, 1, 0));
             return;
         }
         let min = (0..self.counters.len())
             .min_by_key(|&i| self.counters[i].count)
             .expect("full");
         let floor = self.counters[min].count;
-        self.counters[min] = Counter {
-            key: key.into(),
-            count: floor + 1,
-            error: floor,
-        };
+        self.counters[min] = Counter::new(key, floor + 1, floor);
     }
 
     pub fn view(&self) -> TopKeys {
@@ -71,7 +87,7 @@ impl Sketch {
             .counters
             .iter()
             .map(|c| TopKey {
-                key: String::from_utf8_lossy(&c.key).into_owned(),
+                key: String::from_utf8_lossy(c.key()).into_owned(),
                 count: c.count,
                 error: c.error,
             })
@@ -85,7 +101,7 @@ impl Sketch {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct TopKey {
     /// The key as text (lossy UTF-8; at most [`KEY_BYTES`] bytes of it).
     pub key: String,
@@ -94,13 +110,68 @@ pub struct TopKey {
     pub error: u64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct TopKeys {
     /// Keyed records of this partition in the sample.
     pub sampled: u64,
     /// No key missing from `keys` was sampled more than this often.
     pub max_error: u64,
     pub keys: Vec<TopKey>,
+}
+
+impl TopKeys {
+    /// Several instances' sketches of one partition as one: a key's count is
+    /// the sum of its counts, where a sketch that lacks it adds what it may
+    /// have missed (its smallest count when full: a key it dropped was
+    /// counted at most that often) to both the count and the error.
+    pub fn merge(all: &[TopKeys]) -> Option<TopKeys> {
+        if all.len() <= 1 {
+            return all.first().cloned();
+        }
+        let floor = |t: &TopKeys| {
+            if t.keys.len() < COUNTERS {
+                0
+            } else {
+                t.keys.iter().map(|k| k.count).min().unwrap_or(0)
+            }
+        };
+        let mut names: Vec<&str> = all
+            .iter()
+            .flat_map(|t| t.keys.iter().map(|k| k.key.as_str()))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut keys: Vec<TopKey> = names
+            .into_iter()
+            .map(|name| {
+                let (mut count, mut error) = (0, 0);
+                for t in all {
+                    match t.keys.iter().find(|k| k.key == name) {
+                        Some(k) => {
+                            count += k.count;
+                            error += k.error;
+                        }
+                        None => {
+                            count += floor(t);
+                            error += floor(t);
+                        }
+                    }
+                }
+                TopKey {
+                    key: name.to_string(),
+                    count,
+                    error,
+                }
+            })
+            .collect();
+        keys.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+        keys.truncate(COUNTERS);
+        Some(TopKeys {
+            sampled: all.iter().map(|t| t.sampled).sum(),
+            max_error: all.iter().map(|t| t.max_error).sum(),
+            keys,
+        })
+    }
 }
 
 type Partition = (Arc<str>, i32);
@@ -131,6 +202,18 @@ impl KeyCounts {
         for k in keys {
             s.add(k);
         }
+        s.updated_ms = crate::metrics::now_ms();
+    }
+
+    /// The top keys of every partition fed since `ms`.
+    pub fn updated_since(&self, ms: u64) -> Vec<(Arc<str>, i32, TopKeys)> {
+        self.sketches
+            .iter()
+            .filter_map(|(k, s)| {
+                let s = s.lock().expect("key sketch lock");
+                (s.updated_ms > ms).then(|| (k.0.clone(), k.1, s.view()))
+            })
+            .collect()
     }
 
     pub fn top(&self, topic: &str, partition: i32) -> Option<TopKeys> {
@@ -197,6 +280,43 @@ mod tests {
         s.add(&long[..KEY_BYTES]);
         assert_eq!(s.view().keys[0].count, 2);
         assert_eq!(s.view().keys[0].key.len(), KEY_BYTES);
+    }
+
+    #[test]
+    fn merged_sketches_add_up_and_widen_the_error_for_a_key_one_lacks() {
+        let mut a = Sketch::default();
+        let mut b = Sketch::default();
+        for _ in 0..5 {
+            a.add(b"x");
+        }
+        for _ in 0..7 {
+            b.add(b"x");
+            b.add(b"y");
+        }
+        let m = TopKeys::merge(&[a.view(), b.view()]).unwrap();
+        assert_eq!(m.sampled, 19);
+        assert_eq!(
+            (m.keys[0].key.as_str(), m.keys[0].count, m.keys[0].error),
+            ("x", 12, 0)
+        );
+        // a is not full: it saw every key it was given, so y's count is exact.
+        assert_eq!(
+            (m.keys[1].key.as_str(), m.keys[1].count, m.keys[1].error),
+            ("y", 7, 0)
+        );
+        let mut full = Sketch::default();
+        for i in 0..COUNTERS {
+            for _ in 0..3 {
+                full.add(format!("k{i}").as_bytes());
+            }
+        }
+        let m = TopKeys::merge(&[full.view(), b.view()]).unwrap();
+        let y = m.keys.iter().find(|k| k.key == "y").unwrap();
+        assert_eq!(
+            (y.count, y.error),
+            (10, 3),
+            "full sketch may have dropped y 3 times"
+        );
     }
 
     #[test]

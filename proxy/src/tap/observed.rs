@@ -206,6 +206,30 @@ impl Observed {
             .get(&(Arc::from(group), Arc::from(topic), partition))
     }
 
+    /// Consumer positions that moved since `ms`: (client, topic, partition,
+    /// when, to which offset).
+    pub fn consumed_since(&self, ms: u64) -> Vec<(Arc<str>, Topic, i32, u64, i64)> {
+        self.consumed
+            .iter()
+            .filter(|(_, (at, _))| *at > ms)
+            .map(|(k, (at, o))| (k.0.clone(), k.1.clone(), k.2, at, o))
+            .collect()
+    }
+
+    /// Commits seen since `ms`: (group, topic, partition, offset, when).
+    pub fn commits_since(&self, ms: u64) -> Vec<(Arc<str>, Topic, i32, i64, u64)> {
+        self.commits
+            .iter()
+            .filter(|(_, (_, at))| *at > ms)
+            .map(|(k, (o, at))| (k.0.clone(), k.1.clone(), k.2, o, at))
+            .collect()
+    }
+
+    /// Top keys of partitions fed since `ms`.
+    pub fn top_keys_since(&self, ms: u64) -> Vec<(Topic, i32, TopKeys)> {
+        self.keys.updated_since(ms)
+    }
+
     /// Requests the tap could not read.
     pub fn unreadable(&self) -> u64 {
         self.unreadable.load(Ordering::Relaxed)
