@@ -3,13 +3,15 @@
 //! `strait stuck` commands: consumer lag per partition per group with a
 //! status by Burrow's rules (`lag.rs`, `scan.rs`, `status.rs`), the
 //! message a group is stuck on (`stuck.rs`) and the live tail of a topic
-//! with filters (`tail.rs`), and an event's route by trace id
+//! with filters (`tail.rs`), the mirror of policies' topics to a topic
+//! and JSONL files (`mirror/`), and an event's route by trace id
 //! (`route.rs`, from the trace index and the observation tap). Strait's own requests for
 //! these go through an internal Kafka client of their own, so a slow
 //! debug read never queues behind chunk writes.
 
 pub mod filter;
 pub mod lag;
+pub mod mirror;
 pub mod route;
 pub mod scan;
 pub mod seen;
@@ -34,6 +36,8 @@ pub struct Debug {
     pub traces: Arc<crate::pipeline::TraceIndex>,
     /// The observation tap, when on.
     pub tap: Option<Arc<crate::tap::Tap>>,
+    /// The mirror's readers and their counts.
+    pub mirror: Arc<mirror::Board>,
 }
 
 /// Who may use the debug API: anyone on a loopback admin listener without
