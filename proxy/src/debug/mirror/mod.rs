@@ -75,6 +75,9 @@ pub struct TopicCounts {
     pub sample: f64,
     pub max_bytes_per_sec: u64,
     pub values: bool,
+    /// The reader has its start offsets: what is written from now on is
+    /// mirrored.
+    pub reading: bool,
     pub read: u64,
     pub sampled_out: u64,
     pub dropped_rate: u64,
@@ -92,6 +95,7 @@ impl Board {
                 sample: r.rules.sample,
                 max_bytes_per_sec: r.rules.max_bytes_per_sec,
                 values: r.values,
+                reading: r.read.reading.load(Ordering::Acquire),
                 read: r.read.read.load(Ordering::Relaxed),
                 sampled_out: r.read.sampled_out.load(Ordering::Relaxed),
                 dropped_rate: r.read.dropped_rate.load(Ordering::Relaxed),

@@ -3,7 +3,7 @@
 //! sampled, rendered as JSON on the blocking pool, held to the policy's
 //! byte rate and offered to the sinks' queues, never waited for.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,6 +39,9 @@ pub struct Setup {
 /// Records read and what the reader itself did with them.
 #[derive(Default)]
 pub struct ReadStats {
+    /// The reader knows where it starts: records written from now on
+    /// are mirrored.
+    pub reading: AtomicBool,
     pub read: AtomicU64,
     pub sampled_out: AtomicU64,
     pub dropped_rate: AtomicU64,
@@ -84,6 +87,7 @@ pub async fn run(
         }
         tokio::time::sleep(RETRY).await;
     };
+    stats.reading.store(true, Ordering::Release);
     loop {
         let mut found = false;
         for (p, pos) in positions.iter_mut() {
