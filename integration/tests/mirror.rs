@@ -111,24 +111,27 @@ fn the_mirror_writes_sampled_records_hides_hidden_values_and_counts_its_drops() 
     let broker = cluster(1);
     let policies = Dir::new("mirror-policies");
     let out = Dir::new("mirror-out");
-    let [full, half, secret, broken, slow] = [
+    let [full, half, secret, broken, slow, other, down] = [
         "mir-full",
         "mir-half",
         "mir-secret",
         "mir-broken",
         "mir-slow",
+        "mir-other",
+        "mir-down",
     ]
     .map(unique);
-    let (mirror_full, mirror_secret) = (unique("mirror-of-full"), unique("mirror-of-secret"));
-    for t in [
-        &full,
-        &half,
-        &secret,
-        &broken,
-        &slow,
-        &mirror_full,
-        &mirror_secret,
-    ] {
+    let sources = [&full, &half, &secret, &broken, &slow, &other, &down];
+    let (mirror_full, mirror_secret, mirror_other) = (
+        unique("mirror-of-full"),
+        unique("mirror-of-secret"),
+        unique("mirror-of-other"),
+    );
+    for t in sources
+        .iter()
+        .copied()
+        .chain([&mirror_full, &mirror_secret, &mirror_other])
+    {
         create_topic(&broker, t, 1, 1);
     }
     let a_file = out.path().join("a-file");
@@ -166,14 +169,26 @@ fn the_mirror_writes_sampled_records_hides_hidden_values_and_counts_its_drops() 
             &slow,
             &format!("[policy.mirror]\nmax_bytes_per_sec = 1\njsonl_dir = \"{}\"", dir("slow")),
         ),
+        // "Another cluster" (the same brokers, through a client of its own).
+        policy(
+            "other",
+            &other,
+            &format!("[policy.mirror]\ntopic = \"{mirror_other}\"\nbootstrap = [\"{broker}\"]"),
+        ),
+        // A mirror cluster nobody serves: the sink is down.
+        policy(
+            "down",
+            &down,
+            "[policy.mirror]\ntopic = \"anywhere\"\nbootstrap = [\"127.0.0.1:1\"]",
+        ),
     ]
     .concat();
-    std::fs::write(policies.path().join("mirror.toml"), text).unwrap();
+    std::fs::write(policies.path().join("mirror.toml"), &text).unwrap();
     let s = Strait::with_policies(&broker, policies.path());
-    for t in [&full, &half, &secret, &broken, &slow] {
+    for t in sources {
         wait_reading(&s, t);
     }
-    for t in [&full, &half, &secret, &broken, &slow] {
+    for t in sources {
         kcat_produce(&s.bootstrap, t, 0, &records(t));
     }
 
@@ -253,8 +268,31 @@ fn the_mirror_writes_sampled_records_hides_hidden_values_and_counts_its_drops() 
         assert!(v["key"]["text"].as_str().unwrap().starts_with("k-"), "{v}");
     }
 
-    // A sink that cannot write and a byte rate too small: every record
-    // dropped and counted, and produce went on as before.
+    // The mirror topic on another cluster.
+    let mirrored = eventually(
+        "all records on the other cluster's mirror topic",
+        WAIT,
+        || {
+            let m = keyed_on_broker(&broker, &mirror_other);
+            (m.len() >= N).then_some(m)
+        },
+    );
+    let got: Vec<(String, String)> = mirrored
+        .iter()
+        .map(|(k, v)| (k.clone(), v["value"]["text"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(got, records(&other));
+
+    // A sink that is down, one that cannot write and a byte rate too
+    // small: every record dropped and counted, and produce went on as
+    // before.
+    let e = eventually("the stopped sink's drops", WAIT, || {
+        entry(&s, &down).filter(|e| {
+            let t = sink(e, "topic");
+            t["dropped_error"].as_u64().unwrap() + t["dropped_full"].as_u64().unwrap() == N as u64
+        })
+    });
+    assert_eq!(sink(&e, "topic")["written"], 0);
     let e = eventually("the unwritable sink's drops", WAIT, || {
         entry(&s, &broken).filter(|e| sink(e, "jsonl")["dropped_error"] == N)
     });
@@ -264,7 +302,7 @@ fn the_mirror_writes_sampled_records_hides_hidden_values_and_counts_its_drops() 
     });
     assert_eq!(sink(&e, "jsonl")["dropped_rate"], N);
     assert!(jsonl_lines(&out.path().join("slow"), &slow).is_empty());
-    for t in [&broken, &slow] {
+    for t in [&broken, &slow, &down] {
         let values = values_on_broker(&broker, t);
         let want: Vec<String> = records(t).into_iter().map(|r| r.1).collect();
         assert_eq!(values, want, "{t} on the broker");
@@ -274,6 +312,12 @@ fn the_mirror_writes_sampled_records_hides_hidden_values_and_counts_its_drops() 
             .iter()
             .any(|w| strait_integration::message(w).contains("cannot write the JSONL file")),
         "the sink's failure is logged"
+    );
+    assert!(
+        s.warnings()
+            .iter()
+            .any(|w| strait_integration::message(w).contains("cannot produce to the mirror topic")),
+        "the stopped sink is logged"
     );
     let (_, metrics) = s.admin_get("/metrics");
     for (policy, outcome) in [
@@ -292,4 +336,17 @@ fn the_mirror_writes_sampled_records_hides_hidden_values_and_counts_its_drops() 
             "{policy} {outcome}:\n{metrics}"
         );
     }
+
+    // A reload that no longer mirrors a topic stops its reader.
+    let slow_mirror = format!(
+        "[policy.mirror]\nmax_bytes_per_sec = 1\njsonl_dir = \"{}\"",
+        dir("slow")
+    );
+    let without_slow = text.replace(&slow_mirror, "");
+    assert_ne!(without_slow, text);
+    std::fs::write(policies.path().join("mirror.toml"), without_slow).unwrap();
+    eventually("the slow topic's reader to stop", WAIT, || {
+        entry(&s, &slow).is_none().then_some(())
+    });
+    assert!(entry(&s, &full).is_some());
 }
