@@ -426,6 +426,17 @@ topic = "mirror.orders"
     );
     let t = m.topic.unwrap();
     assert_eq!((t.name.as_str(), t.bootstrap), ("mirror.orders", None));
+    let e = explain(&s, "orders.eu");
+    assert!(
+        e.contains(
+            "mirror.jsonl                  = /var/lib/strait/mirror/mirror-orders.eu-<n>.jsonl"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.contains("mirror.topic                  = \"mirror.orders\""),
+        "{e}"
+    );
 }
 
 #[test]
