@@ -25,6 +25,8 @@ const FETCH_BYTES: i32 = 256 << 10;
 const IDLE: Duration = Duration::from_millis(250);
 const RETRY: Duration = Duration::from_secs(2);
 const LOG_EVERY: Duration = Duration::from_secs(60);
+/// How often a reader looks for partitions added to its topic.
+const PARTITIONS_EVERY: Duration = Duration::from_secs(30);
 
 /// What a reader does with its topic's records.
 #[derive(Clone)]
@@ -88,7 +90,17 @@ pub async fn run(
         tokio::time::sleep(RETRY).await;
     };
     stats.reading.store(true, Ordering::Release);
+    let mut partitions_at = tokio::time::Instant::now();
     loop {
+        if partitions_at.elapsed() >= PARTITIONS_EVERY {
+            partitions_at = tokio::time::Instant::now();
+            // A partition added since the reader started holds only
+            // records written since: from its start.
+            if let Ok(Some(n)) = client.partitions(&topic).await {
+                let known = positions.len() as i32;
+                positions.extend((known..n).map(|p| (p, 0)));
+            }
+        }
         let mut found = false;
         for (p, pos) in positions.iter_mut() {
             let got = match client.fetch_committed(&topic, *p, *pos, FETCH_BYTES).await {
