@@ -143,6 +143,39 @@ pub fn explain(set: &PolicySet, topic: &str) -> String {
             "  large_records.reserved      = client headers starting with \"strait.\" are refused"
         );
     }
+    if let Some(m) = &p.mirror {
+        let _ = writeln!(
+            out,
+            "  mirror                        = {} of records, at most {} bytes/s{}",
+            m.sample,
+            m.max_bytes_per_sec,
+            if p.debug_values {
+                ""
+            } else {
+                ", values hidden"
+            }
+        );
+        if let Some(j) = &m.jsonl {
+            let _ = writeln!(
+                out,
+                "  mirror.jsonl                  = {}/mirror-{topic}-<n>.jsonl, {} bytes a file, {} kept",
+                j.dir.display(),
+                j.rotate_bytes,
+                j.keep_files
+            );
+        }
+        if let Some(t) = &m.topic {
+            let _ = writeln!(
+                out,
+                "  mirror.topic                  = {:?}{}",
+                t.name,
+                t.bootstrap
+                    .as_ref()
+                    .map(|b| format!(" on {}", b.join(",")))
+                    .unwrap_or_default()
+            );
+        }
+    }
     if candidates.len() > 1 {
         let _ = writeln!(out, "  also matched (less specific, not applied):");
         for c in candidates.iter().skip(1) {

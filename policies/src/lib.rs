@@ -9,12 +9,14 @@
 pub mod decide;
 pub mod explain;
 pub mod large;
+pub mod mirror;
 pub mod schema;
 pub mod selector;
 pub mod set;
 
 pub use decide::{Rule, Violation};
 pub use large::{LargeRecordRules, Remedy};
+pub use mirror::MirrorRules;
 pub use schema::Codec;
 pub use set::{CompressRules, Policy, PolicySet, Problem, TraceRules};
 

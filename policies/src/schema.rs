@@ -43,6 +43,9 @@ pub struct PolicyDef {
     /// What Strait's debug tooling may show of these topics.
     #[serde(default)]
     pub debug: Option<DebugDef>,
+    /// Copy the topics' records to a topic and/or JSONL files.
+    #[serde(default)]
+    pub mirror: Option<Spanned<crate::mirror::MirrorDef>>,
 }
 
 /// `[policy.debug]`.

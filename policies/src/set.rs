@@ -52,6 +52,8 @@ pub struct Policy {
     /// Debug tooling may show these topics' values (`[policy.debug]
     /// values`, default true).
     pub debug_values: bool,
+    /// `[policy.mirror]`: where the topics' records are copied.
+    pub mirror: Option<crate::mirror::MirrorRules>,
 }
 
 impl Policy {
@@ -225,6 +227,7 @@ impl PolicySet {
                 }
             }
         }
+        mirror_loops(&policies, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -503,6 +506,19 @@ fn compile(ctx: &mut Ctx<'_>, def: PolicyDef) -> Option<Policy> {
         let at = l.span().start;
         crate::large::compile(ctx, at, l.into_inner())
     });
+    let mirror = def.mirror.and_then(|m| {
+        let at = m.span().start;
+        let rules = crate::mirror::compile(ctx, at, m.into_inner())?;
+        // A policy mirroring into a topic it covers would mirror its own
+        // mirror records, without end.
+        if let (Some(t), Some(sel)) = (&rules.topic, &selector) {
+            if t.bootstrap.is_none() && sel.matches(&t.name) {
+                ctx.at(at, format!("mirror.topic {:?} is one of this policy's own topics ({sel}): its mirror records would be mirrored again, without end", t.name));
+                return None;
+            }
+        }
+        Some(rules)
+    });
     let selector = selector?;
     let (line, _) = line_col(ctx.text, sel_span);
     Some(Policy {
@@ -519,7 +535,40 @@ fn compile(ctx: &mut Ctx<'_>, def: PolicyDef) -> Option<Policy> {
         trace,
         large_records,
         debug_values: def.debug.as_ref().is_none_or(|d| d.values),
+        mirror,
     })
+}
+
+/// A mirror topic on this cluster whose own policy mirrors too: the two
+/// would copy each other's mirror records without end.
+fn mirror_loops(policies: &[(Policy, usize)], problems: &mut Vec<Problem>) {
+    for (p, _) in policies {
+        let Some(t) = p.mirror.as_ref().and_then(|m| m.topic.as_ref()) else {
+            continue;
+        };
+        if t.bootstrap.is_some() {
+            continue;
+        }
+        let mut covering: Vec<&Policy> = policies
+            .iter()
+            .map(|(q, _)| q)
+            .filter(|q| q.selector.matches(&t.name))
+            .collect();
+        covering.sort_by(|a, b| b.selector.cmp_precedence(&a.selector));
+        if let Some(q) = covering.first().filter(|q| q.mirror.is_some()) {
+            if q.name != p.name {
+                problems.push(Problem {
+                    file: p.source.file.clone(),
+                    line: p.source.line,
+                    column: 1,
+                    message: format!(
+                        "policy {:?} mirrors to topic {:?}, which policy {:?} ({}:{}) mirrors in turn: mirror records would be mirrored again",
+                        p.name, t.name, q.name, q.source.file, q.source.line
+                    ),
+                });
+            }
+        }
+    }
 }
 
 /// Patterns match whole topic names.

@@ -395,3 +395,119 @@ fn large_records_validate_explain_and_reserve_the_strait_namespace() {
         );
     }
 }
+
+#[test]
+fn a_mirror_section_loads_with_its_defaults() {
+    let s = set(&[(
+        "m.toml",
+        r#"
+[[policy]]
+name = "orders"
+topics = { prefix = "orders." }
+[policy.mirror]
+jsonl_dir = "/var/lib/strait/mirror"
+topic = "mirror.orders"
+"#,
+    )])
+    .unwrap();
+    let m = s.resolve("orders.eu").unwrap().mirror.clone().unwrap();
+    assert_eq!(m.sample, 1.0);
+    assert_eq!(
+        m.max_bytes_per_sec,
+        crate::mirror::DEFAULT_MAX_BYTES_PER_SEC
+    );
+    let j = m.jsonl.unwrap();
+    assert_eq!(
+        (j.rotate_bytes, j.keep_files),
+        (
+            crate::mirror::DEFAULT_ROTATE_BYTES,
+            crate::mirror::DEFAULT_KEEP_FILES
+        )
+    );
+    let t = m.topic.unwrap();
+    assert_eq!((t.name.as_str(), t.bootstrap), ("mirror.orders", None));
+    let e = explain(&s, "orders.eu");
+    assert!(
+        e.contains(
+            "mirror.jsonl                  = /var/lib/strait/mirror/mirror-orders.eu-<n>.jsonl"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.contains("mirror.topic                  = \"mirror.orders\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_mirror_sections_are_refused_with_clear_errors() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "sample = 0.0\ntopic = \"m\"",
+            "mirror.sample must be above 0",
+        ),
+        (
+            "sample = 1.5\ntopic = \"m\"",
+            "mirror.sample must be above 0",
+        ),
+        (
+            "max_bytes_per_sec = 0\ntopic = \"m\"",
+            "max_bytes_per_sec must be at least 1",
+        ),
+        (
+            "jsonl_dir = \"d\"\nrotate_bytes = 10",
+            "rotate_bytes must be at least",
+        ),
+        (
+            "jsonl_dir = \"d\"\nkeep_files = 0",
+            "keep_files must be between 1",
+        ),
+        ("topic = \"m\"\nkeep_files = 2", "need mirror.jsonl_dir"),
+        ("sample = 0.5", "needs somewhere to write"),
+        (
+            "jsonl_dir = \"d\"\nbootstrap = [\"h:9092\"]",
+            "bootstrap needs mirror.topic",
+        ),
+        ("topic = \"m\"\nbootstrap = []", "host:port"),
+        ("topic = \"no spaces\"", "is not a topic name"),
+        ("topic = \"orders.copy\"", "one of this policy's own topics"),
+        ("topic = \"m\"\ncolour = \"red\"", "unknown field `colour`"),
+    ];
+    for (body, says) in cases {
+        let text = format!(
+            "[[policy]]\nname = \"orders\"\ntopics = {{ prefix = \"orders.\" }}\n[policy.mirror]\n{body}\n"
+        );
+        let problems = set(&[("m.toml", &text)]).expect_err(body);
+        assert!(
+            problems.iter().any(|p| p.message.contains(says)),
+            "{body}: {problems:#?}"
+        );
+        assert!(problems.iter().all(|p| p.line > 0), "{problems:#?}");
+    }
+    // Another cluster's topic of the same name is no loop.
+    let text = "[[policy]]\nname = \"orders\"\ntopics = { prefix = \"orders.\" }\n[policy.mirror]\ntopic = \"orders.copy\"\nbootstrap = [\"other:9092\"]\n";
+    assert!(set(&[("m.toml", text)]).is_ok());
+}
+
+#[test]
+fn two_policies_mirroring_into_each_other_are_refused() {
+    let text = r#"
+[[policy]]
+name = "a"
+topics = { prefix = "a." }
+[policy.mirror]
+topic = "b.mirror"
+[[policy]]
+name = "b"
+topics = { prefix = "b." }
+[policy.mirror]
+topic = "a.mirror"
+"#;
+    let problems = set(&[("m.toml", text)]).unwrap_err();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.message.contains("which policy \"b\"")),
+        "{problems:#?}"
+    );
+}

@@ -235,3 +235,12 @@ pub fn now_ms() -> u64 {
 pub fn tap_dropped(why: &'static str) {
     counter!("strait_tap_dropped_total", "reason" => why).increment(1);
 }
+
+/// A record the mirror read, at one of its policy's sinks (`jsonl`,
+/// `topic`): `written`, `dropped_full` (the sink's queue), `dropped_rate`
+/// (the policy's byte rate), `dropped_error` (the write failed) or
+/// `sampled_out`. A handle, so the mirror counts with an atomic add.
+pub fn mirror_records(policy: &str, sink: &'static str, outcome: &'static str) -> Counter {
+    counter!("strait_mirror_records_total",
+        "policy" => policy.to_string(), "sink" => sink, "outcome" => outcome)
+}

@@ -10,7 +10,9 @@
 //!   is a CEL expression, `debug::cel`), and the viewer's counters every
 //!   second;
 //! - `GET /debug/route/{trace_id}`: every produce, fetch and commit of the
-//!   records carrying a trace id, in time order.
+//!   records carrying a trace id, in time order;
+//! - `GET /debug/mirror`: per mirrored topic, its policy, the records read
+//!   and, per sink, written and dropped by reason.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -36,6 +38,7 @@ pub fn routes() -> Router<Debug> {
         .route("/debug/stuck/{group}/{topic}/{partition}", get(stuck))
         .route("/debug/tail/{topic}", get(tail))
         .route("/debug/route/{trace_id}", get(route))
+        .route("/debug/mirror", get(mirror))
 }
 
 async fn route(State(d): State<Debug>, headers: HeaderMap, Path(id): Path<String>) -> Response {
@@ -60,6 +63,13 @@ async fn route(State(d): State<Debug>, headers: HeaderMap, Path(id): Path<String
             (StatusCode::NOT_FOUND, why).into_response()
         }
     }
+}
+
+async fn mirror(State(d): State<Debug>, headers: HeaderMap) -> Response {
+    if let Some(r) = refused(&d, &headers) {
+        return r;
+    }
+    Json(d.mirror.snapshot()).into_response()
 }
 
 fn refused(d: &Debug, headers: &HeaderMap) -> Option<Response> {

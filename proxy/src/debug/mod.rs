@@ -6,7 +6,8 @@
 //! with filters (`tail.rs`, `filter.rs`, CEL expressions in `cel.rs`), an
 //! event's route by trace id (`route.rs`, from the trace index and the
 //! observation tap), and each group's recent lag for the web UI
-//! (`history.rs`). Strait's own requests for these go through an internal
+//! (`history.rs`), and the mirror of policies' topics to a topic and JSONL
+//! files (`mirror/`). Strait's own requests for these go through an internal
 //! Kafka client of their own, so a slow debug read never queues behind
 //! chunk writes.
 
@@ -14,6 +15,7 @@ pub mod cel;
 pub mod filter;
 pub mod history;
 pub mod lag;
+pub mod mirror;
 pub mod route;
 pub mod scan;
 pub mod seen;
@@ -41,6 +43,8 @@ pub struct Debug {
     pub tap: Option<Arc<crate::tap::Tap>>,
     /// Other instances' observations, when `debug.share_observations` is on.
     pub shared: Option<Arc<share::Shared>>,
+    /// The mirror's readers and their counts.
+    pub mirror: Arc<mirror::Board>,
 }
 
 /// Who may use the debug API: anyone on a loopback admin listener without

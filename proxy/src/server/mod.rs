@@ -139,6 +139,14 @@ impl Proxy {
                     .run(client, tap.clone(), every, shutdown.clone()),
             );
         }
+        let mirror = debug::mirror::Manager {
+            board: debug.mirror.clone(),
+            client: debug.stuck.client.clone(),
+            offload: debug.stuck.offload.clone(),
+            policies: debug.stuck.policies.clone(),
+            connect: mirror_clients(&cfg),
+        };
+        tokio::spawn(mirror.run(shutdown.clone()));
         let env = Arc::new(Env {
             enforcer: Enforcer {
                 store,
@@ -260,6 +268,23 @@ fn debug_tools(
         }),
         traces,
         tap,
+        mirror: Arc::default(),
+    })
+}
+
+/// Clients of the clusters mirror topics live on (`mirror.bootstrap`):
+/// `[upstream]`'s settings (TLS, SASL, timeouts) with those brokers.
+fn mirror_clients(cfg: &Validated) -> debug::mirror::Connect {
+    let upstream = cfg.config.upstream.clone();
+    let max_frame = cfg.config.limits.max_frame_bytes;
+    Arc::new(move |bootstrap: &[String]| {
+        let mut config = upstream.clone();
+        config.bootstrap = bootstrap.to_vec();
+        let mut opts = kafka_client::Options::new(DEBUG_CALL_TIMEOUT);
+        opts.client_id = "strait-mirror";
+        opts.max_frame_bytes = max_frame;
+        let dialer = Dialer::new(&config, max_frame)?;
+        Ok(Arc::new(KafkaClient::with_options(Arc::new(dialer), opts)))
     })
 }
 
