@@ -55,6 +55,8 @@ mod tests {
             client_id: None,
             host: None,
             last_commit_ms: None,
+            last_consume_ms: None,
+            top_keys: None,
             status: crate::debug::status::Status::Ok,
             reason: "",
         };

@@ -49,7 +49,7 @@ pub fn keys(body: &Bytes) -> Result<Vec<Keys>, Short> {
             let partition = w.i32()?;
             let records = w.bytes()?.map(|r| body.slice_ref(r));
             w.tags()?;
-            let keys = records.map(|r| batch_keys(r)).unwrap_or_default();
+            let keys = records.map(batch_keys).unwrap_or_default();
             out.push(Keys {
                 topic: topic.clone(),
                 partition,
@@ -98,6 +98,7 @@ mod tests {
             .map(|(i, k)| Record {
                 transactional: false,
                 control: false,
+                delete_horizon: false,
                 partition_leader_epoch: 0,
                 producer_id: -1,
                 producer_epoch: -1,

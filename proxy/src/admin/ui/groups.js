@@ -70,7 +70,7 @@ function groupView(group, g) {
   const hist = g.history || [];
   const members = g.members.map((m) => `${m.client_id} (${m.host}, ${m.partitions} partitions)`).join('; ');
   const cols = ['Topic', 'Partition', 'Committed', 'End offset', 'Lag (records)', 'Lag (time)', 'Produce rate',
-    'Consume rate', 'Member / client / host', 'Last commit', 'Status', 'Stuck message'];
+    'Consume rate', 'Member / client / host', 'Last consume', 'Last commit', 'Top keys (sampled)', 'Status', 'Stuck message'];
   return [
     h('div', { class: 'box' },
       h('dl', { class: 'kv' },
@@ -92,11 +92,33 @@ function groupView(group, g) {
         h('td', { class: 'num' }, fmtAge(p.lag_ms)), h('td', { class: 'num' }, fmtRate(p.produce_rate)),
         h('td', { class: 'num' }, fmtRate(p.consume_rate)),
         h('td', {}, p.member_id ? `${p.client_id} @ ${p.host}` : h('span', { class: 'muted' }, 'no member')),
-        h('td', {}, p.last_commit_ms ? `${fmtAge(Date.now() - p.last_commit_ms)} ago` : h('span', { class: 'muted' }, 'not seen')),
+        h('td', { class: 'last-consume' }, ago(p.last_consume_ms)),
+        h('td', { class: 'last-commit' }, ago(p.last_commit_ms)),
+        h('td', { class: 'top-keys' }, topKeys(p.top_keys)),
         h('td', { class: 'status' }, badge(p.status), h('div', { class: 'reason' }, p.reason)),
         h('td', {}, p.lag > 0
           ? h('a', { class: 'stuck-link', href: `#/stuck/${path(group, p.topic, p.partition)}` }, `record at ${p.committed}`)
           : h('span', { class: 'muted' }, 'caught up')))))))];
+}
+
+/** "3.2 s ago" for a time (ms since the epoch), "not seen" without one. */
+function ago(ms) {
+  return ms ? `${fmtAge(Math.max(0, Date.now() - ms))} ago` : h('span', { class: 'muted' }, 'not seen');
+}
+
+/** The partition's most produced keys (`top_keys` of the lag view): the
+ *  first three with their counts (and "±error" where a count may be too
+ *  high), the sample's size and bound, every key in the tooltip and, when
+ *  there are more than three, in an expandable list. */
+function topKeys(t) {
+  if (!t || !t.keys || t.keys.length === 0) return h('span', { class: 'muted' }, 'none sampled');
+  const one = (k) => h('li', { class: 'top-key', 'data-count': k.count, 'data-error': k.error },
+    h('code', { class: 'k' }, k.key), ' ', h('b', { class: 'n' }, k.count), k.error ? h('span', { class: 'err' }, ` ±${k.error}`) : null);
+  const all = t.keys.map((k) => `${k.key}: ${k.count}${k.error ? ` ±${k.error}` : ''}`).join('\n');
+  return h('div', { title: `${t.sampled} keyed records sampled; a key not listed was seen at most ${t.max_error} times\n${all}` },
+    h('ol', { class: 'keys' }, t.keys.slice(0, 3).map(one)),
+    h('div', { class: 'reason sampled' }, `of ${t.sampled} sampled, others ≤${t.max_error}`),
+    t.keys.length > 3 ? h('details', {}, h('summary', {}, `all ${t.keys.length} keys`), h('ol', { class: 'keys all' }, t.keys.map(one))) : null);
 }
 
 export function stuckPage(el, group, topic, partition) {

@@ -1,7 +1,9 @@
 // Trace route: where the records of one trace went, from
 // GET /debug/route/{trace_id}: {"trace_id", "events": [{at_ms, kind
-// (produce|fetch|commit), topic, partition, offset, client_id, group}]},
-// shown in time order; an unknown trace is a 404 whose text is shown.
+// (produce|fetch|commit), topic, partition, offset, client_id, group,
+// offloaded_bytes}]}, shown in time order with times relative to the first
+// event and each kind its colour; an unknown trace is a 404 whose text is
+// shown.
 
 import { h, fill, getJson, errorBox, navigate, fmtTime } from './lib.js';
 
@@ -30,15 +32,22 @@ export function routePage(el, id) {
   getJson(`/debug/route/${encodeURIComponent(id)}`, { signal: ctl.signal }).then((r) => {
     const events = [...(r.events || [])].sort((a, b) => a.at_ms - b.at_ms);
     const t0 = events.length ? events[0].at_ms : 0;
-    fill(body, 
-      h('p', { class: 'muted' }, `trace ${r.trace_id}: ${events.length} events, oldest first`),
+    const topics = [...new Set(events.map((e) => e.topic))];
+    const dash = (v) => v ?? h('span', { class: 'muted' }, '—');
+    fill(body,
+      h('p', { class: 'muted', id: 'route-summary' },
+        `trace ${r.trace_id}: ${events.length} events across ${topics.length} topics (${topics.join(' → ')}), `,
+        events.length ? `from ${fmtTime(t0)}, oldest first` : 'none yet'),
       h('table', { id: 'route-events' },
-        h('thead', {}, h('tr', {}, ['At', '+ms', 'Kind', 'Topic', 'Partition', 'Offset', 'Client', 'Group']
-          .map((c, i) => h('th', { class: i === 1 || i === 4 || i === 5 ? 'num' : '' }, c)))),
-        h('tbody', {}, events.map((e) => h('tr', { class: `ev ev-${e.kind}` },
-          h('td', {}, fmtTime(e.at_ms)), h('td', { class: 'num' }, e.at_ms - t0), h('td', {}, e.kind),
-          h('td', {}, e.topic), h('td', { class: 'num' }, e.partition), h('td', { class: 'num' }, e.offset),
-          h('td', {}, e.client_id ?? '—'), h('td', {}, e.group ?? '—'))))));
+        h('thead', {}, h('tr', {}, ['Time', 'Kind', 'Topic', 'Partition', 'Offset', 'Client', 'Group', 'Offloaded']
+          .map((c, i) => h('th', { class: [0, 3, 4, 7].includes(i) ? 'num' : '' }, c)))),
+        h('tbody', {}, events.map((e) => h('tr', { class: `ev ev-${e.kind}`, 'data-kind': e.kind },
+          h('td', { class: 'num at', title: fmtTime(e.at_ms), 'data-ms': e.at_ms - t0 }, `+${e.at_ms - t0} ms`),
+          h('td', {}, h('span', { class: 'kind' }, e.kind)),
+          h('td', { class: 'topic' }, e.topic), h('td', { class: 'num partition' }, e.partition),
+          h('td', { class: 'num offset' }, e.offset), h('td', { class: 'client' }, dash(e.client_id)),
+          h('td', { class: 'group' }, dash(e.group)),
+          h('td', { class: 'num' }, e.offloaded_bytes ? `${e.offloaded_bytes} bytes` : dash(null)))))));
   }).catch((e) => { if (e.name !== 'AbortError') fill(body, errorBox(e)); });
   return () => ctl.abort();
 }
