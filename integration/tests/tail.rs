@@ -316,3 +316,90 @@ fn a_cel_filter_keeps_exactly_the_records_it_is_true_for() {
     assert_eq!(records[0]["key"]["text"], "o-1");
     assert_eq!(records[0]["value"]["format"], "hidden");
 }
+
+/// Reads server-sent events from a raw connection until `done` says so (or
+/// the stream ends): every `data:` line's JSON.
+fn read_events(stream: &mut std::net::TcpStream, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    use std::io::{BufRead, BufReader};
+    let mut events = Vec::new();
+    let mut lines = BufReader::new(stream.try_clone().unwrap()).lines();
+    while !done(&events) {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(json) = line.strip_prefix("data:") {
+            if let Ok(v) = serde_json::from_str::<Value>(json.trim()) {
+                events.push(v);
+            }
+        }
+    }
+    events
+}
+
+#[test]
+fn a_slow_viewer_loses_only_its_own_events_and_is_told() {
+    use std::io::Write;
+    let broker = cluster(1);
+    let s = Strait::quick(&broker);
+    s.wait_ready();
+    let topic = unique("tail-slow");
+    create_topic(&broker, &topic, 1, 1);
+    // 2,000 records of 8 KiB: far more than the slow viewer's queue (256
+    // events) and its socket buffers hold.
+    let n = 2_000usize;
+    let big = "x".repeat(8 << 10);
+    let records: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("k{i}"), format!("{{\"i\":{i},\"pad\":\"{big}\"}}")))
+        .collect();
+    kcat_produce(&broker, &topic, 0, &records);
+
+    // The slow viewer connects first and reads nothing for now.
+    let mut slow = std::net::TcpStream::connect(&s.admin).unwrap();
+    write!(
+        slow,
+        "GET /debug/tail/{topic}?from=earliest HTTP/1.1\r\nHost: strait\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    // The fast viewer reads every record.
+    let fast = run(&mut tail_cli(
+        &s,
+        &[&topic, "--from", "earliest", "--limit", &n.to_string()],
+    ));
+    fast.assert_ok("the fast viewer");
+    let offsets: Vec<i64> = fast
+        .json_lines()
+        .iter()
+        .filter(|e| e["type"] == "record")
+        .map(|e| e["offset"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        offsets,
+        (0..n as i64).collect::<Vec<_>>(),
+        "the fast viewer lost nothing"
+    );
+
+    // Now the slow one reads: it got what fitted, and its counters say how
+    // many it lost; received + dropped = passed.
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let events = read_events(&mut slow, |events| {
+        events
+            .iter()
+            .rev()
+            .find(|e| e["type"] == "stats")
+            .is_some_and(|st| st["processed"] == n as u64 && st["passed"] == n as u64)
+    });
+    let stats = events
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "stats")
+        .expect("a stats event");
+    let received = events.iter().filter(|e| e["type"] == "record").count() as u64;
+    let dropped = stats["dropped"].as_u64().unwrap();
+    assert_eq!(stats["processed"], n as u64, "{stats}");
+    assert!(dropped > 0, "the slow viewer lost events: {stats}");
+    assert!(received < n as u64, "{received} received");
+    assert_eq!(
+        received + dropped,
+        n as u64,
+        "received {received} + dropped {dropped}"
+    );
+}

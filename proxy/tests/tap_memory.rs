@@ -14,17 +14,34 @@ use strait_proxy::tap::keys::{KeyCounts, SKETCH_WEIGHT};
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
-/// `keys` distinct keys, spread over every partition of every topic.
+/// `keys` distinct keys, spread evenly over every partition of every
+/// topic, each partition's given in one call (as a produce request's are).
 fn feed(k: &KeyCounts, topics: &[Arc<str>], partitions: u64, keys: u64) {
     use std::io::Write;
-    let mut key = Vec::with_capacity(32);
-    let n = topics.len() as u64;
-    for i in 0..keys {
-        key.clear();
-        write!(key, "customer-{i:012}").unwrap();
-        let t = &topics[(i % n) as usize];
-        let p = ((i / n) % partitions) as i32;
-        k.add(t, p, &[&key]);
+    let all = topics.len() as u64 * partitions;
+    let per = keys / all;
+    let mut arena: Vec<u8> = Vec::with_capacity(per as usize * 24);
+    let mut ends: Vec<usize> = Vec::with_capacity(per as usize);
+    for (n, t) in topics.iter().enumerate() {
+        for p in 0..partitions {
+            let first = (n as u64 * partitions + p) * per;
+            arena.clear();
+            ends.clear();
+            for i in first..first + per {
+                write!(arena, "customer-{i:012}").unwrap();
+                ends.push(arena.len());
+            }
+            let mut start = 0;
+            let batch: Vec<&[u8]> = ends
+                .iter()
+                .map(|&end| {
+                    let key = &arena[start..end];
+                    start = end;
+                    key
+                })
+                .collect();
+            k.add(t, p as i32, &batch);
+        }
     }
 }
 

@@ -176,16 +176,7 @@ impl Reader {
             // `debug.values = false` hides values only: keys and headers show.
             key: shown(rec.key.as_deref(), true),
             value: shown(rec.value.as_deref(), show),
-            headers: rec
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        String::from_utf8_lossy(k).into_owned(),
-                        shown(v.as_deref(), true),
-                    )
-                })
-                .collect(),
+            headers: shown_headers(&rec.headers),
             restored_large_record: restored,
             kcat: kcat(&self.bootstrap, topic, partition, rec.offset),
         })
@@ -232,6 +223,20 @@ fn first_record(
         (None, Some(why)) => Err(why),
         (None, None) => Ok(None),
     }
+}
+
+/// Headers as the debug views show them: names as text, values like keys
+/// (`debug.values = false` hides values only).
+pub fn shown_headers(headers: &[(bytes::Bytes, Option<bytes::Bytes>)]) -> Vec<(String, Shown)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                String::from_utf8_lossy(k).into_owned(),
+                shown(v.as_deref(), true),
+            )
+        })
+        .collect()
 }
 
 /// How a key, value or header value is shown.

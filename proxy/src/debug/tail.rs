@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 pub use super::filter::Filter;
 use super::lag::now_ms;
-use super::stuck::{shown, Shown};
+use super::stuck::{shown, shown_headers, Shown};
 use crate::codec::aborted::drop_aborted;
 use crate::codec::batch::Batches;
 use crate::codec::records::decode_records;
@@ -282,16 +282,7 @@ fn event(r: Record, values: bool) -> Event {
         offset: r.offset,
         timestamp_ms: r.timestamp,
         key: shown(r.key.as_deref(), true),
-        headers: r
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    String::from_utf8_lossy(k).into_owned(),
-                    shown(v.as_deref(), true),
-                )
-            })
-            .collect(),
+        headers: shown_headers(&r.headers),
         value: shown(r.value.as_deref(), values),
     }
 }

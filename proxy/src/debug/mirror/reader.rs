@@ -13,7 +13,7 @@ use tracing::warn;
 
 use super::rate::{sampled, Bucket};
 use super::sink::{Line, Outcome, Sink};
-use crate::debug::stuck::{shown, Shown};
+use crate::debug::stuck::{shown, shown_headers, Shown};
 use crate::debug::tail::records;
 use crate::kafka_client::{KafkaClient, KafkaError, OffsetSpec};
 use crate::offload::Offload;
@@ -205,16 +205,7 @@ fn render(
                 offset: r.offset,
                 timestamp: r.timestamp,
                 key: shown(r.key.as_deref(), true),
-                headers: r
-                    .headers
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            String::from_utf8_lossy(k).into_owned(),
-                            shown(v.as_deref(), true),
-                        )
-                    })
-                    .collect(),
+                headers: shown_headers(&r.headers),
                 value: setup.values.then(|| shown(r.value.as_deref(), true)),
                 value_hidden: !setup.values,
             };
