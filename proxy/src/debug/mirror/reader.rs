@@ -13,6 +13,7 @@ use tracing::warn;
 
 use super::rate::{sampled, Bucket};
 use super::sink::{Line, Outcome, Sink};
+use crate::codec::batch::Batches;
 use crate::debug::stuck::{shown, shown_headers, Shown};
 use crate::debug::tail::records;
 use crate::kafka_client::{KafkaClient, KafkaError, OffsetSpec};
@@ -116,6 +117,21 @@ pub async fn run(
                 }
             };
             let (from, part, s) = (*pos, *p, setup.clone());
+            let blocked: Vec<Option<Outcome>> = sinks.iter().map(Sink::unavailable).collect();
+            if !sinks.is_empty() && blocked.iter().all(Option::is_some) {
+                // Every sink would drop what it is offered (backing off
+                // after a failure, or full): count, do not render.
+                let (n, next) = count_records(got.records, from);
+                stats.read.fetch_add(n, Ordering::Relaxed);
+                for (sink, why) in sinks.iter().zip(blocked.into_iter().flatten()) {
+                    sink.stats.count(why, n);
+                }
+                if next > *pos {
+                    *pos = next;
+                    found = true;
+                }
+                continue;
+            }
             let rendered = offload
                 .run(move || render(&s, part, got.records, &got.aborted, from))
                 .await;
@@ -135,6 +151,27 @@ pub async fn run(
             tokio::time::sleep(IDLE).await;
         }
     }
+}
+
+/// The records of fetched batches from `from` on (read from the batch
+/// headers, never decompressed; control batches have none), and the next
+/// offset. Aborted transactions' records count too: close enough for
+/// records that are dropped anyway.
+fn count_records(data: Bytes, from: i64) -> (u64, i64) {
+    let (mut n, mut next) = (0u64, from);
+    for batch in Batches::new(data) {
+        let Ok(b) = batch else { break };
+        if b.last_offset() < from {
+            continue;
+        }
+        if !b.is_control() {
+            let whole = u64::try_from(b.record_count()).unwrap_or(0);
+            let skipped = u64::try_from(from - b.base_offset()).unwrap_or(0);
+            n += whole.saturating_sub(skipped);
+        }
+        next = b.last_offset() + 1;
+    }
+    (n, next)
 }
 
 /// Each partition and its latest offset: mirroring starts there.

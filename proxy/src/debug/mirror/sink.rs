@@ -26,6 +26,10 @@ const BATCH_RECORDS: usize = 512;
 /// 1 MiB `message.max.bytes`).
 const BATCH_BYTES: usize = 512 << 10;
 const LOG_EVERY: Duration = Duration::from_secs(60);
+/// After a failed write a sink takes nothing for this long: its records are
+/// counted as dropped without being rendered or queued, so a stopped sink
+/// costs the reader almost nothing.
+pub const BACK_OFF_MS: u64 = 1_000;
 
 /// One mirrored record: its source partition and key, and its JSON.
 #[derive(Debug, Clone)]
@@ -58,6 +62,8 @@ pub struct SinkStats {
     pub kind: &'static str,
     counts: [AtomicU64; 5],
     metrics: [Counter; 5],
+    /// Until when (ms since the epoch) the sink takes nothing after a failure.
+    failing_until_ms: AtomicU64,
 }
 
 #[derive(Debug, Serialize)]
@@ -76,7 +82,14 @@ impl SinkStats {
             kind,
             counts: Default::default(),
             metrics: OUTCOMES.map(|o| crate::metrics::mirror_records(policy, kind, o)),
+            failing_until_ms: AtomicU64::new(0),
         }
+    }
+
+    /// A write failed: take nothing for [`BACK_OFF_MS`].
+    fn failed(&self) {
+        let until = crate::metrics::now_ms() + BACK_OFF_MS;
+        self.failing_until_ms.store(until, Ordering::Relaxed);
     }
 
     pub fn count(&self, outcome: Outcome, n: u64) {
@@ -105,10 +118,26 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// Queues a record, or drops and counts it when the queue is full.
+    /// Queues a record, or drops and counts it when the sink backs off after
+    /// a failure or its queue is full.
     pub fn offer(&self, line: Line) {
+        if let Some(why) = self.unavailable() {
+            return self.stats.count(why, 1);
+        }
         if self.tx.try_send(line).is_err() {
             self.stats.count(Outcome::DroppedFull, 1);
+        }
+    }
+
+    /// Why the sink would drop a record offered now, if it would.
+    pub fn unavailable(&self) -> Option<Outcome> {
+        let until = self.stats.failing_until_ms.load(Ordering::Relaxed);
+        if crate::metrics::now_ms() < until {
+            Some(Outcome::DroppedError)
+        } else if self.tx.capacity() == 0 {
+            Some(Outcome::DroppedFull)
+        } else {
+            None
         }
     }
 }
@@ -161,6 +190,7 @@ pub async fn jsonl(mut rx: mpsc::Receiver<Line>, mut writer: Writer, stats: Arc<
             Ok(()) => stats.count(Outcome::Written, n),
             Err(e) => {
                 stats.count(Outcome::DroppedError, n);
+                stats.failed();
                 if log.due() {
                     warn!(dir = %writer.dir().display(),
                           error = %e, dropped = n, "mirror: cannot write the JSONL file; records dropped (logged once a minute)");
@@ -186,6 +216,7 @@ pub async fn topic(
         let result = produce(&client, &name, &mut partitions, &batch, &stats).await;
         if let Err(e) = result {
             partitions = None;
+            stats.failed();
             if log.due() {
                 warn!(topic = %name, error = %e, dropped = n,
                       "mirror: cannot produce to the mirror topic; records dropped (logged once a minute)");
