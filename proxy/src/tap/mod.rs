@@ -41,6 +41,11 @@ pub use observed::Observed;
 /// thousands of partitions is the exception.
 pub const MAX_OBSERVED_FRAME: usize = 64 * 1024;
 
+/// Produce requests larger than this are not sampled for their keys, so a
+/// sample never holds a large request's copy (topics of large records have
+/// their keys sampled from their smaller requests only).
+pub const MAX_SAMPLED_FRAME: usize = 64 * 1024;
+
 /// One client connection, as the tap names it.
 #[derive(Debug)]
 pub struct ConnTag {
@@ -188,7 +193,7 @@ impl Tap {
     /// (within the per-second byte budget). The caller then offers it whole
     /// with [`Tap::sample_produce`].
     pub fn samples_produce(&self, len: usize) -> bool {
-        self.sampling.take(len as u64)
+        len <= MAX_SAMPLED_FRAME && self.sampling.take(len as u64)
     }
 
     /// Offers a produce request's frame body for its keys. Never waits.
