@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{MetadataRequest, TopicName};
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
@@ -184,9 +184,8 @@ impl KafkaClient {
         Ok(leaders)
     }
 
-    /// Every topic's id and name (Metadata v10+ carries ids; an older
-    /// broker's answer names none).
-    pub async fn topic_ids(&self) -> Result<Vec<(Uuid, String)>, KafkaError> {
+    /// The cluster's Metadata naming no topic: every topic it lists.
+    async fn all_topics(&self) -> Result<MetadataResponse, KafkaError> {
         self.retry("metadata", None, || async move {
             let request = MetadataRequest::default()
                 .with_topics(None)
@@ -195,44 +194,44 @@ impl KafkaClient {
                 .pool
                 .call("metadata", ANY, None, VERSIONS, &request)
                 .await?;
-            Ok(answer
-                .topics
-                .iter()
-                .filter(|t| t.error_code == 0 && !t.topic_id.is_nil())
-                .filter_map(|t| Some((t.topic_id, t.name.as_ref()?.0.to_string())))
-                .collect())
+            Ok(answer)
         })
         .await
+    }
+
+    /// Every topic's id and name (Metadata v10+ carries ids; an older
+    /// broker's answer names none).
+    pub async fn topic_ids(&self) -> Result<Vec<(Uuid, String)>, KafkaError> {
+        Ok(self
+            .all_topics()
+            .await?
+            .topics
+            .iter()
+            .filter(|t| t.error_code == 0 && !t.topic_id.is_nil())
+            .filter_map(|t| Some((t.topic_id, t.name.as_ref()?.0.to_string())))
+            .collect())
     }
 
     /// Every topic the cluster lists (Metadata naming no topic): its name,
     /// partition count and whether it is internal, by name. Topics the
     /// answer marks with an error (being deleted, say) are left out.
     pub async fn topics(&self) -> Result<Vec<TopicInfo>, KafkaError> {
-        self.retry("metadata", None, || async move {
-            let request = MetadataRequest::default()
-                .with_topics(None)
-                .with_allow_auto_topic_creation(false);
-            let (answer, _) = self
-                .pool
-                .call("metadata", ANY, None, VERSIONS, &request)
-                .await?;
-            let mut topics: Vec<TopicInfo> = answer
-                .topics
-                .iter()
-                .filter(|t| t.error_code == 0)
-                .filter_map(|t| {
-                    Some(TopicInfo {
-                        name: t.name.as_ref()?.0.to_string(),
-                        partitions: t.partitions.len(),
-                        internal: t.is_internal,
-                    })
+        let mut topics: Vec<TopicInfo> = self
+            .all_topics()
+            .await?
+            .topics
+            .iter()
+            .filter(|t| t.error_code == 0)
+            .filter_map(|t| {
+                Some(TopicInfo {
+                    name: t.name.as_ref()?.0.to_string(),
+                    partitions: t.partitions.len(),
+                    internal: t.is_internal,
                 })
-                .collect();
-            topics.sort_by(|a, b| a.name.cmp(&b.name));
-            Ok(topics)
-        })
-        .await
+            })
+            .collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(topics)
     }
 
     /// A topic's partition leaders, cached or read; `None`: no such topic.
