@@ -65,8 +65,11 @@ impl Drain {
     /// `timeout` has passed; logs both ends and says how many were cut.
     pub async fn run(&self, timeout: Duration) -> DrainReport {
         let started = Instant::now();
-        self.flag.send_replace(true);
+        // Counted before the flag flips: a connection at a request boundary
+        // closes the moment it sees the flag, and it was open when the
+        // drain began.
         let open = self.open();
+        self.flag.send_replace(true);
         metrics::draining(true);
         info!(
             connections = open,
