@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+use strait_integration::lag::{get, kafka_describe, partition, view_with_commits};
 use strait_integration::large::spawn_driver;
 use strait_integration::{
     cluster, create_topic, eventually, harness, http_get, http_get_with_token, java, kcat_produce,
@@ -41,76 +42,6 @@ fn produce(bootstrap: &str, topic: &str, partitions: i32, n: usize) {
             .collect();
         kcat_produce(bootstrap, topic, p, &records);
     }
-}
-
-/// `kafka-consumer-groups --describe`: partition → (current offset, log
-/// end offset, lag) of `topic`.
-fn kafka_describe(bootstrap: &str, group: &str, topic: &str) -> BTreeMap<i32, (i64, i64, i64)> {
-    let out = run(&mut harness(&[
-        "consumer-groups",
-        "--bootstrap-server",
-        bootstrap,
-        "--describe",
-        "--group",
-        group,
-    ]));
-    out.assert_ok("kafka-consumer-groups --describe");
-    out.stdout
-        .lines()
-        .filter_map(|l| {
-            let c: Vec<&str> = l.split_whitespace().collect();
-            if c.len() < 6 || c[0] != group || c[1] != topic {
-                return None;
-            }
-            Some((
-                c[2].parse().ok()?,
-                (c[3].parse().ok()?, c[4].parse().ok()?, c[5].parse().ok()?),
-            ))
-        })
-        .collect()
-}
-
-fn get(s: &Strait, path: &str) -> (u16, Value) {
-    let (code, body) = http_get(&s.admin, path);
-    (
-        code,
-        serde_json::from_str(&body).unwrap_or(Value::String(body)),
-    )
-}
-
-/// The view of `group` once it has `partitions` partitions with the given
-/// committed offsets.
-fn view_with_commits(s: &Strait, group: &str, want: &BTreeMap<i32, i64>) -> Value {
-    eventually(
-        &format!("the lag view of {group} to show {want:?}"),
-        Duration::from_secs(30),
-        || {
-            let (code, v) = get(s, &format!("/debug/lag/{group}"));
-            if code != 200 {
-                return None;
-            }
-            let got: BTreeMap<i32, i64> = v["partitions"]
-                .as_array()?
-                .iter()
-                .map(|p| {
-                    (
-                        p["partition"].as_i64().unwrap() as i32,
-                        p["committed"].as_i64().unwrap(),
-                    )
-                })
-                .collect();
-            (got == *want).then_some(v)
-        },
-    )
-}
-
-fn partition(v: &Value, p: i32) -> &Value {
-    v["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["partition"] == p)
-        .unwrap_or_else(|| panic!("partition {p} in {v:#}"))
 }
 
 fn consume(
@@ -424,6 +355,19 @@ fn off_loopback_the_debug_api_wants_its_token_and_hidden_values_never_show() {
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("debug.token_file"), "{body}");
     assert_eq!(http_get_with_token(&open.admin, "/metrics", None).0, 200);
+    // The broker map and the trace index are debug views too.
+    let trace = format!("/traces/{:032x}", 7);
+    for path in [
+        "/brokers",
+        trace.as_str(),
+        "/debug/route/0123456789abcdef0123456789abcdef",
+    ] {
+        assert_eq!(
+            http_get_with_token(&open.admin, path, None).0,
+            403,
+            "{path}"
+        );
+    }
     drop(open);
 
     let dir = strait_integration::tempdir::Dir::new("lag-token");
@@ -450,6 +394,11 @@ fn off_loopback_the_debug_api_wants_its_token_and_hidden_values_never_show() {
     );
     let (code, body) = http_get_with_token(&s.admin, "/debug/groups", Some(token));
     assert_eq!(code, 200, "{body}");
+    assert_eq!(http_get_with_token(&s.admin, "/brokers", None).0, 401);
+    assert_eq!(http_get_with_token(&s.admin, &trace, None).0, 401);
+    let (code, body) = http_get_with_token(&s.admin, "/brokers", Some(token));
+    assert!(code == 200 && !body.is_empty(), "{code} {body}");
+    assert_eq!(http_get_with_token(&s.admin, &trace, Some(token)).0, 404);
 
     // A topic whose policy hides values: the stuck message shows its key
     // and size, never the value.

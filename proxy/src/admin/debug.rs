@@ -72,7 +72,9 @@ async fn mirror(State(d): State<Debug>, headers: HeaderMap) -> Response {
     Json(d.mirror.snapshot()).into_response()
 }
 
-fn refused(d: &Debug, headers: &HeaderMap) -> Option<Response> {
+/// The debug API's access check (`debug.token_file`): the refusal to send,
+/// or None to go on.
+pub(super) fn refused(d: &Debug, headers: &HeaderMap) -> Option<Response> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());

@@ -9,7 +9,8 @@ mod ui;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -71,23 +72,38 @@ async fn ready(State(s): State<AdminState>) -> (StatusCode, &'static str) {
     }
 }
 
-/// `node_id proxy_port upstream` per line: the port-per-broker map.
-async fn brokers(State(s): State<AdminState>) -> String {
-    s.cluster
+/// `node_id proxy_port upstream` per line: the port-per-broker map. Behind
+/// the debug API's token, as `/traces` is: only probes and scrapers are
+/// open.
+async fn brokers(State(s): State<AdminState>, headers: HeaderMap) -> Response {
+    if let Some(r) = debug::refused(&s.debug, &headers) {
+        return r;
+    }
+    let map: String = s
+        .cluster
         .routes()
         .snapshot()
         .into_iter()
         .map(|(id, n)| format!("{id} {} {}\n", n.port, n.upstream))
-        .collect()
+        .collect();
+    map.into_response()
 }
 
 /// `topic partition offset client` per line: where the records of a trace
 /// (32 hex digits, as in `traceparent`) landed, oldest first.
 async fn trace_route(
     State(s): State<AdminState>,
+    headers: HeaderMap,
     Path(trace_id): Path<String>,
-) -> (StatusCode, String) {
-    let id = match u128::from_str_radix(&trace_id, 16) {
+) -> Response {
+    if let Some(r) = debug::refused(&s.debug, &headers) {
+        return r;
+    }
+    trace_lines(&s.traces, &trace_id).into_response()
+}
+
+fn trace_lines(traces: &TraceIndex, trace_id: &str) -> (StatusCode, String) {
+    let id = match u128::from_str_radix(trace_id, 16) {
         Ok(id) if trace_id.len() == 32 => id,
         _ => {
             return (
@@ -96,7 +112,7 @@ async fn trace_route(
             )
         }
     };
-    let hops = s.traces.lookup(id);
+    let hops = traces.lookup(id);
     if hops.is_empty() {
         return (
             StatusCode::NOT_FOUND,
