@@ -8,6 +8,7 @@
 pub mod franz_go;
 pub mod kafka_python;
 pub mod kafkajs;
+pub mod lag;
 pub mod large;
 pub mod produce_rules;
 pub mod s3;

@@ -193,6 +193,10 @@ fn franz_go_consumer_group_joins_rebalances_commits_and_resumes() {
     ] {
         assert_eq!(s[k].as_u64(), Some(0), "{k}: {s}");
     }
+    // The lag view of the group this stack committed through Strait equals
+    // kafka-consumer-groups.
+    let group = s["group"].as_str().expect("the driver names its group");
+    strait_integration::lag::assert_lag_as_kafka_says(&strait, &upstream, group, &topic);
     assert!(s["member2_consumed"].as_u64() > Some(0), "{s}");
     assert!(strait.warnings().is_empty(), "{:#?}", strait.warnings());
 }

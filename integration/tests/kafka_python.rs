@@ -226,6 +226,10 @@ fn kafka_python_consumer_group_joins_rebalances_commits_and_resumes() {
     ] {
         assert_eq!(s[k], serde_json::json!({}), "{k}: {s}");
     }
+    // The lag view of the group this stack committed through Strait equals
+    // kafka-consumer-groups.
+    let group = s["group"].as_str().expect("the driver names its group");
+    strait_integration::lag::assert_lag_as_kafka_says(&strait, &upstream, group, &topic);
     no_warnings(&strait);
 }
 

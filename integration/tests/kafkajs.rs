@@ -260,6 +260,10 @@ fn kafkajs_consumer_group_joins_rebalances_commits_and_resumes() {
         resumes.iter().any(|r| r["committed"] != "-1"),
         "some partition resumed from a commit: {resumes:?}"
     );
+    // The lag view of the group this stack committed through Strait equals
+    // kafka-consumer-groups.
+    let group = s["group"].as_str().expect("the driver names its group");
+    strait_integration::lag::assert_lag_as_kafka_says(&strait, &upstream, group, &topic);
     assert!(
         strait.warnings().is_empty(),
         "unexpected warnings: {:#?}",
