@@ -331,6 +331,37 @@ fn bad_requests_get_clear_answers() {
     let (code, body) = http_get(&s.admin, &format!("/debug/stuck/{group}/{topic}/0"));
     assert_eq!(code, 409, "{body}");
     assert!(body.contains("caught up"), "{body}");
+    // A committed offset that retention (here DeleteRecords) took: the
+    // first record still there, which `earliest` hands the consumer.
+    let topic = unique("lag-deleted");
+    create_topic(&broker, &topic, 1, 1);
+    produce(&broker, &topic, 1, 10);
+    let group = unique("g-deleted");
+    consume(&s.bootstrap, &topic, &group, &["--records", "2"]);
+    let dir = strait_integration::tempdir::Dir::new("lag-deleted");
+    let offsets = dir.path().join("offsets.json");
+    std::fs::write(
+        &offsets,
+        format!("{{\"partitions\":[{{\"topic\":\"{topic}\",\"partition\":0,\"offset\":6}}],\"version\":1}}"),
+    )
+    .unwrap();
+    run(&mut harness(&[
+        "tool",
+        "org.apache.kafka.tools.DeleteRecordsCommand",
+        "--bootstrap-server",
+        &broker,
+        "--offset-json-file",
+        offsets.to_str().unwrap(),
+    ]))
+    .assert_ok("DeleteRecordsCommand");
+    let (code, body) = get(&s, &format!("/debug/stuck/{group}/{topic}/0"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        (&body["committed"], &body["offset"]),
+        (&2.into(), &6.into()),
+        "{body:#}"
+    );
+    assert_eq!(body["key"]["text"], "k-0-6", "{body:#}");
     // The CLI against nothing listening: a clear error, exit 1.
     let out = run(Command::new(strait_bin()).args(["lag", "--admin", "127.0.0.1:1"]));
     assert!(

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::lag::now_ms;
 use super::tail::Record;
-use crate::kafka_client::KafkaClient;
+use crate::kafka_client::{KafkaClient, KafkaError};
 use crate::large::reference::{Reference, Scope, MARKER};
 use crate::large::LargeRecords;
 use crate::offload::Offload;
@@ -43,7 +43,7 @@ pub struct StuckMessage {
     pub partition: i32,
     pub committed: i64,
     /// The record's offset (past the committed one when that is a marker,
-    /// an aborted record, or compacted away).
+    /// an aborted record, compacted away, or below the log start).
     pub offset: i64,
     pub timestamp_ms: i64,
     pub age_ms: u64,
@@ -124,10 +124,28 @@ impl Reader {
             partition,
             committed,
         };
-        let got = self
+        // Below the log start (retention or DeleteRecords took it), the
+        // consumer resumes by its auto.offset.reset; the first record still
+        // there is what `earliest` hands it, and `offset` says it is not
+        // the committed one. Past the end there is nothing to show.
+        let (from, got) = match self
             .client
             .fetch_committed(topic, partition, committed, READ_BYTES)
-            .await?;
+            .await
+        {
+            Err(KafkaError::OffsetOutOfRange { .. }) => {
+                let start = self.client.earliest_offset(topic, partition).await?;
+                if start <= committed {
+                    return Err(caught_up());
+                }
+                let got = self
+                    .client
+                    .fetch_committed(topic, partition, start, READ_BYTES)
+                    .await?;
+                (start, got)
+            }
+            other => (committed, other?),
+        };
         let end = if got.last_stable_offset >= 0 {
             got.last_stable_offset
         } else {
@@ -145,7 +163,7 @@ impl Reader {
         let (aborted, records) = (got.aborted, got.records);
         let found = self
             .offload
-            .run(move || first_record(records, &aborted, committed))
+            .run(move || first_record(records, &aborted, from))
             .await
             .map_err(|e| unreadable(e.to_string()))?
             .map_err(unreadable)?;
