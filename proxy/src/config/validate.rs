@@ -248,6 +248,14 @@ fn check_file(errors: &mut Vec<String>, key: &str, path: &Path) {
 mod tests {
     use super::*;
 
+    /// The example at the repository's top is a valid config.
+    #[test]
+    fn the_example_config_is_valid() {
+        let c = Config::from_toml(include_str!("../../../strait.example.toml")).unwrap();
+        assert!(c.debug.tap && c.debug.lag_interval_ms == 5_000);
+        c.validate().unwrap();
+    }
+
     #[test]
     fn rejects_unknown_keys() {
         let err = Config::from_toml(
