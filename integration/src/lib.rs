@@ -546,6 +546,24 @@ pub fn node_of(brokers: u32, cmd: &str, id: u32) {
     .assert_ok(&format!("{cmd} {id}"));
 }
 
+/// Freezes (SIGSTOP) node `id` of the suite's `brokers`-broker cluster: its
+/// connections stay open and it answers nothing, until a test kills it
+/// with [`KilledNode::kill_in`] (SIGKILL ends a stopped process too).
+pub fn freeze_node(brokers: u32, id: u32) {
+    let pid_file = repo()
+        .join("integration/.run")
+        .join(cluster_name(brokers))
+        .join(format!("node-{id}"))
+        .join("pid");
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap_or_else(|e| panic!("{}: {e}", pid_file.display()));
+    let stopped = Command::new("kill")
+        .args(["-STOP", pid.trim()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(stopped, "SIGSTOP to node {id} (pid {})", pid.trim());
+}
+
 /// A node of a suite cluster killed by a test: started again by
 /// [`KilledNode::restart`], or on drop, so the shared cluster is whole
 /// again whatever the test's outcome.

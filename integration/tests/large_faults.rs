@@ -34,8 +34,8 @@ use strait_integration::large::{
     strait_with_dir, strait_with_store, Produced, Running, Stack, StoreKind,
 };
 use strait_integration::{
-    cluster, create_topic, create_topic_with_configs, eventually, field, harness, leader_of,
-    message, run, tempdir, unique, KilledNode, S3Server, Strait,
+    cluster, create_topic, create_topic_with_configs, eventually, field, freeze_node, harness,
+    leader_of, message, run, tempdir, unique, KilledNode, S3Server, Strait,
 };
 
 const MIB: u64 = 1 << 20;
@@ -243,8 +243,9 @@ fn objects_op(strait: &Strait, op: &str) -> f64 {
 
 /// A Java producer (idempotent by default, acks=all) sends 40 claim-checked
 /// values of 1.5 MiB to a topic with replication factor 3; after 2 are
-/// acknowledged the partition leader is SIGKILLed, and restarted once the
-/// new leader has taken 4 more.
+/// acknowledged the partition leader is frozen (SIGSTOP) until Strait has
+/// stored values it has no acknowledgement for, then SIGKILLed, and
+/// restarted once the new leader has taken 4 more.
 /// Every value is read back once through Strait, byte-identical; the log
 /// holds exactly 40 records; the producer never saw OutOfOrderSequence;
 /// the store holds 40 whole objects and Strait wrote each once (the retries
@@ -273,7 +274,20 @@ fn idempotent_producer_through_a_leader_crash_stores_each_value_once() {
     );
     let mut acked = 0;
     wait_acked(&producer, &mut acked, 2);
-    eprintln!("killing leader node {leader} after {acked} acks");
+    // The leader frozen first: requests go on arriving and Strait stores
+    // their values before forwarding them into the silent broker. Killed
+    // once at least two values more than the acknowledged records are
+    // stored, the producer must resend a value Strait already has.
+    freeze_node(3, leader);
+    eventually(
+        "values stored beyond the acknowledged records",
+        Duration::from_secs(60),
+        || {
+            count_acked(&producer, &mut acked);
+            (objects_op(&strait, "written") >= acked as f64 + 2.0).then_some(())
+        },
+    );
+    eprintln!("killing the frozen leader node {leader} after {acked} acks");
     let down = KilledNode::kill(leader);
     // Acks that came while kill-node ran count as before the kill (an upper
     // bound): at least COUNT - at_kill records were acknowledged after it.
