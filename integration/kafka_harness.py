@@ -320,8 +320,9 @@ class Node:
                 for user, password in SASL_USERS.items():
                     scram += ["--add-scram", f"{mech}=[name={user},password={password}]"]
         return [
-            "java", "-Xms64m", "-Xmx256m", "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={TOOLS_LOG4J}",
+            # A one-off tool: C1 alone and the serial collector cost least.
+            "java", "-Xms64m", "-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+            "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={TOOLS_LOG4J}",
             "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
             "--cluster-id", self.cluster.cluster_id, "--config", str(self.config),
             "--ignore-formatted", *scram,
