@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use strait_proxy::config::{Config, LogFormat};
 
+mod bench;
 mod debug_cli;
 mod trace_cli;
 
@@ -58,6 +59,9 @@ enum Command {
         #[command(flatten)]
         target: debug_cli::Target,
     },
+    /// Measure what Strait costs on a workload: produce and consume direct and
+    /// through Strait, in alternating pairs, with thresholds for CI.
+    Bench(bench::BenchArgs),
     /// The record GROUP would be handed next on TOPIC/PARTITION, from a running Strait.
     Stuck {
         group: String,
@@ -146,6 +150,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run(args) => run(args),
+        Command::Bench(args) => bench::main(args),
         Command::Lag { group, target } => debug_cli::lag(&target, group.as_deref()),
         Command::Trace { trace_id, target } => trace_cli::trace(&target, &trace_id),
         Command::Tail {
