@@ -105,6 +105,10 @@ pub struct BenchArgs {
     /// over --baseline's.
     #[arg(long, requires = "baseline")]
     pub max_regression: Option<f64>,
+    /// Keep the bench's topics (strait-bench-*) instead of deleting them
+    /// at the end.
+    #[arg(long)]
+    pub keep_topics: bool,
     /// No progress bar on stderr.
     #[arg(long)]
     pub quiet: bool,

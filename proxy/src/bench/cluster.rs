@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail};
+use anyhow::{anyhow, bail, Context};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
-    TopicName,
+    ApiKey, CreateTopicsRequest, DeleteTopicsRequest, InitProducerIdRequest, ListOffsetsRequest,
+    MetadataRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use strait_proxy::kafka_client::error_name;
@@ -147,4 +147,48 @@ pub async fn wait_leading(leaders: &BTreeMap<i32, String>, topic: &str) -> anyho
         }
     }
     Ok(())
+}
+
+/// Deletes the bench's topics (each error named; a topic already gone is
+/// no error).
+pub async fn delete_topics(bootstrap: &str, topics: &[String]) -> anyhow::Result<()> {
+    const UNKNOWN_TOPIC: i16 = 3;
+    if topics.is_empty() {
+        return Ok(());
+    }
+    let mut pipe = any_broker(bootstrap, ApiKey::DeleteTopics).await?;
+    let request = DeleteTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topic_names(
+            topics
+                .iter()
+                .map(|t| TopicName(StrBytes::from_string(t.clone())))
+                .collect(),
+        );
+    let answer = pipe.call(4, &request).await?;
+    let failed: Vec<String> = answer
+        .responses
+        .iter()
+        .filter(|r| r.error_code != 0 && r.error_code != UNKNOWN_TOPIC)
+        .map(|r| {
+            format!(
+                "{}: {}",
+                r.name.as_ref().map_or("?", |n| n.as_str()),
+                error_name(r.error_code)
+            )
+        })
+        .collect();
+    if !failed.is_empty() {
+        bail!("deleting the bench's topics: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// Fails unless a broker of `bootstrap` answers a Metadata request.
+pub async fn reachable(bootstrap: &str) -> anyhow::Result<()> {
+    let mut pipe = any_broker(bootstrap, ApiKey::Metadata).await?;
+    pipe.call(9, &MetadataRequest::default().with_topics(Some(vec![])))
+        .await
+        .map(|_| ())
+        .with_context(|| format!("the cluster at {bootstrap}"))
 }

@@ -135,14 +135,20 @@ impl InProcess {
         config.listen.bootstrap = "127.0.0.1:0".into();
         config.listen.broker_ports = "0".into();
         config.admin.listen = "127.0.0.1:0".into();
+        // The load speaks plaintext to Strait's listeners.
+        config.tls = None;
+        config.listen.advertised_host = None;
         if let Some(dir) = &args.policies {
             config.policies.dir = Some(dir.clone());
         }
         let validated = config
             .validate()
             .map_err(|errors| anyhow!("the Strait config: {}", errors.join("; ")))?;
+        // Blocking threads kept for the whole bench: an idle one that ended
+        // would take its CPU time out of the per-thread sums (cpu.rs).
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .thread_name("strait-rt")
+            .thread_keep_alive(Duration::from_secs(24 * 3600))
             .enable_all()
             .build()?;
         let proxy = runtime.block_on(strait_proxy::Proxy::start(validated))?;
@@ -190,6 +196,14 @@ fn run(args: &BenchArgs) -> anyhow::Result<Vec<String>> {
             (Some(k), b)
         }
     };
+    let load = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("bench-load")
+        .enable_all()
+        .build()?;
+    load.block_on(cluster::reachable(&cluster))?;
+    if let Some(proxy) = &args.proxy {
+        load.block_on(cluster::reachable(proxy))?;
+    }
     let (strait, through, meter) = match &args.proxy {
         Some(addr) => {
             let port = addr.rsplit(':').next().and_then(|p| p.parse().ok());
@@ -204,10 +218,6 @@ fn run(args: &BenchArgs) -> anyhow::Result<Vec<String>> {
             (Some(s), b, Meter::InProcess)
         }
     };
-    let load = tokio::runtime::Builder::new_multi_thread()
-        .thread_name("bench-load")
-        .enable_all()
-        .build()?;
     let per_batch = args.batch_records;
     let pool = Arc::new(values::pool(
         &args.value,
@@ -221,6 +231,7 @@ fn run(args: &BenchArgs) -> anyhow::Result<Vec<String>> {
         .as_secs();
     let bar = progress(args);
     let mut pairs = Vec::new();
+    let mut topics = Vec::new();
     // A warm-up of each side (not counted): connections, JIT, page cache.
     for (i, via) in [&cluster, &through].into_iter().enumerate() {
         bar.set_message(format!(
@@ -232,14 +243,9 @@ fn run(args: &BenchArgs) -> anyhow::Result<Vec<String>> {
             duration: None,
             ..args.clone()
         };
-        load.block_on(side(
-            &warm,
-            &cluster,
-            via,
-            &format!("strait-bench-{stamp}-warmup-{i}"),
-            &pool,
-            None,
-        ))?;
+        let topic = format!("strait-bench-{stamp}-warmup-{i}");
+        topics.push(topic.clone());
+        load.block_on(side(&warm, &cluster, via, &topic, &pool, None))?;
     }
     for n in 0..args.pairs {
         let strait_first = n % 2 == 1;
@@ -253,6 +259,7 @@ fn run(args: &BenchArgs) -> anyhow::Result<Vec<String>> {
             };
             bar.set_message(format!("pair {}/{}: {name}", n + 1, args.pairs));
             let topic = format!("strait-bench-{stamp}-{n}-{name}");
+            topics.push(topic.clone());
             let s = load.block_on(side(args, &cluster, via, &topic, &pool, m))?;
             if strait_turn {
                 through_strait = s;
@@ -268,6 +275,9 @@ fn run(args: &BenchArgs) -> anyhow::Result<Vec<String>> {
         });
     }
     bar.finish_and_clear();
+    if !args.keep_topics {
+        load.block_on(cluster::delete_topics(&cluster, &topics))?;
+    }
     let medians = Medians::of(&pairs);
     let failures = gate::check(&medians, &gates);
     let json = serde_json::json!({
