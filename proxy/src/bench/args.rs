@@ -105,6 +105,11 @@ pub struct BenchArgs {
     /// over --baseline's.
     #[arg(long, requires = "baseline")]
     pub max_regression: Option<f64>,
+    /// Compare with --baseline by Strait's CPU relative to the load
+    /// generator's own CPU for the same records (holds across machines of
+    /// different speed) instead of CPU per MB and per request.
+    #[arg(long, requires = "baseline")]
+    pub relative: bool,
     /// Keep the bench's topics (strait-bench-*) instead of deleting them
     /// at the end.
     #[arg(long)]

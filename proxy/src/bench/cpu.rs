@@ -66,6 +66,21 @@ impl Meter {
     }
 }
 
+/// CPU seconds of the bench's own load threads (`bench-*`) so far: the
+/// yardstick Strait's CPU is divided by to compare runs on machines of
+/// different speed.
+pub fn load_seconds() -> Option<f64> {
+    let mut total = 0.0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.starts_with(BENCH_THREADS) {
+            total += task_seconds(&dir).unwrap_or(0.0);
+        }
+    }
+    Some(total)
+}
+
 /// CPU time of a /proc task or process directory, in seconds: from
 /// `schedstat` (nanoseconds on the CPU; for a process, its main thread
 /// only, so processes use `stat`), else utime + stime from `stat` (ticks).

@@ -12,8 +12,9 @@ pub struct Gates {
     pub min_ratio: Option<f64>,
     pub max_cpu_ms_per_mb: Option<f64>,
     pub max_p99_added_ms: Option<f64>,
-    /// The baseline's medians and the regression allowed, in percent.
-    pub baseline: Option<(Medians, f64)>,
+    /// The baseline's medians, the regression allowed in percent, and
+    /// whether CPU is compared relative to the load's CPU.
+    pub baseline: Option<(Medians, f64, bool)>,
 }
 
 /// A baseline result file's medians (`strait bench --json` output).
@@ -60,8 +61,8 @@ pub fn check(m: &Medians, g: &Gates) -> Vec<String> {
     if let Some(max) = g.max_p99_added_ms {
         at_most("produce p99 added (ms)", m.p99_added_ms, max);
     }
-    if let Some((base, pct)) = &g.baseline {
-        let pairs = [
+    if let Some((base, pct, relative)) = &g.baseline {
+        let absolute = [
             (
                 "CPU ms per MB (produce)",
                 m.cpu_ms_per_mb_produce,
@@ -83,7 +84,24 @@ pub fn check(m: &Medians, g: &Gates) -> Vec<String> {
                 base.cpu_us_per_fetch_request,
             ),
         ];
-        for (name, now, then) in pairs {
+        let relative_to_load = [
+            (
+                "Strait CPU ÷ the load's CPU (produce)",
+                m.strait_per_load_cpu_produce,
+                base.strait_per_load_cpu_produce,
+            ),
+            (
+                "Strait CPU ÷ the load's CPU (consume)",
+                m.strait_per_load_cpu_consume,
+                base.strait_per_load_cpu_consume,
+            ),
+        ];
+        let compared: &[_] = if *relative {
+            &relative_to_load
+        } else {
+            &absolute
+        };
+        for &(name, now, then) in compared {
             match (now, then) {
                 (Some(now), Some(then)) if now <= then * (1.0 + pct / 100.0) => {}
                 (Some(now), Some(then)) => out.push(format!(
@@ -113,6 +131,8 @@ mod tests {
             cpu_us_per_produce_request: Some(9.0),
             cpu_us_per_fetch_request: Some(40.0),
             p99_added_ms: Some(0.3),
+            strait_per_load_cpu_produce: Some(0.4),
+            strait_per_load_cpu_consume: Some(0.2),
         }
     }
 
@@ -123,7 +143,7 @@ mod tests {
             min_ratio: Some(0.9),
             max_cpu_ms_per_mb: Some(1.0),
             max_p99_added_ms: Some(0.5),
-            baseline: Some((m.clone(), 10.0)),
+            baseline: Some((m.clone(), 10.0, false)),
         };
         assert!(check(&m, &loose).is_empty(), "{:?}", check(&m, &loose));
         let tight = Gates {
@@ -150,7 +170,7 @@ mod tests {
         let mut now = measured();
         now.cpu_us_per_produce_request = Some(11.0);
         let g = Gates {
-            baseline: Some((base, 10.0)),
+            baseline: Some((base, 10.0, false)),
             ..Gates::default()
         };
         let failed = check(&now, &g);
@@ -165,6 +185,37 @@ mod tests {
             ..Gates::default()
         };
         assert_eq!(check(&unmeasured, &g).len(), 2);
+    }
+
+    #[test]
+    fn relative_comparison_reads_only_cpu_over_the_load_cpu() {
+        let base = measured();
+        let mut now = measured();
+        // A slower machine: every absolute figure up 50 %, the ratio to the
+        // load's own CPU unchanged.
+        now.cpu_ms_per_mb_produce = Some(1.2);
+        now.cpu_us_per_produce_request = Some(13.5);
+        let relative = Gates {
+            baseline: Some((base.clone(), 10.0, true)),
+            ..Gates::default()
+        };
+        assert!(
+            check(&now, &relative).is_empty(),
+            "{:?}",
+            check(&now, &relative)
+        );
+        let absolute = Gates {
+            baseline: Some((base.clone(), 10.0, false)),
+            ..Gates::default()
+        };
+        assert_eq!(check(&now, &absolute).len(), 2);
+        now.strait_per_load_cpu_consume = Some(0.3);
+        let failed = check(&now, &relative);
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert!(
+            failed[0].contains("(consume) 0.300 is 50 % over"),
+            "{failed:?}"
+        );
     }
 
     #[test]

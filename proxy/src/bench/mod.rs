@@ -13,19 +13,20 @@ mod gate;
 mod load;
 mod pipe;
 mod report;
+mod setup;
 mod values;
 
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use strait_proxy::Config;
 
 pub use args::BenchArgs;
 use cpu::Meter;
 use report::{Medians, Pair, Side};
+use setup::{InProcess, LocalKafka};
 
 /// Runs the bench; exit 0 (every threshold held), 1 (one missed) or 2
 /// (could not run), the reason on the last line.
@@ -75,117 +76,13 @@ fn verdict(args: &BenchArgs, line: &str) {
     }
 }
 
-/// A Kafka started for the bench by the project's harness, stopped on drop.
-struct LocalKafka {
-    harness: std::path::PathBuf,
-}
-
-const LOCAL_NAME: &str = "strait-bench";
-
-impl LocalKafka {
-    fn start() -> anyhow::Result<(LocalKafka, String)> {
-        let harness = std::env::current_dir()?.join("integration/kafka");
-        if !harness.exists() {
-            bail!(
-                "no --bootstrap, and no integration/kafka here to start a local Kafka with: \
-                 run from the repository's top, or pass --bootstrap HOST:PORT"
-            );
-        }
-        eprintln!("strait bench: no --bootstrap: starting a 1-broker Kafka (integration/kafka up --name {LOCAL_NAME})");
-        let out = Command::new(&harness)
-            .args(["up", "--brokers", "1", "--name", LOCAL_NAME])
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .context("starting integration/kafka")?;
-        let kafka = LocalKafka { harness };
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let bootstrap = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("BOOTSTRAP="))
-            .map(str::to_string);
-        match (out.status.success(), bootstrap) {
-            (true, Some(b)) => Ok((kafka, b)),
-            _ => Err(anyhow!("integration/kafka up failed ({})", out.status)),
-        }
-    }
-}
-
-impl Drop for LocalKafka {
-    fn drop(&mut self) {
-        let _ = Command::new(&self.harness)
-            .args(["down", "--name", LOCAL_NAME])
-            .stdout(std::process::Stdio::null())
-            .status();
-    }
-}
-
-/// Strait in this process, on its own runtime.
-struct InProcess {
-    runtime: Option<tokio::runtime::Runtime>,
-    proxy: strait_proxy::Proxy,
-}
-
-impl InProcess {
-    fn start(args: &BenchArgs, cluster: &str) -> anyhow::Result<InProcess> {
-        let mut config = match &args.config {
-            Some(path) => Config::from_file(path)?,
-            None => Config::quick("127.0.0.1:0", cluster),
-        };
-        config.upstream.bootstrap = cluster.split(',').map(|b| b.trim().to_string()).collect();
-        config.listen.bootstrap = "127.0.0.1:0".into();
-        config.listen.broker_ports = "0".into();
-        config.admin.listen = "127.0.0.1:0".into();
-        // The load speaks plaintext to Strait's listeners.
-        config.tls = None;
-        config.listen.advertised_host = None;
-        if let Some(dir) = &args.policies {
-            config.policies.dir = Some(dir.clone());
-        }
-        let validated = config
-            .validate()
-            .map_err(|errors| anyhow!("the Strait config: {}", errors.join("; ")))?;
-        // Blocking threads kept for the whole bench: an idle one that ended
-        // would take its CPU time out of the per-thread sums (cpu.rs).
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .thread_name("strait-rt")
-            .thread_keep_alive(Duration::from_secs(24 * 3600))
-            .enable_all()
-            .build()?;
-        let proxy = runtime.block_on(strait_proxy::Proxy::start(validated))?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !proxy.env.cluster.is_ready() {
-            if Instant::now() > deadline {
-                bail!("Strait did not discover the cluster at {cluster} within 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(InProcess {
-            runtime: Some(runtime),
-            proxy,
-        })
-    }
-
-    fn bootstrap(&self) -> String {
-        self.proxy.bootstrap_addr.to_string()
-    }
-}
-
-impl Drop for InProcess {
-    fn drop(&mut self) {
-        self.proxy.stop();
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(Duration::from_secs(1));
-        }
-    }
-}
-
 fn run(args: &BenchArgs) -> anyhow::Result<Vec<String>> {
     let gates = gate::Gates {
         min_ratio: args.min_ratio,
         max_cpu_ms_per_mb: args.max_cpu_ms_per_mb,
         max_p99_added_ms: args.max_p99_added_ms,
         baseline: match (&args.baseline, args.max_regression) {
-            (Some(path), Some(pct)) => Some((gate::read_baseline(path)?, pct)),
+            (Some(path), Some(pct)) => Some((gate::read_baseline(path)?, pct, args.relative)),
             _ => None,
         },
     };
@@ -349,6 +246,7 @@ async fn side(
         .duration
         .map(|d| Instant::now() + Duration::from_secs_f64(d));
     let cpu0 = meter.and_then(|m| m.cpu_seconds());
+    let load0 = cpu::load_seconds();
     let mut producers = Vec::new();
     for _ in 0..args.producers {
         let idempotent = match args.idempotent {
@@ -371,6 +269,7 @@ async fn side(
     }
     let produced = join(producers).await?;
     let cpu1 = meter.and_then(|m| m.cpu_seconds());
+    let load1 = cpu::load_seconds();
     let consumers: Vec<_> = (0..args.consumers)
         .map(|i| {
             let (topic, leaders, n) = (topic.to_string(), leaders.clone(), args.consumers);
@@ -379,6 +278,7 @@ async fn side(
         .collect();
     let consumed = join(consumers).await?;
     let cpu2 = meter.and_then(|m| m.cpu_seconds());
+    let load2 = cpu::load_seconds();
     if args.acks != 0 && consumed.records < produced.records {
         bail!(
             "{topic}: {} records acknowledged, {} read back",
@@ -389,6 +289,8 @@ async fn side(
     let mut s = Side::new(&produced, &consumed, args.record_size);
     s.cpu_produce_s = cpu0.zip(cpu1).map(|(a, b)| b - a);
     s.cpu_consume_s = cpu1.zip(cpu2).map(|(a, b)| b - a);
+    s.load_cpu_produce_s = load0.zip(load1).map(|(a, b)| b - a);
+    s.load_cpu_consume_s = load1.zip(load2).map(|(a, b)| b - a);
     Ok(s)
 }
 

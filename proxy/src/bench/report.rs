@@ -30,6 +30,9 @@ pub struct Side {
     /// Strait side only, when measurable).
     pub cpu_produce_s: Option<f64>,
     pub cpu_consume_s: Option<f64>,
+    /// The load generator's own CPU seconds in the same phases (both sides).
+    pub load_cpu_produce_s: Option<f64>,
+    pub load_cpu_consume_s: Option<f64>,
 }
 
 impl Side {
@@ -61,6 +64,8 @@ impl Side {
             p999_us: q(0.999),
             cpu_produce_s: None,
             cpu_consume_s: None,
+            load_cpu_produce_s: None,
+            load_cpu_consume_s: None,
         }
     }
 }
@@ -82,6 +87,10 @@ pub struct Medians {
     pub cpu_us_per_produce_request: Option<f64>,
     pub cpu_us_per_fetch_request: Option<f64>,
     pub p99_added_ms: Option<f64>,
+    /// Strait's CPU ÷ the load generator's CPU for the same records: CPU per
+    /// MB and per request in units of the machine's speed.
+    pub strait_per_load_cpu_produce: Option<f64>,
+    pub strait_per_load_cpu_consume: Option<f64>,
 }
 
 /// (median, min, max) of the finite values, None when there are none.
@@ -191,6 +200,16 @@ pub const METRICS: &[Metric] = &[
         "Strait CPU per fetch round trip (µs)",
         |p| per(p.strait.cpu_consume_s, 1e6, p.strait.fetch_requests as f64),
     ),
+    (
+        "strait_per_load_cpu_produce",
+        "Strait CPU ÷ the load's CPU, produce",
+        |p| per(p.strait.cpu_produce_s, 1.0, p.strait.load_cpu_produce_s?),
+    ),
+    (
+        "strait_per_load_cpu_consume",
+        "Strait CPU ÷ the load's CPU, consume",
+        |p| per(p.strait.cpu_consume_s, 1.0, p.strait.load_cpu_consume_s?),
+    ),
 ];
 
 /// The median of metric `key` over the pairs.
@@ -209,6 +228,8 @@ impl Medians {
             cpu_us_per_produce_request: median(pairs, "cpu_us_per_produce_request"),
             cpu_us_per_fetch_request: median(pairs, "cpu_us_per_fetch_request"),
             p99_added_ms: median(pairs, "p99_added_us").map(|us| us / 1e3),
+            strait_per_load_cpu_produce: median(pairs, "strait_per_load_cpu_produce"),
+            strait_per_load_cpu_consume: median(pairs, "strait_per_load_cpu_consume"),
         }
     }
 }
@@ -320,6 +341,8 @@ mod tests {
             p999_us: Some(3000),
             cpu_produce_s: cpu,
             cpu_consume_s: cpu,
+            load_cpu_produce_s: Some(0.1),
+            load_cpu_consume_s: Some(0.1),
         }
     }
 
@@ -338,6 +361,7 @@ mod tests {
         assert_eq!(m.cpu_ms_per_mb_produce, Some(0.5));
         assert_eq!(m.cpu_us_per_produce_request, Some(50.0));
         assert_eq!(m.p99_added_ms, Some(0.0));
+        assert_eq!(m.strait_per_load_cpu_produce, Some(0.5));
         assert_eq!(spread([Some(1.0), None, Some(3.0)]), Some((2.0, 1.0, 3.0)));
         assert_eq!(spread([None]), None);
         let t = table("t", &pairs, false);
