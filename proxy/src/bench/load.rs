@@ -58,6 +58,18 @@ impl Done {
     }
 }
 
+/// Joins runs side by side into one: records, requests and latencies add
+/// up, the elapsed time is the longest.
+pub async fn join(
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Done>>>,
+) -> anyhow::Result<Done> {
+    let mut all = Done::default();
+    for t in tasks {
+        all.add(t.await.map_err(|e| anyhow!("a load task failed: {e}"))??);
+    }
+    Ok(all)
+}
+
 /// The leaders' partitions, by leader address.
 fn by_leader(
     leaders: &BTreeMap<i32, String>,
@@ -85,14 +97,7 @@ pub async fn produce(work: ProduceWork) -> anyhow::Result<Done> {
             produce_to(&addr, &parts, share, &work).await
         }));
     }
-    let mut done = Done::default();
-    for t in tasks {
-        done.add(
-            t.await
-                .map_err(|e| anyhow!("a producer task failed: {e}"))??,
-        );
-    }
-    Ok(done)
+    join(tasks).await
 }
 
 async fn produce_to(
@@ -200,14 +205,7 @@ pub async fn consume(
             consume_from(&addr, &topic, &parts).await
         }));
     }
-    let mut done = Done::default();
-    for t in tasks {
-        done.add(
-            t.await
-                .map_err(|e| anyhow!("a consumer task failed: {e}"))??,
-        );
-    }
-    Ok(done)
+    join(tasks).await
 }
 
 async fn consume_from(addr: &str, topic: &str, parts: &[i32]) -> anyhow::Result<Done> {

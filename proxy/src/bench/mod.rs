@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
 pub use args::BenchArgs;
@@ -267,7 +267,7 @@ async fn side(
         };
         producers.push(tokio::spawn(load::produce(work)));
     }
-    let produced = join(producers).await?;
+    let produced = load::join(producers).await?;
     let cpu1 = meter.and_then(|m| m.cpu_seconds());
     let load1 = cpu::load_seconds();
     let consumers: Vec<_> = (0..args.consumers)
@@ -276,7 +276,7 @@ async fn side(
             tokio::spawn(async move { load::consume(&topic, &leaders, i, n).await })
         })
         .collect();
-    let consumed = join(consumers).await?;
+    let consumed = load::join(consumers).await?;
     let cpu2 = meter.and_then(|m| m.cpu_seconds());
     let load2 = cpu::load_seconds();
     if args.acks != 0 && consumed.records < produced.records {
@@ -292,22 +292,6 @@ async fn side(
     s.load_cpu_produce_s = load0.zip(load1).map(|(a, b)| b - a);
     s.load_cpu_consume_s = load1.zip(load2).map(|(a, b)| b - a);
     Ok(s)
-}
-
-/// Joins runs side by side: records and requests add up, the elapsed time
-/// is the longest.
-async fn join(
-    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<load::Done>>>,
-) -> anyhow::Result<load::Done> {
-    let mut all = load::Done::default();
-    for t in tasks {
-        let d = t.await.map_err(|e| anyhow!("a load task failed: {e}"))??;
-        all.records += d.records;
-        all.requests += d.requests;
-        all.latencies_us.extend(d.latencies_us);
-        all.elapsed = all.elapsed.max(d.elapsed);
-    }
-    Ok(all)
 }
 
 fn progress(args: &BenchArgs) -> ProgressBar {
